@@ -1,0 +1,1 @@
+"""The example mesh: one package per business domain, each its own Dagster code location."""

@@ -1,0 +1,1 @@
+"""The insights domain (consumer-aligned): joins operations, reference, weather and fleet."""

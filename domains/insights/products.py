@@ -1,0 +1,127 @@
+"""Insights products: joins of other domains' public products."""
+
+import numpy as np
+import pandas as pd
+
+from domains.insights import contracts, suites
+from mesh_core import data_product
+
+OWNERS = ["team:network-insights"]
+DELAYED_MINUTES = 15
+# Readings above this are instrument faults (weather.hourly_observations warns on them).
+MAX_PLAUSIBLE_WIND_MPH = 150
+
+
+@data_product(
+    domain="insights",
+    description="""
+        One row per carrier: scheduled, cancelled and diverted flights from New York in 2013,
+        the on-time rate of completed flights and their mean arrival delay.
+    """,
+    owners=OWNERS,
+    contract=contracts.CarrierOnTimePerformanceContract,
+    suite=suites.CARRIER_ON_TIME_PERFORMANCE,
+    version="1.0.0",
+    inputs={"flights": "operations.flights", "airlines": "reference.airlines"},
+)
+def carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFrame:
+    completed = flights["status"].isin(["on_time", "delayed"])
+    per_carrier = flights.assign(
+        is_cancelled=flights["status"].eq("cancelled"),
+        is_diverted=flights["status"].eq("diverted"),
+        is_on_time=flights["status"].eq("on_time"),
+        completed=completed,
+        completed_delay=flights["arr_delay"].where(completed),
+    ).groupby("carrier", as_index=False).agg(
+        flights=("status", "size"),
+        cancelled=("is_cancelled", "sum"),
+        diverted=("is_diverted", "sum"),
+        on_time=("is_on_time", "sum"),
+        completed=("completed", "sum"),
+        mean_arr_delay=("completed_delay", "mean"),
+    )
+    per_carrier["on_time_rate"] = per_carrier["on_time"] / per_carrier["completed"]
+    named = per_carrier.merge(airlines.rename(columns={"name": "airline_name"}), on="carrier", how="left")
+    return named[list(contracts.CarrierOnTimePerformanceContract.to_schema().columns)]
+
+
+@data_product(
+    domain="insights",
+    description="""
+        One row per New York airport and weather condition at the departure hour: how many
+        flights departed and how late. Flights in hours with no observation are counted as
+        'no_observation'.
+    """,
+    owners=OWNERS,
+    contract=contracts.DelayVsWeatherContract,
+    suite=suites.DELAY_VS_WEATHER,
+    version="1.0.0",
+    inputs={"flights": "operations.flights", "weather": "weather.hourly_observations"},
+)
+def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    departed = flights[flights["status"] != "cancelled"]
+    joined = departed.merge(weather, on=["origin", "time_hour"], how="left", indicator=True)
+    wind = joined["wind_speed"].where(joined["wind_speed"] <= MAX_PLAUSIBLE_WIND_MPH)
+    joined["condition"] = np.select(
+        [joined["_merge"] == "left_only", joined["precip"] > 0, joined["visib"] < 3, wind > 25],
+        ["no_observation", "precipitation", "low_visibility", "strong_wind"],
+        default="clear",
+    )
+    return (
+        joined.assign(is_delayed=joined["dep_delay"] > DELAYED_MINUTES)
+        .groupby(["origin", "condition"], as_index=False)
+        .agg(flights=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean"), delayed_share=("is_delayed", "mean"))
+    )
+
+
+@data_product(
+    domain="insights",
+    description="""
+        One row per tail number flown from New York in 2013: flights, distance and hours in the
+        air, with the aircraft's maker, model and seats where the fleet registry knows it.
+    """,
+    owners=OWNERS,
+    contract=contracts.FleetUtilisationContract,
+    suite=suites.FLEET_UTILISATION,
+    version="1.0.0",
+    inputs={"flights": "operations.flights", "aircraft": "fleet.aircraft"},
+)
+def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataFrame:
+    flown = flights[flights["tailnum"].notna() & (flights["status"] != "cancelled")]
+    usage = flown.groupby("tailnum", as_index=False).agg(
+        carrier=("carrier", lambda s: s.mode().iat[0]),
+        flights=("carrier", "size"),
+        distance_miles=("distance", "sum"),
+        air_minutes=("air_time", "sum"),
+    )
+    usage["air_hours"] = usage.pop("air_minutes") / 60
+    joined = usage.merge(aircraft[["tailnum", "manufacturer", "model", "seats"]], on="tailnum", how="left", indicator=True)
+    joined["in_fleet_registry"] = joined.pop("_merge") == "both"
+    return joined[list(contracts.FleetUtilisationContract.to_schema().columns)]
+
+
+@data_product(
+    domain="insights",
+    description="""
+        One row per route (origin, destination) flown from New York in 2013: flights, share
+        cancelled and mean arrival delay, with the destination's name from the FAA list.
+    """,
+    owners=OWNERS,
+    contract=contracts.RoutePerformanceContract,
+    suite=suites.ROUTE_PERFORMANCE,
+    version="1.0.0",
+    inputs={"flights": "operations.flights", "airports": "reference.airports"},
+)
+def route_performance(flights: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFrame:
+    routes = (
+        flights.assign(is_cancelled=flights["status"].eq("cancelled"))
+        .groupby(["origin", "dest"], as_index=False)
+        .agg(
+            flights=("status", "size"),
+            cancelled_share=("is_cancelled", "mean"),
+            mean_arr_delay=("arr_delay", "mean"),
+            distance=("distance", "median"),
+        )
+    )
+    named = routes.merge(airports[["faa", "name"]].rename(columns={"faa": "dest", "name": "dest_name"}), on="dest", how="left")
+    return named[list(contracts.RoutePerformanceContract.to_schema().columns)]

@@ -1,0 +1,1 @@
+"""The operations domain: every flight that left New York, cleaned and classified."""

@@ -1,0 +1,32 @@
+"""What the operations domain promises about the flights it publishes."""
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+STATUSES = ["on_time", "delayed", "cancelled", "diverted"]
+NYC_AIRPORTS = ["EWR", "JFK", "LGA"]
+
+
+class FlightsContract(pa.DataFrameModel):
+    carrier: Series[str] = pa.Field(str_length=2, description="Operating carrier code.")
+    flight: Series[int] = pa.Field(ge=1, description="Flight number.")
+    tailnum: Series[str] = pa.Field(nullable=True, description="Tail number; null for some cancelled flights.")
+    origin: Series[str] = pa.Field(isin=NYC_AIRPORTS, description="Departure airport.")
+    dest: Series[str] = pa.Field(str_length=3, description="Destination airport code.")
+    scheduled_departure: Series[pd.Timestamp] = pa.Field(description="Scheduled departure, local New York time.")
+    time_hour: Series[pd.DatetimeTZDtype("ns", "UTC")] = pa.Field(description="Hour of scheduled departure, UTC (joins weather).")
+    dep_delay: Series[float] = pa.Field(nullable=True, description="Departure delay, minutes; null when cancelled.")
+    arr_delay: Series[float] = pa.Field(nullable=True, description="Arrival delay, minutes; null when cancelled or diverted.")
+    air_time: Series[float] = pa.Field(nullable=True, gt=0, description="Minutes in the air; null when cancelled or diverted.")
+    distance: Series[int] = pa.Field(gt=0, description="Great-circle distance, miles.")
+    status: Series[str] = pa.Field(isin=STATUSES, description="on_time (arrived <= 15 min late), delayed, cancelled or diverted.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["carrier", "flight", "origin", "scheduled_departure"]
+
+    @pa.dataframe_check(description="A flight has a departure delay exactly when it was not cancelled.")
+    def cancelled_flights_have_no_departure(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["status"] == "cancelled") == df["dep_delay"].isna()

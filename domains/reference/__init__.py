@@ -1,0 +1,1 @@
+"""Reference data: the airlines and airports every other domain names."""

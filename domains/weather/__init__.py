@@ -1,0 +1,1 @@
+"""The weather domain: hourly observations at the New York airports."""

@@ -1,0 +1,26 @@
+"""Mesh: a data mesh enforced in code, on Dagster.
+
+Everything a domain engineer or operator needs is importable from here; the
+modules behind it are private to Mesh.
+"""
+
+from mesh_core.definitions import domain_definitions as domain_definitions
+from mesh_core.errors import (
+    AccessDeniedError as AccessDeniedError,
+    DefinitionError as DefinitionError,
+    MeshError as MeshError,
+    ProductNotPublishedError as ProductNotPublishedError,
+    ProductOutputError as ProductOutputError,
+    PublishBlockedError as PublishBlockedError,
+    Violation as Violation,
+    WorkspaceError as WorkspaceError,
+)
+from mesh_core.expectation import Expectation as Expectation, Severity as Severity
+from mesh_core.io_manager import MeshIOManager as MeshIOManager
+from mesh_core.policies import BASELINE_RULES as BASELINE_RULES, Rule as Rule
+from mesh_core.product import Access as Access, DataProduct as DataProduct, data_product as data_product
+from mesh_core.ref import ProductRef as ProductRef
+from mesh_core.sources import package_data_path as package_data_path
+from mesh_core.storage import DomainStorage as DomainStorage, PublishedVersion as PublishedVersion
+
+__version__ = "0.1.0"

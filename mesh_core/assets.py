@@ -1,0 +1,101 @@
+"""Turn a DataProduct into a Dagster asset that audits its output before publishing it."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from mesh_core.contract import column_schema
+from mesh_core.errors import ProductOutputError, PublishBlockedError
+from mesh_core.expectation import Severity
+from mesh_core.io_manager import IO_MANAGER_KEY
+from mesh_core.product import DataProduct
+from mesh_core.validation.contract import CHECK_NAME as CONTRACT_CHECK
+
+KINDS = {"pandas", "duckdb", "parquet"}
+
+
+def check_specs(product: DataProduct) -> list[dg.AssetCheckSpec]:
+    key = product.ref.asset_key
+    contract = dg.AssetCheckSpec(
+        CONTRACT_CHECK, asset=key, blocking=True,
+        description=f"Pandera contract {product.contract.__name__} (and at least {product.min_rows} rows).",
+    )
+    return [contract] + [
+        dg.AssetCheckSpec(
+            item.name, asset=key, blocking=item.severity is Severity.ERROR,
+            description=item.description or item.summary(),
+            metadata={"suite": product.suite_name, "severity": item.severity.value},
+        )
+        for item in product.suite
+    ]
+
+
+def product_metadata(product: DataProduct) -> dict:
+    return {
+        "dagster/column_schema": column_schema(product.contract),
+        "mesh/version": product.version,
+        "mesh/access": product.access.value,
+        "mesh/contract": product.contract.__name__,
+        "mesh/suite": product.suite_name,
+        "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
+        "mesh/inputs": dg.MetadataValue.json({p: str(r) for p, r in product.inputs.items()}),
+        "mesh/min_rows": product.min_rows,
+    }
+
+
+def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
+    key = product.ref.asset_key
+
+    @dg.asset(
+        key=key,
+        ins={param: dg.AssetIn(key=ref.asset_key) for param, ref in product.inputs.items()},
+        description=product.description,
+        owners=list(product.owners),
+        group_name=product.domain,
+        kinds=KINDS,
+        tags={"mesh/domain": product.domain, "mesh/access": product.access.value, **product.tags},
+        metadata=product_metadata(product),
+        code_version=product.version,
+        check_specs=check_specs(product),
+        # Write-audit-publish: no Output is yielded unless every error-severity check passed,
+        # so the IO manager never sees bad data.
+        output_required=False,
+        io_manager_key=IO_MANAGER_KEY,
+        required_resource_keys={IO_MANAGER_KEY},
+    )
+    def _product(context, **inputs):  # no annotation: Dagster reads it, and annotations are strings here
+        from mesh_core.validation.audit import audit
+
+        frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
+        if not isinstance(frame, pd.DataFrame):
+            raise ProductOutputError(
+                f"Product {product.ref} returned {type(frame).__name__}; a product function must "
+                "return a pandas DataFrame."
+            )
+        report = audit(product, frame)
+        for outcome in report.outcomes:
+            yield outcome.to_check_result(key)
+        if report.blocked:
+            blocking = [o for o in report.outcomes if o.blocks_publish]
+            where = _quarantine(context, product, frame)
+            raise PublishBlockedError(
+                f"{product.ref} was not published: {len(blocking)} error-severity check(s) failed "
+                f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
+                f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
+            )
+        yield dg.Output(report.frame, metadata={"dagster/row_count": len(report.frame)})
+
+    return _product
+
+
+def _quarantine(context: dg.AssetExecutionContext, product: DataProduct, frame: pd.DataFrame) -> str:
+    try:
+        storage = getattr(context.resources, IO_MANAGER_KEY).storage()
+        table = storage.quarantine(product.name, frame, run_id=context.run_id)
+    except Exception as exc:  # the blocked publish is the news; a failed quarantine must not hide it
+        context.log.warning(f"Could not quarantine the blocked output of {product.ref}: {exc}")
+        return "The blocked output could not be quarantined."
+    return f"The blocked output is in table {table} of {storage.database_path}."

@@ -1,0 +1,162 @@
+"""The `mesh` command: a thin layer over mesh_core's Python API.
+
+Exit codes: 0 success, 1 a product was not published, 2 usage or load error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from mesh_core.errors import MeshError
+
+    try:
+        return args.run(args)
+    except MeshError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"mesh: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mesh", description="Run and inspect a data mesh on Dagster.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-w", "--workspace", default="workspace.yaml", help="workspace file (default: %(default)s)")
+        sub.add_argument("--dagster-home", help="Dagster instance folder (default: $DAGSTER_HOME, else ./dagster_home beside the workspace)")
+        sub.add_argument("-v", "--verbose", action="store_true", help="show Dagster's logs and tracebacks")
+
+    run = commands.add_parser("materialize", help="materialize every data product, domain by domain, without the UI")
+    common(run)
+    run.add_argument("-d", "--domain", action="append", help="only this domain (repeatable); default: all, in dependency order")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(run=_materialize)
+
+    dev = commands.add_parser("dev", help="materialize the mesh, then start the Dagster webserver and daemon")
+    common(dev)
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    dev.add_argument("--port", default="3000", help="port (default: %(default)s)")
+    dev.add_argument("--skip-materialize", action="store_true", help="start the UI on the data already published")
+    dev.set_defaults(run=_dev)
+    return parser
+
+
+def _prepare(args) -> tuple:
+    """Choose the environment in one place: the workspace and the Dagster instance."""
+    from mesh_core.workspace import MeshWorkspace
+
+    workspace_path = Path(args.workspace).resolve()
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME") or workspace_path.parent / "dagster_home"
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    workspace = MeshWorkspace.load(workspace_path)
+    return workspace, home
+
+
+def _materialize(args) -> int:
+    import dagster as dg
+
+    from mesh_core.errors import DefinitionError
+    from mesh_core.materialize import materialize_mesh
+
+    workspace, home = _prepare(args)
+    violations = workspace.violations()
+    if violations:
+        raise DefinitionError(violations)
+    quiet = args.json
+    say = (lambda *a, **k: None) if quiet else print
+    say(f"Materializing the mesh in {workspace.path.name} (DAGSTER_HOME={home})", flush=True)
+    with dg.DagsterInstance.get() as instance:
+        summary = materialize_mesh(
+            workspace,
+            instance,
+            domains=args.domain,
+            on_domain_start=lambda loc, i, n: say(f"[{i}/{n}] {loc.name}: {len(loc.products)} product(s)", flush=True),
+            on_domain_done=lambda result: [say(_product_line(p), flush=True) for p in result.products],
+            log_level="INFO" if args.verbose else "CRITICAL",
+        )
+    counts = summary.counts()
+    if args.json:
+        print(json.dumps(_summary_json(summary), indent=2))
+    else:
+        print(
+            f"\n{counts['published']}/{counts['products']} products published from {counts['domains']} domains "
+            f"in {summary.seconds:.1f}s; checks: {counts['checks_passed']} passed, {counts['checks_warned']} warned, "
+            f"{counts['checks_failed']} failed"
+            + ("" if summary.ok else f"; {counts['blocked']} blocked, {counts['failed']} failed, {counts['skipped']} skipped")
+        )
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _product_line(product) -> str:
+    warned = [c.name for c in product.checks if not c.passed and c.severity == "WARN"]
+    passed = sum(c.passed for c in product.checks)
+    if product.ok:
+        line = f"  ok      {product.ref}: published {product.rows:,} rows; {passed}/{len(product.checks)} checks passed"
+        return line + (f" (warnings: {', '.join(warned)})" if warned else "")
+    detail = product.message.splitlines()[0] if product.message else ""
+    return f"  {product.status.upper():7} {product.ref}: {detail}"
+
+
+def _summary_json(summary) -> dict:
+    return {
+        "ok": summary.ok,
+        "seconds": round(summary.seconds, 3),
+        **summary.counts(),
+        "domains": [
+            {
+                "domain": d.domain,
+                "run_id": d.run_id,
+                "seconds": round(d.seconds, 3),
+                "products": [
+                    {
+                        "product": str(p.ref),
+                        "status": p.status,
+                        "rows": p.rows,
+                        "message": p.message,
+                        "checks": [c.__dict__ for c in p.checks],
+                    }
+                    for p in d.products
+                ],
+            }
+            for d in summary.domains
+        ],
+    }
+
+
+def _dev(args) -> int:
+    if not args.skip_materialize:
+        code = _materialize(args)
+        if code == EXIT_FAILED:
+            print("Some products were not published; the UI shows their failed checks.", file=sys.stderr)
+    else:
+        import dagster as dg
+
+        _prepare(args)
+        # Create the instance's storage once, before several code servers start on it at the same moment.
+        with dg.DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(Path(args.workspace).resolve()),
+               "-h", args.host, "-p", str(args.port)]
+    print(f"Starting Dagster: http://{args.host}:{args.port}", flush=True)
+    os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""What Mesh reads from a Pandera contract: its columns, as Dagster's column schema."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandera.pandas as pa
+
+
+def is_contract(obj: object) -> bool:
+    return isinstance(obj, type) and issubclass(obj, pa.DataFrameModel)
+
+
+def contract_columns(contract: type[pa.DataFrameModel]) -> list[str]:
+    return list(contract.to_schema().columns)
+
+
+def column_schema(contract: type[pa.DataFrameModel]) -> dg.TableSchema:
+    """The contract's columns as `dagster/column_schema`, shown on the asset page."""
+    schema = contract.to_schema()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=str(column.dtype) if column.dtype is not None else "any",
+                description=column.description or column.title,
+                constraints=dg.TableColumnConstraints(
+                    nullable=column.nullable,
+                    unique=column.unique,
+                    other=[str(check) for check in column.checks],
+                ),
+            )
+            for name, column in schema.columns.items()
+        ]
+    )

@@ -1,0 +1,66 @@
+"""Assemble one domain's code location: its products, their checks and storage."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import dagster as dg
+
+from mesh_core.assets import build_product_asset
+from mesh_core.errors import DefinitionError, Violation
+from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
+from mesh_core.names import is_valid_name
+from mesh_core.product import DataProduct
+
+
+def domain_definitions(
+    domain: str,
+    products: Sequence[DataProduct],
+    *,
+    io_manager: dg.ConfigurableIOManager | None = None,
+    resources: Mapping[str, object] | None = None,
+) -> dg.Definitions:
+    """The Dagster Definitions of one domain's code location.
+
+    Checks the domain as a whole (every problem at once), adds a stub for each
+    product read from another domain so it loads as a lineage edge, and gives the
+    domain its own storage.
+    """
+    violations = list(_domain_violations(domain, products))
+    if violations:
+        raise DefinitionError(violations)
+    own = {p.ref for p in products}
+    foreign = sorted({ref for p in products for ref in p.inputs.values()} - own)
+    # A product of another domain: the workspace merges that domain's real node over this stub.
+    stubs = [dg.AssetSpec(ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for ref in foreign]
+    return dg.Definitions(
+        assets=[*(build_product_asset(p) for p in products), *stubs],
+        resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
+    )
+
+
+def _domain_violations(domain: str, products: Sequence[DataProduct]):
+    if not is_valid_name(domain):
+        yield Violation(str(domain), None, "domain-name", f"invalid domain name {domain!r}.",
+                        "use the lower snake case name of the domain folder.")
+        return
+    names = {p.name for p in products if isinstance(p, DataProduct)}
+    seen: set[str] = set()
+    for product in products:
+        if not isinstance(product, DataProduct):
+            yield Violation(domain, None, "products-declared", f"{product!r} is not a DataProduct.",
+                            "declare each product with @data_product(...).")
+            continue
+        if product.domain != domain:
+            yield Violation(domain, product.name, "product-in-own-domain",
+                            f"declares domain '{product.domain}' but is listed in domain '{domain}'.",
+                            f"set domain='{domain}' or move the product to its own domain's folder.")
+        if product.name in seen:
+            yield Violation(domain, product.name, "product-names-unique", "is declared twice.",
+                            "give each product of a domain its own name.")
+        seen.add(product.name)
+        for param, ref in product.inputs.items():
+            if ref.domain == domain and ref.product not in names:
+                yield Violation(domain, product.name, "inputs-exist",
+                                f"input '{param}' reads {ref}, which this domain does not declare.",
+                                f"add {ref.product} to the domain's products or fix the reference.")

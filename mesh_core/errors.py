@@ -1,0 +1,63 @@
+"""The one error hierarchy of Mesh.
+
+Definition errors (a product or domain that must not load) are kept apart from
+data failures (a run whose output was blocked). Every error is picklable, since
+Dagster may run steps in subprocesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MeshError(Exception):
+    """Root of every error Mesh raises."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which product, which rule, what is wrong and how to fix it."""
+
+    domain: str
+    product: str | None
+    rule: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.domain}.{self.product}" if self.product else self.domain
+        return f"[{self.rule}] {where}: {self.message} Fix: {self.fix}"
+
+
+class DefinitionError(MeshError):
+    """A product or domain definition breaks one or more rules; it does not load."""
+
+    def __init__(self, violations: tuple[Violation, ...] | list[Violation]):
+        self.violations = tuple(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(
+            f"{len(self.violations)} problem(s) in the mesh definition:\n{lines}"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.violations,))
+
+
+class WorkspaceError(MeshError):
+    """workspace.yaml or one of the code locations it names cannot be loaded."""
+
+
+class PublishBlockedError(MeshError):
+    """An error-severity check failed, so the product's output was not published."""
+
+
+class ProductNotPublishedError(MeshError):
+    """An input product has no published version to read yet."""
+
+
+class AccessDeniedError(MeshError):
+    """A domain tried to read another domain's internal product."""
+
+
+class ProductOutputError(MeshError):
+    """A product function returned something other than a pandas DataFrame."""

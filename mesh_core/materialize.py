@@ -1,0 +1,146 @@
+"""Materialize the mesh headlessly: one run per domain, in dependency order.
+
+Assets of different code locations cannot share a run, so the mesh is a
+sequence of runs. Each runs in process (no subprocess per step) against the
+real Dagster instance, so the runs, materializations and check evaluations
+appear in the UI like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import dagster as dg
+
+from mesh_core.ref import ProductRef
+from mesh_core.workspace import Location, MeshWorkspace
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    name: str
+    passed: bool
+    severity: str  # "ERROR" or "WARN"
+    description: str
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    ref: ProductRef
+    status: str  # published | blocked | failed | skipped
+    rows: int | None
+    checks: tuple[CheckSummary, ...]
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "published"
+
+
+@dataclass(frozen=True)
+class DomainResult:
+    domain: str
+    run_id: str
+    seconds: float
+    products: tuple[ProductResult, ...]
+
+
+@dataclass
+class MeshRunSummary:
+    domains: list[DomainResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def products(self) -> list[ProductResult]:
+        return [p for d in self.domains for p in d.products]
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.products)
+
+    def counts(self) -> dict[str, int]:
+        checks = [c for p in self.products for c in p.checks]
+        return {
+            "domains": len(self.domains),
+            "products": len(self.products),
+            **{status: sum(p.status == status for p in self.products) for status in ("published", "blocked", "failed", "skipped")},
+            "checks_passed": sum(c.passed for c in checks),
+            "checks_warned": sum(not c.passed and c.severity == "WARN" for c in checks),
+            "checks_failed": sum(not c.passed and c.severity == "ERROR" for c in checks),
+        }
+
+
+def materialize_mesh(
+    workspace: MeshWorkspace,
+    instance: dg.DagsterInstance,
+    *,
+    domains: Sequence[str] | None = None,
+    on_domain_start: Callable[[Location, int, int], None] = lambda loc, i, n: None,
+    on_domain_done: Callable[[DomainResult], None] = lambda result: None,
+    log_level: str = "WARNING",
+) -> MeshRunSummary:
+    """Run every domain (or the named ones) once, upstream domains first."""
+    order = workspace.domain_order()
+    if domains:
+        wanted = {workspace.location(name).name for name in domains}
+        order = [loc for loc in order if loc.name in wanted]
+    summary = MeshRunSummary()
+    started = time.perf_counter()
+    for index, location in enumerate(order, start=1):
+        on_domain_start(location, index, len(order))
+        result = materialize_domain(location, instance, log_level=log_level)
+        summary.domains.append(result)
+        on_domain_done(result)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> DomainResult:
+    job = location.defs.resolve_implicit_global_asset_job_def()
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={"mesh/domain": location.name, "mesh/launched_by": "mesh-materialize"},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    seconds = time.perf_counter() - started
+    return DomainResult(location.name, result.run_id, seconds, tuple(_product_results(location, result.all_events)))
+
+
+def _product_results(location: Location, events) -> list[ProductResult]:
+    rows: dict[ProductRef, int | None] = {}
+    checks: dict[ProductRef, list[CheckSummary]] = {}
+    failures: dict[str, str] = {}
+    for event in events:
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            meta = event.step_materialization_data.materialization.metadata
+            rows[ProductRef.from_asset_key(event.asset_key)] = meta["dagster/row_count"].value if "dagster/row_count" in meta else None
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            checks.setdefault(ProductRef.from_asset_key(data.asset_key), []).append(
+                CheckSummary(data.check_name, data.passed, data.severity.value, data.description or "")
+            )
+        elif event.event_type_value == "STEP_FAILURE":
+            failures[event.step_key] = _error_text(data.error)
+    results = []
+    for ref in location.products:
+        step = "__".join(ref.asset_key.path)
+        product_checks = tuple(checks.get(ref, ()))
+        if ref in rows:
+            results.append(ProductResult(ref, "published", rows[ref], product_checks))
+        elif step in failures:
+            blocked = any(not c.passed and c.severity == "ERROR" for c in product_checks)
+            results.append(ProductResult(ref, "blocked" if blocked else "failed", None, product_checks, failures[step]))
+        else:
+            results.append(ProductResult(ref, "skipped", None, product_checks, "an upstream product in this run was not published"))
+    return results
+
+
+def _error_text(error) -> str:
+    # The user's exception is the innermost cause; its message is what an operator needs.
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "unknown error"

@@ -1,0 +1,165 @@
+"""The data product: an immutable, validated declaration around one transform."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from mesh_core.errors import DefinitionError, Violation
+from mesh_core.expectation import Expectation
+from mesh_core.names import is_valid_name
+from mesh_core.policies import BASELINE_RULES
+from mesh_core.ref import ProductRef
+
+_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")  # a Dagster tag value
+# Check names Mesh itself reports; a suite expectation may not take them.
+RESERVED_CHECK_NAMES = frozenset({"contract"})
+
+
+class Access(str, enum.Enum):
+    """Who may read a product: any domain, or only its own domain."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class DataProduct:
+    """A data product: what one domain publishes, with its owners, contract and suite.
+
+    Build it with the `@data_product` decorator. It is validated when declared:
+    a product that breaks a rule raises `DefinitionError` naming each problem.
+    """
+
+    name: str
+    domain: str
+    fn: Callable[..., Any]
+    description: str | None = None
+    owners: tuple[str, ...] = ()
+    contract: Any = None
+    suite: tuple[Expectation, ...] = ()
+    version: str = "0.1.0"
+    access: Access = Access.PUBLIC
+    inputs: Mapping[str, ProductRef] = field(default_factory=dict)
+    min_rows: int = 1
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
+        if violations:
+            raise DefinitionError(violations)
+
+    @property
+    def ref(self) -> ProductRef:
+        return ProductRef(self.domain, self.name)
+
+    @property
+    def suite_name(self) -> str:
+        return f"{self.domain}.{self.name}"
+
+    @property
+    def wants_context(self) -> bool:
+        return "context" in inspect.signature(self.fn).parameters
+
+    def _violation(self, rule: str, message: str, fix: str) -> Violation:
+        return Violation(str(self.domain), str(self.name), rule, message, fix)
+
+    def _shape_violations(self) -> Iterable[Violation]:
+        if not is_valid_name(self.domain):
+            yield self._violation(
+                "domain-name", f"invalid domain name {self.domain!r}.",
+                "use the lower snake case name of the domain folder, e.g. domain='operations'.",
+            )
+        if not is_valid_name(self.name):
+            yield self._violation(
+                "product-name", f"invalid product name {self.name!r}.",
+                "name products with a lower snake case noun for one row, e.g. 'flights'.",
+            )
+        if not isinstance(self.version, str) or not _VERSION.fullmatch(self.version):
+            yield self._violation(
+                "version-format", f"invalid version {self.version!r}.",
+                "use letters, digits, '.', '_' or '-', e.g. version='1.2.0'.",
+            )
+        if not isinstance(self.access, Access):
+            yield self._violation(
+                "access-level", f"invalid access {self.access!r}.",
+                "use access='public' (any domain may read) or 'internal' (own domain only).",
+            )
+        if not isinstance(self.min_rows, int) or self.min_rows < 0:
+            yield self._violation(
+                "min-rows", f"invalid min_rows {self.min_rows!r}.",
+                "use a whole number >= 0 (0 allows publishing an empty product).",
+            )
+        seen: set[str] = set()
+        for item in self.suite:
+            if not isinstance(item, Expectation):
+                yield self._violation(
+                    "suite-items", f"suite item {item!r} is not an Expectation.",
+                    "declare each item as mesh_core.Expectation('ExpectColumn...', column=...).",
+                )
+            elif item.name in seen or item.name in RESERVED_CHECK_NAMES:
+                yield self._violation(
+                    "check-names-unique", f"check name {item.name!r} is used twice or reserved.",
+                    "give one of the expectations its own name=... .",
+                )
+            else:
+                seen.add(item.name)
+        params = [p for p in inspect.signature(self.fn).parameters if p != "context"]
+        if sorted(params) != sorted(self.inputs):
+            yield self._violation(
+                "inputs-match-parameters",
+                f"function parameters {params} do not match inputs {sorted(self.inputs)}.",
+                "declare inputs={'<parameter>': '<domain>.<product>'} for every parameter "
+                "(an optional 'context' parameter receives the Dagster context).",
+            )
+
+
+def data_product(
+    *,
+    domain: str,
+    description: str | None = None,
+    owners: Iterable[str] = (),
+    contract: Any = None,
+    suite: Iterable[Expectation] = (),
+    version: str = "0.1.0",
+    access: Access | str = Access.PUBLIC,
+    inputs: Mapping[str, ProductRef | str] | None = None,
+    name: str | None = None,
+    min_rows: int = 1,
+    tags: Mapping[str, str] | None = None,
+) -> Callable[[Callable[..., Any]], DataProduct]:
+    """Declare the decorated function, which returns a pandas DataFrame, as a data product.
+
+    `inputs` maps each function parameter to the product it receives, in this domain
+    or another: `inputs={"flights": "operations.flights"}`.
+    """
+
+    def decorator(fn: Callable[..., Any]) -> DataProduct:
+        product_name = name or fn.__name__
+        try:
+            refs = {param: ProductRef.parse(ref) for param, ref in (inputs or {}).items()}
+            access_level = Access(access)
+        except ValueError as exc:
+            raise DefinitionError(
+                [Violation(str(domain), product_name, "inputs-and-access", str(exc),
+                           "see the data_product docstring for the accepted forms.")]
+            ) from None
+        return DataProduct(
+            name=product_name,
+            domain=domain,
+            fn=fn,
+            description=inspect.cleandoc(description) if description else description,
+            owners=tuple(owners),
+            contract=contract,
+            suite=tuple(suite),
+            version=version,
+            access=access_level,
+            inputs=refs,
+            min_rows=min_rows,
+            tags=dict(tags or {}),
+        )
+
+    return decorator

@@ -1,0 +1,5 @@
+"""The engines that run a product's declared checks (Pandera, Great Expectations).
+
+Declarations live in `mesh_core.product` and `mesh_core.expectation`; this
+package only executes them, and both engines report `CheckOutcome`s.
+"""

@@ -1,0 +1,47 @@
+"""Run a product's Pandera contract on its output, collecting every failure."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.errors
+
+from mesh_core.contract import contract_columns
+from mesh_core.expectation import Severity
+from mesh_core.validation.outcome import CheckOutcome, failure_table
+
+CHECK_NAME = "contract"
+
+
+def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[CheckOutcome, pd.DataFrame | None]:
+    """Validate `frame` lazily. Returns the outcome and, when it passed, the validated frame
+    (coerced by the contract, with its columns in contract order)."""
+    problems: list[str] = []
+    metadata: dict = {"dagster/row_count": len(frame), "contract": contract.__name__}
+    validated = None
+    try:
+        validated = contract.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        metadata["failure_count"] = len(cases)
+        metadata["failure_cases"] = failure_table(cases)
+        by_check = cases.groupby(["column", "check"], dropna=False).size()
+        problems += [f"{col}: {check} ({n} failures)" for (col, check), n in by_check.items()]
+    except pandera.errors.SchemaError as exc:  # raised before lazy collection, e.g. a wrong type
+        metadata["failure_count"] = 1
+        problems.append(str(exc))
+    if len(frame) < min_rows:
+        problems.append(
+            f"{len(frame)} rows, fewer than the {min_rows} the product requires "
+            "(declare min_rows=0 to allow an empty product)"
+        )
+    if problems:
+        metadata["problems"] = "\n".join(problems)
+        return CheckOutcome(
+            CHECK_NAME, False, Severity.ERROR,
+            f"Contract {contract.__name__} failed: " + "; ".join(problems[:5]), metadata,
+        ), None
+    ordered = contract_columns(contract)
+    validated = validated[ordered + [c for c in validated.columns if c not in ordered]]
+    return CheckOutcome(
+        CHECK_NAME, True, Severity.ERROR, f"Contract {contract.__name__} passed.", metadata
+    ), validated

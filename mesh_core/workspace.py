@@ -1,0 +1,145 @@
+"""The mesh as a whole: every domain code location listed in workspace.yaml.
+
+Domains never import each other; only here, where the whole workspace is
+loaded, can a cross-domain input be checked against the product it names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from mesh_core.errors import DefinitionError, Violation, WorkspaceError
+from mesh_core.ref import ProductRef
+
+
+@dataclass(frozen=True)
+class Location:
+    """One domain's code location, loaded from the module workspace.yaml names."""
+
+    name: str
+    module: str
+    defs: dg.Definitions
+
+    @property
+    def products(self) -> dict[ProductRef, dg.AssetSpec]:
+        """The products this location materializes (not the stubs of other domains' products)."""
+        return {
+            ProductRef.from_asset_key(spec.key): spec
+            for spec in self.defs.resolve_all_asset_specs()
+            if "mesh/version" in spec.metadata
+        }
+
+    def inputs(self) -> list[tuple[ProductRef, ProductRef]]:
+        """(consumer, input) pairs of this location's products."""
+        return [
+            (ref, ProductRef.from_asset_key(dep.asset_key))
+            for ref, spec in self.products.items()
+            for dep in spec.deps
+        ]
+
+
+@dataclass(frozen=True)
+class MeshWorkspace:
+    path: Path
+    locations: tuple[Location, ...]
+
+    @classmethod
+    def load(cls, path: str | Path = "workspace.yaml") -> "MeshWorkspace":
+        """Import every code location in workspace.yaml; report every one that fails at once."""
+        path = Path(path).resolve()
+        entries = _read_entries(path)
+        locations, failures = [], []
+        for name, module, working_dir in entries:
+            if working_dir not in sys.path:
+                sys.path.insert(0, working_dir)
+            try:
+                locations.append(Location(name, module, _find_definitions(module)))
+            except (DefinitionError, WorkspaceError) as exc:
+                failures.append(f"code location '{name}' ({module}):\n{exc}")
+            except Exception as exc:  # an import error in a domain's own code
+                failures.append(f"code location '{name}' ({module}): {type(exc).__name__}: {exc}")
+        if failures:
+            raise WorkspaceError(f"{len(failures)} code location(s) failed to load:\n" + "\n".join(failures))
+        return cls(path, tuple(locations))
+
+    def location(self, name: str) -> Location:
+        for location in self.locations:
+            if location.name == name:
+                return location
+        raise WorkspaceError(
+            f"No domain '{name}' in {self.path}; domains: {', '.join(l.name for l in self.locations)}."
+        )
+
+    def products(self) -> dict[ProductRef, tuple[Location, dg.AssetSpec]]:
+        return {ref: (loc, spec) for loc in self.locations for ref, spec in loc.products.items()}
+
+    def violations(self) -> list[Violation]:
+        """Mesh-wide rules that no single domain can check alone."""
+        products = self.products()
+        found = []
+        for location in self.locations:
+            for ref in location.products:
+                if ref.domain != location.name:
+                    found.append(Violation(location.name, ref.product, "location-is-domain",
+                                           f"is declared in domain '{ref.domain}' but served by code location '{location.name}'.",
+                                           "name the code location in workspace.yaml after the domain."))
+            for consumer, upstream in location.inputs():
+                if upstream not in products:
+                    found.append(Violation(consumer.domain, consumer.product, "inputs-exist",
+                                           f"reads {upstream}, which no domain in the workspace publishes.",
+                                           "fix the reference or add the domain that owns it to workspace.yaml."))
+                    continue
+                access = products[upstream][1].metadata["mesh/access"]
+                if upstream.domain != consumer.domain and access != "public":
+                    found.append(Violation(consumer.domain, consumer.product, "read-public-only",
+                                           f"reads {upstream}, whose access is '{access}'.",
+                                           f"ask the '{upstream.domain}' owners to make it public, or read a public product."))
+        return found
+
+    def domain_order(self) -> list[Location]:
+        """Domains in dependency order: every domain after the domains it reads from."""
+        graph = {loc.name: {up.domain for _, up in loc.inputs() if up.domain != loc.name} for loc in self.locations}
+        try:
+            order = list(TopologicalSorter(graph).static_order())
+        except CycleError as exc:
+            raise WorkspaceError(
+                f"Domains read from each other in a cycle: {' -> '.join(exc.args[1])}. "
+                "Break the cycle: a consumer-aligned domain should read source-aligned ones, not the reverse."
+            ) from None
+        return [self.location(name) for name in order if name in graph]
+
+
+def _read_entries(path: Path) -> list[tuple[str, str, str]]:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise WorkspaceError(f"No workspace file at {path}; run from the repository root or pass --workspace.") from None
+    entries = []
+    for item in (document or {}).get("load_from") or []:
+        target = (item or {}).get("python_module")
+        if not isinstance(target, dict) or "module_name" not in target:
+            raise WorkspaceError(
+                f"{path}: each load_from entry must be a python_module with module_name and location_name; got {item!r}."
+            )
+        module = target["module_name"]
+        name = target.get("location_name", module)
+        working_dir = str((path.parent / target.get("working_directory", ".")).resolve())
+        entries.append((name, module, working_dir))
+    if not entries:
+        raise WorkspaceError(f"{path} lists no code locations under load_from.")
+    return entries
+
+
+def _find_definitions(module_name: str) -> dg.Definitions:
+    module = importlib.import_module(module_name)
+    found = [value for value in vars(module).values() if isinstance(value, dg.Definitions)]
+    if len(found) != 1:
+        raise WorkspaceError(f"module {module_name} must define exactly one dagster Definitions (found {len(found)}).")
+    return found[0]
