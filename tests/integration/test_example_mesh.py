@@ -1,0 +1,102 @@
+"""The whole example mesh, materialized by the real `mesh materialize` into a temp instance."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from mesh_core import DomainStorage, ProductRef
+from mesh_core.workspace import MeshWorkspace
+from tests.support import REPO, make_dagster_home, run_mesh
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    home = make_dagster_home(tmp_path_factory.mktemp("mesh"))
+    run = run_mesh("materialize", "--json", home=home)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return home, json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    return MeshWorkspace.load(REPO / "workspace.yaml")
+
+
+@pytest.fixture
+def mesh_instance(mesh, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(mesh[0]))
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def read(home, ref: str) -> pd.DataFrame:
+    return DomainStorage(home / "data", "tests").read(ProductRef.parse(ref))
+
+
+def test_every_product_of_every_domain_is_published(mesh, workspace):
+    _, summary = mesh
+    declared = {str(ref) for ref in workspace.products()}
+    statuses = {p["product"]: p["status"] for d in summary["domains"] for p in d["products"]}
+    assert statuses == {ref: "published" for ref in declared}
+    assert summary["published"] == summary["products"] == len(declared) >= 9
+    assert [d["domain"] for d in summary["domains"]][-1] == "insights"
+
+
+def test_every_check_evaluation_and_materialization_is_in_the_event_log(mesh, workspace, mesh_instance):
+    _, summary = mesh
+    recorded = set()
+    for domain in summary["domains"]:
+        for record in mesh_instance.all_logs(domain["run_id"], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            data = record.dagster_event.event_specific_data
+            recorded.add(dg.AssetCheckKey(data.asset_key, data.check_name))
+    declared = {key for loc in workspace.locations for key in loc.defs.resolve_asset_graph().asset_check_keys}
+    assert recorded == declared
+    for ref in workspace.products():
+        event = mesh_instance.get_latest_materialization_event(ref.asset_key)
+        assert event is not None, ref
+        rows = event.asset_materialization.metadata["dagster/row_count"].value
+        assert rows == len(read(mesh[0], str(ref))) > 0
+
+
+def test_the_real_quality_problems_are_met_by_warnings_that_fire(mesh):
+    _, summary = mesh
+    checks = {
+        (p["product"], c["name"]): c for d in summary["domains"] for p in d["products"] for c in p["checks"]
+    }
+    warned = {key for key, c in checks.items() if not c["passed"] and c["severity"] == "WARN"}
+    assert {
+        ("operations.flights", "column_values_to_not_be_null__tailnum"),
+        ("insights.fleet_utilisation", "tail_number_in_fleet_registry"),
+        ("insights.route_performance", "destination_in_reference_airports"),
+        ("weather.hourly_observations", "column_values_to_be_between__wind_speed"),
+    } <= warned
+    assert not any(not c["passed"] and c["severity"] == "ERROR" for c in checks.values())
+
+
+def test_published_data_is_honest_about_cancellations_and_unknown_references(mesh):
+    home, _ = mesh
+    flights = read(home, "operations.flights")
+    assert len(flights) == 336_776
+    cancelled = flights[flights["status"] == "cancelled"]
+    assert len(cancelled) == 8_255 and cancelled["dep_delay"].isna().all()
+    routes = read(home, "insights.route_performance")
+    assert set(routes.loc[routes["dest_name"].isna(), "dest"]) == {"BQN", "PSE", "SJU", "STT"}
+    fleet = read(home, "insights.fleet_utilisation")
+    aircraft = read(home, "fleet.aircraft")
+    assert set(fleet.loc[~fleet["in_fleet_registry"], "tailnum"]).isdisjoint(aircraft["tailnum"])
+    carriers = read(home, "insights.carrier_on_time_performance")
+    assert carriers["flights"].sum() == len(flights)
+
+
+def test_each_domain_wrote_only_its_own_duckdb_file(mesh, workspace):
+    home, _ = mesh
+    for location in workspace.locations:
+        path = home / "data" / location.name / "warehouse.duckdb"
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = {tuple(row) for row in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        assert tables == {(ref.domain, ref.product) for ref in location.products}

@@ -1,0 +1,67 @@
+import subprocess
+import sys
+
+import pytest
+
+from mesh_core import ProductRef, WorkspaceError
+from mesh_core.workspace import MeshWorkspace
+from tests.support import REPO, WORKSPACES
+
+
+def test_the_example_workspace_orders_domains_upstream_first():
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
+    assert workspace.violations() == []
+    order = [loc.name for loc in workspace.domain_order()]
+    assert order[-1] == "insights" and sorted(order) == ["fleet", "insights", "operations", "reference", "weather"]
+    upstream_of_insights = {up.domain for _, up in workspace.location("insights").inputs()}
+    assert upstream_of_insights == {"operations", "reference", "weather", "fleet"}
+
+
+def test_reading_an_internal_product_of_another_domain_is_a_violation():
+    [violation] = MeshWorkspace.load(WORKSPACES / "private_dependency.yaml").violations()
+    assert (violation.domain, violation.product, violation.rule) == ("snoop", "copied_items", "read-public-only")
+    assert "vault.secret_items, whose access is 'internal'" in str(violation)
+
+
+def test_reading_a_product_no_domain_publishes_is_a_violation():
+    [violation] = MeshWorkspace.load(WORKSPACES / "missing_input.yaml").violations()
+    assert violation.rule == "inputs-exist" and "vault.secret_items" in violation.message
+
+
+def test_domains_reading_each_other_in_a_cycle_are_refused():
+    with pytest.raises(WorkspaceError, match=r"cycle: (ping -> pong -> ping|pong -> ping -> pong)"):
+        MeshWorkspace.load(WORKSPACES / "cycle.yaml").domain_order()
+
+
+@pytest.mark.parametrize("name, rule", [("missing_owner", "owners-required"), ("bad_owner", "owners-valid")])
+def test_a_location_that_breaks_a_rule_fails_to_load_with_the_rule(name, rule):
+    with pytest.raises(WorkspaceError, match=rf"(?s)code location .{name}.*\[{rule}\] {name}\."):
+        MeshWorkspace.load(WORKSPACES / f"{name}.yaml")
+
+
+def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
+    with pytest.raises(WorkspaceError, match="No domain 'sales'.*domains: reference, fleet"):
+        workspace.location("sales")
+    with pytest.raises(WorkspaceError, match="No workspace file"):
+        MeshWorkspace.load(tmp_path / "workspace.yaml")
+    (tmp_path / "workspace.yaml").write_text("load_from:\n  - python_file: x.py\n")
+    with pytest.raises(WorkspaceError, match="must be a python_module"):
+        MeshWorkspace.load(tmp_path / "workspace.yaml")
+
+
+def test_loading_a_code_location_does_not_import_great_expectations():
+    code = (
+        "import sys, domains.insights.definitions as d;"
+        "assert d.defs.resolve_asset_graph() is not None;"
+        "print('great_expectations' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_product_refs_parse_and_map_to_asset_keys():
+    ref = ProductRef.parse("operations.flights")
+    assert ref == ProductRef("operations", "flights") and ref.asset_key.path == ["operations", "flights"]
+    with pytest.raises(ValueError, match="'domain.product'"):
+        ProductRef.parse("operations/flights")
