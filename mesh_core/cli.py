@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     dev.add_argument("--port", default="3000", help="port (default: %(default)s)")
     dev.add_argument("--skip-materialize", action="store_true", help="start the UI on the data already published")
-    dev.set_defaults(run=_dev)
+    dev.set_defaults(run=_dev, json=False, domain=None)
     return parser
 
 
@@ -110,8 +110,8 @@ def _product_line(product) -> str:
     if product.ok:
         line = f"  ok      {product.ref}: published {product.rows:,} rows; {passed}/{len(product.checks)} checks passed"
         return line + (f" (warnings: {', '.join(warned)})" if warned else "")
-    detail = product.message.splitlines()[0] if product.message else ""
-    return f"  {product.status.upper():7} {product.ref}: {detail}"
+    detail = "".join(f"\n          {line}" for line in product.message.splitlines())
+    return f"  {product.status.upper():7} {product.ref}{detail}"
 
 
 def _summary_json(summary) -> dict:

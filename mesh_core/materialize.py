@@ -8,6 +8,7 @@ appear in the UI like any other.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -143,4 +144,7 @@ def _error_text(error) -> str:
     # The user's exception is the innermost cause; its message is what an operator needs.
     while error is not None and error.cause is not None:
         error = error.cause
-    return error.message.strip() if error is not None else "unknown error"
+    if error is None:
+        return "unknown error"
+    # Mesh's own errors are written for operators; the class path adds nothing.
+    return re.sub(r"^mesh_core\.errors\.\w+: ", "", error.message.strip())

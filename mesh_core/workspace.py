@@ -130,7 +130,8 @@ def _read_entries(path: Path) -> list[tuple[str, str, str]]:
             )
         module = target["module_name"]
         name = target.get("location_name", module)
-        working_dir = str((path.parent / target.get("working_directory", ".")).resolve())
+        # Like Dagster: a python_module's working_directory is relative to where the command runs.
+        working_dir = str(Path(target.get("working_directory", ".")).resolve())
         entries.append((name, module, working_dir))
     if not entries:
         raise WorkspaceError(f"{path} lists no code locations under load_from.")

@@ -1,0 +1,35 @@
+"""Different domains materializing at the same moment, in separate processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import dagster as dg
+
+from tests.support import MESH, REPO, make_dagster_home, mesh_env, run_mesh
+
+
+def test_a_producer_and_its_consumer_run_at_once_without_lock_errors(tmp_path, monkeypatch):
+    home = make_dagster_home(tmp_path)
+    first = run_mesh("materialize", home=home)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    # operations republishes flights while insights reads them; weather writes its own store.
+    domains = ["operations", "insights", "weather"]
+    processes = [
+        subprocess.Popen([str(MESH), "materialize", "--json", "-d", name], cwd=REPO, env=mesh_env(home),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in domains
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for name, process, (out, err) in zip(domains, processes, outputs):
+        assert process.returncode == 0, f"{name}: {out}\n{err}"
+        assert "IOException" not in err and "lock" not in err.lower()
+        assert json.loads(out)["published"] == len(json.loads(out)["domains"][0]["products"]) >= 1
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 5 + len(domains)
+        assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
