@@ -11,6 +11,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 _GX_CLASS = re.compile(r"^Expect[A-Z][A-Za-z0-9]*$")
@@ -78,10 +79,10 @@ class Expectation:
         object.__setattr__(self, "severity", severity)
         object.__setattr__(self, "name", check_name)
         object.__setattr__(self, "description", description)
-        object.__setattr__(self, "params", dict(sorted(params.items())))
+        object.__setattr__(self, "params", MappingProxyType(dict(sorted(params.items()))))
 
     def __hash__(self) -> int:
-        return hash((self.type, self.column, self.severity, self.name, json.dumps(self.params)))
+        return hash((self.type, self.column, self.severity, self.name, json.dumps(dict(self.params))))
 
     @property
     def gx_kwargs(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
+from mesh_core.contract import is_contract
 from mesh_core.errors import Violation
 
 if TYPE_CHECKING:
@@ -79,8 +80,6 @@ class ContractRequired(Rule):
     """A product publishes a Pandera contract that its data is validated against."""
 
     def check(self, product):
-        from mesh_core.contract import is_contract
-
         if product.contract is None:
             yield self.violation(
                 product,

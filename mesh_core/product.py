@@ -6,6 +6,7 @@ import enum
 import inspect
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from mesh_core.errors import DefinitionError, Violation
@@ -26,7 +27,7 @@ class Access(str, enum.Enum):
     INTERNAL = "internal"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a declaration is equal only to itself
 class DataProduct:
     """A data product: what one domain publishes, with its owners, contract and suite.
 
@@ -157,9 +158,9 @@ def data_product(
             suite=tuple(suite),
             version=version,
             access=access_level,
-            inputs=refs,
+            inputs=MappingProxyType(refs),
             min_rows=min_rows,
-            tags=dict(tags or {}),
+            tags=MappingProxyType(dict(tags or {})),
         )
 
     return decorator
