@@ -88,3 +88,10 @@ def test_dagster_validates_the_example_workspace(home):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "All code locations passed validation" in run.stdout + run.stderr
+
+
+def test_a_consumer_whose_inputs_were_never_published_says_what_to_run(home):
+    run = run_mesh("materialize", "-d", "insights", home=home)
+    assert run.returncode == 1
+    assert "FAILED  insights.route_performance" in run.stdout
+    assert "has no published version yet" in run.stdout and "mesh materialize --domain operations" in run.stdout
