@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class Location:
     module: str
     defs: dg.Definitions
 
-    @property
+    @cached_property  # resolving specs builds the asset graph; do it once per location
     def products(self) -> dict[ProductRef, dg.AssetSpec]:
         """The products this location materializes (not the stubs of other domains' products)."""
         return {
