@@ -36,6 +36,13 @@ def run_mesh(*args: str, home: Path, cwd: Path = REPO, timeout: float = 900) -> 
     )
 
 
+def run_dagster(*args: str, home: Path, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `dagster` CLI of this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", *args], cwd=cwd, env=mesh_env(home), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.support import FIXTURES, REPO, WORKSPACES, make_dagster_home, mesh_env, run_mesh
+from tests.support import FIXTURES, WORKSPACES, make_dagster_home, run_dagster, run_mesh
 
 
 @pytest.fixture
@@ -72,20 +70,13 @@ def test_an_unknown_domain_is_named(home):
 
 @pytest.mark.parametrize("workspace, rule", [("missing_owner", "owners-required"), ("bad_owner", "owners-valid")])
 def test_dagster_itself_refuses_to_load_a_broken_location(home, workspace, rule):
-    run = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate",
-         "-w", str(WORKSPACES / f"{workspace}.yaml")],
-        cwd=FIXTURES, env=mesh_env(home), capture_output=True, text=True, timeout=300,
-    )
+    run = run_dagster("definitions", "validate", "-w", str(WORKSPACES / f"{workspace}.yaml"), home=home, cwd=FIXTURES)
     assert run.returncode == 1
     assert f"[{rule}] {workspace}." in run.stdout + run.stderr
 
 
 def test_dagster_validates_the_example_workspace(home):
-    run = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, env=mesh_env(home), capture_output=True, text=True, timeout=300,
-    )
+    run = run_dagster("definitions", "validate", "-w", "workspace.yaml", home=home)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "All code locations passed validation" in run.stdout + run.stderr
 

@@ -86,7 +86,8 @@ def check_evaluations(instance, run_id) -> dict:
 
 def assert_good_version_intact():
     pd.testing.assert_frame_equal(published(), GOOD)
-    pd.testing.assert_frame_equal(table().astype(object).where(table().notna(), None), GOOD.astype(object))
+    stored = table()
+    pd.testing.assert_frame_equal(stored.astype(object).where(stored.notna(), None), GOOD.astype(object))
 
 
 @pytest.fixture
