@@ -8,10 +8,13 @@ from mesh_core.definitions import domain_definitions as domain_definitions
 from mesh_core.errors import (
     AccessDeniedError as AccessDeniedError,
     DefinitionError as DefinitionError,
+    IntegrityError as IntegrityError,
     MeshError as MeshError,
     ProductNotPublishedError as ProductNotPublishedError,
     ProductOutputError as ProductOutputError,
     PublishBlockedError as PublishBlockedError,
+    StorageError as StorageError,
+    VersionNotFoundError as VersionNotFoundError,
     Violation as Violation,
     WorkspaceError as WorkspaceError,
 )
@@ -21,6 +24,8 @@ from mesh_core.policies import BASELINE_RULES as BASELINE_RULES, Rule as Rule
 from mesh_core.product import Access as Access, DataProduct as DataProduct, data_product as data_product
 from mesh_core.ref import ProductRef as ProductRef
 from mesh_core.sources import package_data_path as package_data_path
-from mesh_core.storage import DomainStorage as DomainStorage, PublishedVersion as PublishedVersion
+from mesh_core.port import OutputPort as OutputPort, PortVersion as PortVersion
+from mesh_core.retention import Retention as Retention
+from mesh_core.storage import DomainStorage as DomainStorage, Publication as Publication
 
 __version__ = "0.1.0"

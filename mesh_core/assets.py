@@ -5,14 +5,15 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from mesh_core.contract import column_schema
-from mesh_core.errors import ProductOutputError, PublishBlockedError
+from mesh_core.contract import column_schema, contract_fingerprint
+from mesh_core.errors import MeshError, ProductOutputError, PublishBlockedError
 from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
 from mesh_core.product import DataProduct
+from mesh_core.provenance import pinned_version, record_unreported
 from mesh_core.validation.contract import CHECK_NAME as CONTRACT_CHECK
 
-KINDS = {"pandas", "duckdb", "parquet"}
+KINDS = {"pandas", "duckdb", "delta"}
 
 
 def check_specs(product: DataProduct) -> list[dg.AssetCheckSpec]:
@@ -37,6 +38,7 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/version": product.version,
         "mesh/access": product.access.value,
         "mesh/contract": product.contract.__name__,
+        "mesh/contract_fingerprint": contract_fingerprint(product.contract),
         "mesh/suite": product.suite_name,
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
         "mesh/inputs": dg.MetadataValue.json({p: str(r) for p, r in product.inputs.items()}),
@@ -67,6 +69,7 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
     def _product(context, **inputs):  # no annotation: Dagster reads it, and annotations are strings here
         from mesh_core.validation.audit import audit
 
+        _reconcile(context, product)
         frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
         if not isinstance(frame, pd.DataFrame):
             raise ProductOutputError(
@@ -74,9 +77,9 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
                 "return a pandas DataFrame."
             )
         report = audit(product, frame)
-        for outcome in report.outcomes:
-            yield outcome.to_check_result(key)
         if report.blocked:
+            for outcome in report.outcomes:
+                yield outcome.to_check_result(key)
             blocking = [o for o in report.outcomes if o.blocks_publish]
             where = _quarantine(context, product, frame)
             raise PublishBlockedError(
@@ -84,9 +87,26 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
                 f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
                 f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
             )
-        yield dg.Output(report.frame, metadata={"dagster/row_count": len(report.frame)})
+        read = {str(ref): pinned_version(context.instance, context.run_id, ref) for ref in product.inputs.values()}
+        # The Output first, then the check results: Dagster attaches checks to the latest
+        # materialization, so the version these checks allowed is the one that owns them.
+        yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read)})
+        for outcome in report.outcomes:
+            yield outcome.to_check_result(key)
 
     return _product
+
+
+def _reconcile(context: dg.AssetExecutionContext, product: DataProduct) -> None:
+    """Before computing, finish what a crashed earlier run left: garbage, a lagging DuckDB
+    table, a committed version Dagster never recorded."""
+    storage = getattr(context.resources, IO_MANAGER_KEY).storage()
+    try:
+        if storage.reconcile(product.name) is not None:
+            for version in record_unreported(context.instance, storage.history(product.ref), product.ref.asset_key):
+                context.log.warning(f"Recorded version {version} of {product.ref}, committed by a run that stopped early.")
+    except MeshError as exc:  # the publish can still succeed; the store catches up later
+        context.log.warning(f"Could not reconcile {product.ref} before running: {exc}")
 
 
 def _quarantine(context: dg.AssetExecutionContext, product: DataProduct, frame: pd.DataFrame) -> str:

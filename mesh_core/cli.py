@@ -47,6 +47,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(run=_materialize)
 
+    read = commands.add_parser("read", help="print a product's rows, at its current or a given version")
+    common(read)
+    read.add_argument("product", help="the product, as domain.product")
+    read.add_argument("--version", type=int, help="a Delta version (see `mesh history`); default: the current one")
+    read.add_argument("--limit", type=int, default=10, help="rows to print (default: %(default)s; 0 for all)")
+    read.add_argument("--json", action="store_true", help="print the rows as JSON records")
+    read.set_defaults(run=_read)
+
+    history = commands.add_parser("history", help="list a product's published versions, newest first")
+    common(history)
+    history.add_argument("product", help="the product, as domain.product")
+    history.add_argument("--json", action="store_true", help="print the versions as JSON")
+    history.set_defaults(run=_history)
+
+    repair = commands.add_parser("repair", help="bring DuckDB stores and the instance back in line with the ports")
+    common(repair)
+    repair.add_argument("-d", "--domain", action="append", help="only this domain (repeatable); default: all")
+    repair.add_argument("--json", action="store_true", help="print the results as JSON")
+    repair.set_defaults(run=_repair)
+
     dev = commands.add_parser("dev", help="materialize the mesh, then start the Dagster webserver and daemon")
     common(dev)
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -56,16 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args) -> tuple:
+def _prepare(args, *, load_workspace: bool = True) -> tuple:
     """Choose the environment in one place: the workspace and the Dagster instance."""
+    from mesh_core.instance import prepare_instance
     from mesh_core.workspace import MeshWorkspace
 
     workspace_path = Path(args.workspace).resolve()
     home = args.dagster_home or os.environ.get("DAGSTER_HOME") or workspace_path.parent / "dagster_home"
-    home = Path(home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = prepare_instance(Path(home).resolve())
     os.environ["DAGSTER_HOME"] = str(home)
-    workspace = MeshWorkspace.load(workspace_path)
+    workspace = MeshWorkspace.load(workspace_path) if load_workspace else None
     return workspace, home
 
 
@@ -140,18 +160,76 @@ def _summary_json(summary) -> dict:
     }
 
 
+def _reader(args):
+    from mesh_core.errors import MeshError
+    from mesh_core.io_manager import MeshIOManager
+    from mesh_core.ref import ProductRef
+
+    _prepare(args, load_workspace=False)
+    try:
+        ref = ProductRef.parse(args.product)
+    except ValueError as exc:
+        raise MeshError(str(exc)) from None
+    # An operator reads as the product's own domain: every product, internal ones included.
+    return ref, MeshIOManager(domain=ref.domain).storage()
+
+
+def _read(args) -> int:
+    if args.limit < 0:
+        print("mesh: error: --limit must be 0 (all rows) or more.", file=sys.stderr)
+        return EXIT_USAGE
+    ref, storage = _reader(args)
+    version = storage.current(ref).version if args.version is None else args.version
+    frame = storage.read(ref, version=version)
+    shown = frame if args.limit == 0 else frame.head(args.limit)
+    if args.json:
+        print(json.dumps({"product": str(ref), "version": version, "rows": len(frame),
+                          "records": json.loads(shown.to_json(orient="records", date_format="iso"))}, indent=2))
+    else:
+        print(f"{ref} version {version}: {len(frame):,} rows, showing {len(shown):,}")
+        print(shown.to_string(index=False))
+    return EXIT_OK
+
+
+def _history(args) -> int:
+    ref, storage = _reader(args)
+    versions = storage.history(ref)
+    if not versions:
+        storage.current(ref)  # raises ProductNotPublishedError, which says what to run
+    if args.json:
+        print(json.dumps([v.as_dict() for v in versions], indent=2))
+        return EXIT_OK
+    print(f"{'version':>7}  {'committed (UTC)':19}  {'rows':>10}  {'product':9}  {'contract':16}  run")
+    for v in versions:
+        print(f"{v.version:>7}  {v.committed_at:%Y-%m-%d %H:%M:%S}  {v.rows:>10,}  {v.product_version:9}  "
+              f"{v.contract_fingerprint or '-':16}  {v.run_id}")
+    return EXIT_OK
+
+
+def _repair(args) -> int:
+    import dagster as dg
+
+    from mesh_core.repair import repair_mesh
+
+    workspace, _ = _prepare(args)
+    with dg.DagsterInstance.get() as instance:
+        results = repair_mesh(workspace, instance, domains=args.domain)
+    if args.json:
+        print(json.dumps([{"domain": r.domain, "product": str(r.ref) if r.ref else None, "ok": r.ok,
+                           "message": r.message} for r in results], indent=2))
+    else:
+        for r in results:
+            print(f"  {'ok' if r.ok else 'FAILED':7} {r.ref or r.domain}: {r.message}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
 def _dev(args) -> int:
     if not args.skip_materialize:
         code = _materialize(args)
         if code == EXIT_FAILED:
             print("Some products were not published; the UI shows their failed checks.", file=sys.stderr)
     else:
-        import dagster as dg
-
-        _prepare(args)
-        # Create the instance's storage once, before several code servers start on it at the same moment.
-        with dg.DagsterInstance.get() as instance:
-            instance.get_runs(limit=1)
+        _prepare(args)  # creates the instance once, before several code servers start on it
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(Path(args.workspace).resolve()),
                "-h", args.host, "-p", str(args.port)]
     print(f"Starting Dagster: http://{args.host}:{args.port}", flush=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import dagster as dg
 import pandera.pandas as pa
 
@@ -32,3 +35,19 @@ def column_schema(contract: type[pa.DataFrameModel]) -> dg.TableSchema:
             for name, column in schema.columns.items()
         ]
     )
+
+
+def contract_fingerprint(contract: type[pa.DataFrameModel]) -> str:
+    """A short hash of what the contract promises (columns, types, nullability, checks, options),
+    recorded with every published version so a consumer can tell which contract it read."""
+    schema = contract.to_schema()
+    promise = {
+        "columns": {
+            name: [str(column.dtype), column.nullable, column.unique, sorted(str(check) for check in column.checks)]
+            for name, column in schema.columns.items()
+        },
+        "checks": sorted(str(check) for check in schema.checks),
+        "strict": str(schema.strict),
+        "unique": sorted(schema.unique or []),
+    }
+    return hashlib.sha256(json.dumps(promise, sort_keys=True).encode()).hexdigest()[:16]

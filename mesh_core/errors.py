@@ -59,5 +59,17 @@ class AccessDeniedError(MeshError):
     """A domain tried to read another domain's internal product."""
 
 
+class StorageError(MeshError):
+    """A port or a domain's DuckDB store could not be written or read; the message names path and cause."""
+
+
+class VersionNotFoundError(StorageError):
+    """A product version was asked for that the port does not have (never published, or removed by retention)."""
+
+
+class IntegrityError(StorageError):
+    """A published data file does not match the checksum recorded when it was published."""
+
+
 class ProductOutputError(MeshError):
     """A product function returned something other than a pandas DataFrame."""

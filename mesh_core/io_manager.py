@@ -1,41 +1,62 @@
-"""The IO manager every domain uses: publishes through DomainStorage, reads output ports."""
+"""The IO manager every domain uses: publishes to its own ports, reads pinned versions of any."""
 
 from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
 
+from mesh_core.provenance import PORT_VERSION, pinned_version, versions_in_use
 from mesh_core.ref import ProductRef
+from mesh_core.retention import Retention
 from mesh_core.storage import DomainStorage, resolve_data_dir
 
 IO_MANAGER_KEY = "mesh_io_manager"
 
 
 class MeshIOManager(dg.ConfigurableIOManager):
-    """Writes only its own domain's storage; reads other domains' products read-only."""
+    """Writes only its own domain's storage; reads other domains' products read-only.
+
+    Every input is read at the version pinned for the whole run (see `mesh_core.provenance`)."""
 
     domain: str
-    data_dir: str | None = None  # default: $MESH_DATA_DIR, else $DAGSTER_HOME/data
+    data_dir: str | None = None  # local data (DuckDB store, locks): default $MESH_DATA_DIR, else $DAGSTER_HOME/data
+    ports_uri: str | None = None  # output ports: default $MESH_PORTS_URI, else data_dir; may be s3://...
+    keep_versions: int = Retention.keep_versions
+    keep_hours: float = Retention.keep_hours
 
     def storage(self) -> DomainStorage:
-        return DomainStorage(resolve_data_dir(self.data_dir), self.domain)
+        return DomainStorage(resolve_data_dir(self.data_dir), self.domain, ports_uri=self.ports_uri,
+                             retention=Retention(self.keep_versions, self.keep_hours))
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         ref = ProductRef.from_asset_key(context.asset_key)
         meta = context.definition_metadata
         storage = self.storage()
-        published = storage.publish(
-            ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id
+        publication = storage.publish(
+            ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id,
+            contract_fingerprint=meta.get("mesh/contract_fingerprint", ""),
+            in_use=versions_in_use(context.step_context.instance, ref),
         )
+        for warning in publication.warnings:
+            context.log.warning(warning)
+        published = publication.version
         context.add_output_metadata(
             {
+                PORT_VERSION: published.version,
                 "dagster/row_count": published.rows,
                 "dagster/table_name": f"{ref.domain}.{ref.product}",
-                "mesh/version": published.version,
-                "mesh/snapshot": dg.MetadataValue.path(str(storage.port_dir(ref) / published.snapshot)),
+                "dagster/uri": storage.port(ref).uri,
+                "mesh/version": published.product_version,
+                "mesh/contract_fingerprint": published.contract_fingerprint,
                 "mesh/database": dg.MetadataValue.path(str(storage.database_path)),
+                "mesh/database_synced": publication.warehouse_synced,
             }
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return self.storage().read(ProductRef.from_asset_key(context.asset_key))
+        ref = ProductRef.from_asset_key(context.asset_key)
+        step = context.step_context
+        version = pinned_version(step.instance, step.run_id, ref)
+        frame = self.storage().read(ref, version=version)
+        context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame)})
+        return frame

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import dagster as dg
 
+from mesh_core.instance import fail_dead_runs, run_tags
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
 
@@ -83,6 +84,7 @@ def materialize_mesh(
     log_level: str = "WARNING",
 ) -> MeshRunSummary:
     """Run every domain (or the named ones) once, upstream domains first."""
+    fail_dead_runs(instance)  # runs of killed `mesh materialize` processes must not stay STARTED
     order = workspace.domain_order()
     if domains:
         wanted = {workspace.location(name).name for name in domains}
@@ -104,7 +106,7 @@ def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
-        tags={"mesh/domain": location.name, "mesh/launched_by": "mesh-materialize"},
+        tags={"mesh/domain": location.name, **run_tags()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started

@@ -1,40 +1,40 @@
-"""A domain's storage: a private DuckDB working store plus one output port per product.
+"""A domain's storage: one Delta Lake output port per product, and a private DuckDB store.
 
-Publishing writes the product's table in the domain's DuckDB file (one
-transaction, columns by name) and an immutable Parquet snapshot that is renamed
-into place, then swaps a small pointer file. Consumers read the snapshot the
-pointer names, with no lock on the producer's database: a reader never blocks a
-writer, and a blocked or failed publish leaves the last good version in place.
-The layout is the shape of object storage, so a deployment can swap this class.
+A publish commits the product's port (the one commit point), then brings the domain's DuckDB
+table to that version. Consumers read ports, at a version, never the producer's DuckDB file:
+a reader never blocks a writer, and a blocked or failed publish leaves the last good version.
+If a crash (or a full disk) stops a publish between the two, the store lags its port until the
+next run of the product, or `mesh repair`, reconciles it.
+
+Local paths are the default; the port root may be any URI delta-rs supports (`s3://...`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-from dagster_duckdb import DuckDBResource
 
-from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError
+from mesh_core.errors import AccessDeniedError, MeshError, StorageError
+from mesh_core.failpoints import failpoint
 from mesh_core.names import quote_identifier
+from mesh_core.port import OutputPort, PortVersion
 from mesh_core.ref import ProductRef
+from mesh_core.retention import Retention
+from mesh_core.warehouse import Warehouse
 
-POINTER = "current.json"
-KEEP_SNAPSHOTS = 3  # older snapshots are pruned; readers holding one have time to finish
 QUARANTINE_SCHEMA = "quarantine"
+PUBLISH_LOCK_SECONDS = 600.0  # another run publishing the same product waits its turn
 
 
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Where domains keep their data: explicit, else $MESH_DATA_DIR, else $DAGSTER_HOME/data.
+    """Where domains keep local data: explicit, else $MESH_DATA_DIR, else $DAGSTER_HOME/data.
 
     Called at run time, never at import, so a code location loads without it."""
     for candidate in (explicit, os.environ.get("MESH_DATA_DIR")):
@@ -48,136 +48,146 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+def resolve_ports_uri(explicit: str | None, data_dir: Path) -> str:
+    """Where output ports live: explicit, else $MESH_PORTS_URI, else the local data folder."""
+    return (explicit or os.environ.get("MESH_PORTS_URI") or str(data_dir)).rstrip("/")
+
+
 @dataclass(frozen=True)
-class PublishedVersion:
-    """What the pointer of a product's output port says about its current version."""
+class Publication:
+    """What one publish did: the version consumers now read, and what it tidied."""
 
-    domain: str
-    product: str
-    version: str
-    access: str
-    snapshot: str
-    rows: int
-    columns: tuple[str, ...]
-    run_id: str
-    published_at: str
-
-    @property
-    def ref(self) -> ProductRef:
-        return ProductRef(self.domain, self.product)
+    version: PortVersion
+    warehouse_synced: bool
+    removed_files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
 
 
 class DomainStorage:
     """The storage one domain writes, and its read-only view of other domains' ports."""
 
-    def __init__(self, data_dir: Path, domain: str):
+    def __init__(self, data_dir: str | os.PathLike, domain: str, *, ports_uri: str | None = None,
+                 retention: Retention = Retention(), clock: Callable[[], datetime] | None = None):
+        quote_identifier(domain)  # refuse a bad name before it reaches a path or SQL
         self.data_dir = Path(data_dir)
         self.domain = domain
-        quote_identifier(domain)  # refuse a bad name before it reaches a path or SQL
+        self.ports_uri = resolve_ports_uri(ports_uri, self.data_dir)
+        self.retention = retention
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.warehouse = Warehouse(self.data_dir / domain / "warehouse.duckdb")
 
     @property
     def database_path(self) -> Path:
         # Not named like the schema inside it: DuckDB finds 'x.duckdb' holding schema 'x' ambiguous.
-        return self.data_dir / self.domain / "warehouse.duckdb"
+        return self.warehouse.path
 
-    def port_dir(self, ref: ProductRef) -> Path:
-        return self.data_dir / ref.domain / "ports" / ref.product
-
-    @contextmanager
-    def connection(self) -> Iterator:
-        """A read-write connection to this domain's DuckDB file, closed even on errors."""
-        self.database_path.parent.mkdir(parents=True, exist_ok=True)
-        # dagster-duckdb's resource retries while another process holds the file.
-        with DuckDBResource(database=str(self.database_path)).get_connection() as con:
-            try:
-                yield con
-            finally:
-                con.close()
+    def port(self, ref: ProductRef) -> OutputPort:
+        return OutputPort(ref, f"{self.ports_uri}/{ref.domain}/ports/{ref.product}")
 
     # -- writing (own domain only) ---------------------------------------------------
 
-    def publish(self, product: str, frame: pd.DataFrame, *, version: str, access: str, run_id: str) -> PublishedVersion:
-        ref = ProductRef(self.domain, product)
+    def publish(self, product: str, frame: pd.DataFrame, *, version: str, access: str, run_id: str,
+                contract_fingerprint: str = "", in_use: Iterable[int] = ()) -> Publication:
+        """Commit `frame` as the product's next version, then sync the DuckDB store and apply retention.
+
+        Once the port commit has succeeded the publish has happened: a later failure of the
+        DuckDB store or of retention is returned as a warning, not raised, and repaired later."""
+        port = self.port(ProductRef(self.domain, product))  # validates the name before any path
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        port = self.port_dir(ref)
-        port.mkdir(parents=True, exist_ok=True)
-        now = datetime.now(timezone.utc)
-        snapshot = f"{now:%Y%m%dT%H%M%S%fZ}-{run_id[:8]}.parquet"
-        staged = port / f".{snapshot}.staged"
-        try:
-            pq.write_table(table, staged)
-            self._replace_table(self.domain, product, table)
-            os.replace(staged, port / snapshot)
-        finally:
-            staged.unlink(missing_ok=True)
-        published = PublishedVersion(
-            domain=self.domain, product=product, version=version, access=access, snapshot=snapshot,
-            rows=table.num_rows, columns=tuple(table.column_names), run_id=run_id,
-            published_at=now.isoformat(),
-        )
-        _write_atomically(port / POINTER, json.dumps(asdict(published), indent=2))
-        self._prune(port)
-        return published
+        with self._publish_lock(product):
+            history = port.history()
+            removed = port.remove_uncommitted(history)
+            published = port.publish(table, run_id=run_id, product_version=version,
+                                     contract_fingerprint=contract_fingerprint, access=access)
+            sync_problems = self._sync(product, port, published, table)
+            warnings = list(sync_problems)
+            failpoint("storage:before-retention")
+            keep = self.retention.versions_to_keep([published, *history], now=self.clock(), in_use=in_use)
+            try:
+                removed += port.vacuum(keep)
+            except StorageError as exc:
+                warnings.append(f"Retention did not run: {exc}")
+        return Publication(published, not sync_problems, tuple(removed), tuple(warnings))
+
+    def reconcile(self, product: str) -> PortVersion | None:
+        """Bring the product's DuckDB table to its port's latest version, and delete what killed
+        publishes left behind. Returns the version now held, or None if never published."""
+        port = self.port(ProductRef(self.domain, product))
+        with self._publish_lock(product):
+            history = port.history()
+            port.remove_uncommitted(history)
+            if not history:
+                return None
+            if self.warehouse.recorded_version(product) != history[0].version:
+                problems = self._sync(product, port, history[0])
+                if problems:
+                    raise StorageError(problems[0])
+            return history[0]
+
+    def rebuild_warehouse(self) -> Path | None:
+        """Move an unreadable DuckDB store aside; reconcile then rebuilds it from the ports."""
+        if not self.database_path.exists():
+            return None
+        aside = self.database_path.with_name(f"{self.database_path.name}.broken-{os.getpid()}")
+        os.replace(self.database_path, aside)
+        wal = self.database_path.with_name(self.database_path.name + ".wal")
+        if wal.exists():
+            os.replace(wal, aside.with_name(aside.name + ".wal"))
+        return aside
 
     def quarantine(self, product: str, frame: pd.DataFrame, *, run_id: str) -> str:
         """Keep a blocked output for debugging, in this domain's `quarantine` schema."""
         table = pa.Table.from_pandas(frame.assign(_mesh_run_id=run_id), preserve_index=False)
-        self._replace_table(QUARANTINE_SCHEMA, product, table)
+        self.warehouse.replace(QUARANTINE_SCHEMA, product, table)
         return f"{QUARANTINE_SCHEMA}.{product}"
 
-    def _replace_table(self, schema: str, name: str, table: pa.Table) -> None:
-        target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
-        with self.connection() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
-                con.register("mesh_frame", table)
-                # Replaces the table whole, with the frame's own column names and types.
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM mesh_frame")
-                con.unregister("mesh_frame")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+    def _sync(self, product: str, port: OutputPort, version: PortVersion, table: pa.Table | None = None) -> list[str]:
+        try:
+            self.warehouse.replace(self.domain, product, table if table is not None else port.read(version.version),
+                                   port_version=version.version)
+        except StorageError as exc:
+            return [f"The DuckDB store was not updated to version {version.version}; the next run or "
+                    f"`mesh repair` will. {exc}"]
+        return []
 
-    def _prune(self, port: Path) -> None:
-        snapshots = sorted(port.glob("*.parquet"))
-        for old in snapshots[:-KEEP_SNAPSHOTS]:
-            old.unlink(missing_ok=True)
+    @contextmanager
+    def _publish_lock(self, product: str) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        lock_dir = self.data_dir / self.domain / "locks"
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_dir / f"{ProductRef(self.domain, product).product}.lock"),
+                            timeout=PUBLISH_LOCK_SECONDS)
+            lock.acquire()
+        except Timeout:
+            raise StorageError(f"{self.domain}.{product} stayed locked by another publish for "
+                               f"{PUBLISH_LOCK_SECONDS:.0f} s ({lock_dir}).") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot lock {lock_dir} to publish {self.domain}.{product}: "
+                               f"{exc.strerror or exc}") from exc
+        try:
+            yield
+        finally:
+            lock.release()
 
     # -- reading (any domain's public ports, this domain's internal ones) ------------
 
-    def current(self, ref: ProductRef) -> PublishedVersion:
-        pointer = self.port_dir(ref) / POINTER
-        try:
-            data = json.loads(pointer.read_text())
-        except FileNotFoundError:
-            raise ProductNotPublishedError(
-                f"Product {ref} has no published version yet (no {pointer}). "
-                f"Materialize the '{ref.domain}' domain first, e.g. `mesh materialize --domain {ref.domain}`."
-            ) from None
-        data["columns"] = tuple(data["columns"])
-        return PublishedVersion(**data)
+    def current(self, ref: ProductRef) -> PortVersion:
+        return self.port(ref).latest()
 
-    def read(self, ref: ProductRef) -> pd.DataFrame:
-        published = self.current(ref)
-        if published.access != "public" and ref.domain != self.domain:
+    def history(self, ref: ProductRef) -> list[PortVersion]:
+        return self.port(ref).history()
+
+    def read(self, ref: ProductRef, version: int | None = None) -> pd.DataFrame:
+        """The product at `version` (a Delta version), else at its current version."""
+        port = self.port(ref)
+        latest = port.latest()
+        if latest.access != "public" and ref.domain != self.domain:
             raise AccessDeniedError(
-                f"Domain '{self.domain}' may not read {ref}: its access is '{published.access}', "
+                f"Domain '{self.domain}' may not read {ref}: its access is '{latest.access}', "
                 f"readable only inside the '{ref.domain}' domain. Ask its owners to make it public, "
                 "or read a public product instead."
             )
-        return pq.read_table(self.port_dir(ref) / published.snapshot).to_pandas()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        table = port.read(latest.version if version is None else version)
+        return table.to_pandas(coerce_temporal_nanoseconds=True)

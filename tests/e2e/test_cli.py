@@ -85,4 +85,4 @@ def test_a_consumer_whose_inputs_were_never_published_says_what_to_run(home):
     run = run_mesh("materialize", "-d", "insights", home=home)
     assert run.returncode == 1
     assert "FAILED  insights.route_performance" in run.stdout
-    assert "has no published version yet" in run.stdout and "mesh materialize --domain operations" in run.stdout
+    assert "had no published version when run" in run.stdout and "mesh materialize --domain operations" in run.stdout

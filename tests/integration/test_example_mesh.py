@@ -93,10 +93,12 @@ def test_published_data_is_honest_about_cancellations_and_unknown_references(mes
     assert carriers["flights"].sum() == len(flights)
 
 
-def test_each_domain_wrote_only_its_own_duckdb_file(mesh, workspace):
+def test_each_domain_wrote_only_its_own_duckdb_file_at_its_ports_versions(mesh, workspace):
     home, _ = mesh
     for location in workspace.locations:
-        path = home / "data" / location.name / "warehouse.duckdb"
-        with duckdb.connect(str(path), read_only=True) as con:
+        storage = DomainStorage(home / "data", location.name)
+        with duckdb.connect(str(storage.database_path), read_only=True) as con:
             tables = {tuple(row) for row in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
-        assert tables == {(ref.domain, ref.product) for ref in location.products}
+            held = dict(con.execute("SELECT product, port_version FROM mesh_meta.port_versions").fetchall())
+        assert tables - {("mesh_meta", "port_versions")} == {(ref.domain, ref.product) for ref in location.products}
+        assert held == {ref.product: storage.current(ref).version for ref in location.products}

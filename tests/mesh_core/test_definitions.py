@@ -35,7 +35,7 @@ def test_each_product_becomes_an_asset_with_ownership_schema_and_checks():
     assert spec.key == dg.AssetKey(["store", "stock"])
     assert spec.owners == ["team:store"] and spec.group_name == "store" and spec.code_version == "1.2.0"
     assert spec.tags["mesh/domain"] == "store" and spec.tags["mesh/access"] == "public"
-    assert {"dagster/kind/pandas", "dagster/kind/duckdb", "dagster/kind/parquet"} <= set(spec.tags)
+    assert {"dagster/kind/pandas", "dagster/kind/duckdb", "dagster/kind/delta"} <= set(spec.tags)
     columns = spec.metadata["dagster/column_schema"].columns
     assert [(c.name, c.constraints.unique) for c in columns] == [("item_id", True), ("label", False)]
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}

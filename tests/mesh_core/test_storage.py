@@ -1,15 +1,27 @@
-import json
+import os
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
-from mesh_core import AccessDeniedError, DomainStorage, MeshError, ProductNotPublishedError, ProductRef
-from mesh_core.storage import KEEP_SNAPSHOTS, POINTER, resolve_data_dir
+from mesh_core import (
+    AccessDeniedError,
+    DomainStorage,
+    MeshError,
+    ProductNotPublishedError,
+    ProductRef,
+    Retention,
+    VersionNotFoundError,
+)
+from mesh_core.storage import resolve_data_dir, resolve_ports_uri
+
+REF = ProductRef("sales", "orders")
 
 
-def publish(storage, frame, product="orders", access="public", run_id="run00001-xyz"):
-    return storage.publish(product, frame, version="1.0.0", access=access, run_id=run_id)
+def publish(storage, frame, product="orders", access="public", run_id="run00001-xyz", **kwargs):
+    return storage.publish(product, frame, version="1.0.0", access=access, run_id=run_id, **kwargs)
 
 
 def table(storage, name="orders", schema=None):
@@ -17,53 +29,139 @@ def table(storage, name="orders", schema=None):
         return con.execute(f'SELECT * FROM "{schema or storage.domain}"."{name}"').df()
 
 
-def test_publish_writes_the_table_and_a_snapshot_the_pointer_names(tmp_path):
+def held_version(storage, name="orders"):
+    with duckdb.connect(str(storage.database_path), read_only=True) as con:
+        return con.execute("SELECT port_version FROM mesh_meta.port_versions WHERE product = ?", [name]).fetchone()[0]
+
+
+def test_a_publish_is_one_delta_commit_that_records_its_run_and_the_duckdb_table_follows(tmp_path):
     storage = DomainStorage(tmp_path, "sales")
     frame = pd.DataFrame({"order_id": [1, 2], "amount": [9.5, 3.0]})
-    published = publish(storage, frame)
+    publication = publish(storage, frame, contract_fingerprint="abc123")
+    assert publication.warehouse_synced and publication.version.version == 0
+    delta = DeltaTable(str(tmp_path / "sales" / "ports" / "orders"))
+    assert delta.version() == 0
+    [commit] = delta.history()
+    assert commit["mesh.run_id"] == "run00001-xyz" and commit["mesh.product_version"] == "1.0.0"
+    assert commit["mesh.contract_fingerprint"] == "abc123" and commit["mesh.rows"] == "2"
+    [data_file] = publication.version.files
+    assert publication.version.files[data_file] in data_file  # the checksum is in the file name too
+    pd.testing.assert_frame_equal(delta.to_pandas(), frame)  # a plain Delta table for any engine
     pd.testing.assert_frame_equal(table(storage), frame)
-    pointer = json.loads((storage.port_dir(published.ref) / POINTER).read_text())
-    assert pointer["snapshot"] == published.snapshot and pointer["rows"] == 2
-    assert (storage.port_dir(published.ref) / published.snapshot).exists()
+    assert held_version(storage) == 0
     assert storage.database_path.name == "warehouse.duckdb"  # not named like its schema
+
+
+def test_versions_are_monotonic_and_every_kept_version_can_be_read(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    versions = [publish(storage, pd.DataFrame({"n": [i] * (i + 1)}), run_id=f"run{i}").version.version for i in range(4)]
+    assert versions == sorted(versions) and len(set(versions)) == 4
+    reader = DomainStorage(tmp_path, "reports")
+    for i, version in enumerate(versions):
+        assert reader.read(REF, version=version)["n"].tolist() == [i] * (i + 1)
+    assert reader.read(REF)["n"].tolist() == [3] * 4
+    assert [v.version for v in reader.history(REF)] == versions[::-1]
+    assert [v.run_id for v in reader.history(REF)] == ["run3", "run2", "run1", "run0"]
 
 
 def test_publish_replaces_by_column_name_not_position(tmp_path):
     storage = DomainStorage(tmp_path, "sales")
     publish(storage, pd.DataFrame({"a": [1, 2], "b": [10, 20]}))
     publish(storage, pd.DataFrame({"b": [30, 40], "a": [3, 4]}), run_id="run00002")
-    reread = DomainStorage(tmp_path, "reports").read(ProductRef("sales", "orders"))
+    reread = DomainStorage(tmp_path, "reports").read(REF)
     assert reread["a"].tolist() == [3, 4] and reread["b"].tolist() == [30, 40]
     assert table(storage)[["a", "b"]].values.tolist() == [[3, 30], [4, 40]]
 
 
-def test_publish_with_changed_columns_replaces_the_table_whole(tmp_path):
+def test_publish_with_changed_columns_replaces_the_table_whole_and_keeps_old_versions_readable(tmp_path):
     storage = DomainStorage(tmp_path, "sales")
-    publish(storage, pd.DataFrame({"a": [1]}))
+    first = publish(storage, pd.DataFrame({"a": [1]})).version
     publish(storage, pd.DataFrame({"a": ["x"], "c": [True]}), run_id="run00002")
     assert table(storage).to_dict("records") == [{"a": "x", "c": True}]
+    assert storage.read(REF, version=first.version).to_dict("records") == [{"a": 1}]
 
 
-def test_only_the_newest_snapshots_are_kept(tmp_path):
+def test_timestamps_and_nulls_survive_the_round_trip(tmp_path):
+    frame = pd.DataFrame({
+        "at": pd.to_datetime(["2013-01-01 05:15", None]),
+        "utc": pd.to_datetime(["2013-01-01 10:00", "2013-06-01 11:00"], utc=True),
+        "delay": [1.5, None], "tail": ["N1", None],
+    })
     storage = DomainStorage(tmp_path, "sales")
-    for i in range(KEEP_SNAPSHOTS + 2):
-        last = publish(storage, pd.DataFrame({"n": [i]}), run_id=f"run{i:05d}")
-    snapshots = sorted(p.name for p in storage.port_dir(last.ref).glob("*.parquet"))
-    assert len(snapshots) == KEEP_SNAPSHOTS and snapshots[-1] == last.snapshot
-    assert storage.read(last.ref)["n"].tolist() == [KEEP_SNAPSHOTS + 1]
+    publish(storage, frame)
+    pd.testing.assert_frame_equal(storage.read(REF), frame)
+
+
+def test_retention_keeps_the_newest_versions_and_those_in_use_and_says_what_was_removed(tmp_path):
+    storage = DomainStorage(tmp_path, "sales", retention=Retention(keep_versions=2, keep_hours=0))
+    # A long consumer run pinned version 0 while four more were published.
+    versions = [publish(storage, pd.DataFrame({"n": [i]}), run_id=f"run{i}", in_use=[0]).version.version for i in range(4)]
+    assert versions == [0, 1, 2, 3]
+    assert storage.read(REF, version=versions[0])["n"].tolist() == [0]  # pinned by a running consumer
+    assert storage.read(REF, version=versions[2])["n"].tolist() == [2]  # among the newest two
+    assert [v.version for v in storage.history(REF)][:1] == [3]
+    with pytest.raises(VersionNotFoundError, match=r"Version 1 of sales\.orders is no longer stored.*removed by retention"):
+        storage.read(REF, version=versions[1])
+    assert storage.read(REF)["n"].tolist() == [3]
+
+
+def test_a_clock_stepped_back_or_forward_never_deletes_what_the_current_version_needs(tmp_path):
+    now = datetime.now(timezone.utc)
+    clock = {"now": now}
+    storage = DomainStorage(tmp_path, "sales", retention=Retention(keep_versions=1, keep_hours=24),
+                            clock=lambda: clock["now"])
+    tried = []
+    for step, offset in enumerate([timedelta(0), timedelta(days=-3), timedelta(days=-400), timedelta(days=30),
+                                   timedelta(hours=-1), timedelta(days=365)]):
+        clock["now"] = now + offset
+        publish(storage, pd.DataFrame({"n": [step]}), run_id=f"run{step}")
+        assert storage.read(REF)["n"].tolist() == [step]  # the current version is whole
+        assert table(storage)["n"].tolist() == [step]
+        tried.append(offset)
+    # Stepped back, every commit looks young and is kept; far forward, only the current one.
+    assert [v.version for v in storage.history(REF)][0] == storage.current(REF).version
+    print(f"clock offsets tried: {[str(o) for o in tried]}; all current versions readable")
+
+
+def test_a_killed_publish_leaves_garbage_that_the_next_publish_removes(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    publish(storage, pd.DataFrame({"n": [1]}))
+    port = tmp_path / "sales" / "ports" / "orders"
+    orphan = port / f"part-{'0' * 16}-{'a' * 64}.parquet"
+    orphan.write_bytes(b"half a file")
+    staged_commit = port / "_delta_log" / "_commit_1234.json.tmp"
+    staged_commit.write_text("{}")
+    again = publish(storage, pd.DataFrame({"n": [2]}), run_id="run2")
+    assert not orphan.exists() and not staged_commit.exists()
+    assert set(again.removed_files) >= {orphan.name, "_delta_log/_commit_1234.json.tmp"}
+    assert storage.read(REF)["n"].tolist() == [2]
+
+
+def test_reconcile_brings_a_lagging_duckdb_store_to_the_port(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    publish(storage, pd.DataFrame({"n": [1]}))
+    # A publish that committed its port and died before the DuckDB write.
+    import pyarrow as pa
+
+    committed = storage.port(REF).publish(pa.table({"n": [7, 8]}), run_id="crashed", product_version="1.0.0",
+                                          contract_fingerprint="", access="public")
+    assert held_version(storage) == 0
+    assert storage.reconcile("orders").version == committed.version
+    assert held_version(storage) == committed.version and table(storage)["n"].tolist() == [7, 8]
+    assert storage.reconcile("never_published") is None
 
 
 def test_reading_before_any_publish_says_what_to_run(tmp_path):
     with pytest.raises(ProductNotPublishedError, match=r"sales\.orders has no published version.*mesh materialize --domain sales"):
-        DomainStorage(tmp_path, "reports").read(ProductRef("sales", "orders"))
+        DomainStorage(tmp_path, "reports").read(REF)
 
 
 def test_internal_products_are_readable_only_by_their_own_domain(tmp_path):
     publish(DomainStorage(tmp_path, "sales"), pd.DataFrame({"n": [1]}), access="internal")
-    ref = ProductRef("sales", "orders")
-    assert DomainStorage(tmp_path, "sales").read(ref)["n"].tolist() == [1]
-    with pytest.raises(AccessDeniedError, match=r"Domain 'reports' may not read sales\.orders: its access is 'internal'"):
-        DomainStorage(tmp_path, "reports").read(ref)
+    assert DomainStorage(tmp_path, "sales").read(REF)["n"].tolist() == [1]
+    for version in (None, 0):
+        with pytest.raises(AccessDeniedError, match=r"Domain 'reports' may not read sales\.orders: its access is 'internal'"):
+            DomainStorage(tmp_path, "reports").read(REF, version=version)
 
 
 def test_quarantine_keeps_the_blocked_rows_with_their_run(tmp_path):
@@ -80,14 +178,30 @@ def test_invalid_names_never_reach_sql_or_paths(tmp_path):
     with pytest.raises(ValueError, match="Refusing to use"):
         DomainStorage(tmp_path, "sales").quarantine('x" CASCADE', pd.DataFrame({"n": [1]}), run_id="r")
     assert not (tmp_path / "sales" / "warehouse.duckdb").exists()
+    assert not (tmp_path / "escape").exists()
 
 
-def test_data_dir_comes_from_the_environment_at_run_time(tmp_path, monkeypatch):
+def test_published_files_are_readable_by_other_users(tmp_path):
+    old = os.umask(0o022)
+    try:
+        publish(DomainStorage(tmp_path, "sales"), pd.DataFrame({"n": [1]}))
+    finally:
+        os.umask(old)
+    port = tmp_path / "sales" / "ports" / "orders"
+    files = [p for p in port.rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o044 == 0o044 for p in files), [oct(p.stat().st_mode) for p in files]
+
+
+def test_locations_come_from_the_environment_at_run_time(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert resolve_data_dir() == tmp_path / "home" / "data"
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "lake"))
     assert resolve_data_dir() == tmp_path / "lake"
     assert resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    assert resolve_ports_uri(None, tmp_path / "lake") == str(tmp_path / "lake")
+    monkeypatch.setenv("MESH_PORTS_URI", "s3://bucket/mesh/")
+    assert resolve_ports_uri(None, tmp_path / "lake") == "s3://bucket/mesh"
+    assert DomainStorage(tmp_path, "sales").port(REF).uri == "s3://bucket/mesh/sales/ports/orders"
     monkeypatch.delenv("MESH_DATA_DIR")
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(MeshError, match="set DAGSTER_HOME"):

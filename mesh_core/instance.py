@@ -1,0 +1,106 @@
+"""The Dagster instance the mesh runs on: created once, safely, and kept honest about dead runs.
+
+Two processes creating a fresh sqlite instance at the same moment can leave its schema with
+two heads for good (Dagster issue #27390), so Mesh creates it under a file lock, once. A new,
+empty DAGSTER_HOME gets Mesh's dagster.yaml (telemetry off, queued runs, one run per domain).
+A run of `mesh materialize` whose process died is marked failed instead of staying STARTED.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dagster as dg
+
+from mesh_core.errors import MeshError
+
+LAUNCHED_BY = "mesh/launched_by"
+HOST_TAG = "mesh/host"
+PID_TAG = "mesh/pid"
+INIT_LOCK_SECONDS = 300.0
+
+# Keep in step with dagster_home/dagster.yaml (a test compares them).
+DEFAULT_DAGSTER_YAML = """\
+# The embedded Dagster instance: sqlite storage lands in this folder (git-ignored).
+telemetry:
+  enabled: false
+
+# Runs launched from the UI, sensors and the daemon queue here; one run per domain at a time,
+# since a domain's DuckDB file takes one writer at a time.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: dagster/code_location
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+
+# The daemon fails runs whose worker stopped starting or cancelling instead of waiting forever.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+"""
+
+
+def prepare_instance(home: str | os.PathLike) -> Path:
+    """Create the instance in `home` once, under a lock, with Mesh's dagster.yaml if it has none."""
+    from filelock import FileLock, Timeout
+
+    home = Path(home)
+    if home.exists() and not home.is_dir():
+        raise MeshError(f"DAGSTER_HOME {home} is a file, not a folder. Point DAGSTER_HOME at a folder (it is created if missing).")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(home / ".mesh-instance.lock"), timeout=INIT_LOCK_SECONDS):
+            config = home / "dagster.yaml"
+            if not config.exists():
+                config.write_text(DEFAULT_DAGSTER_YAML)
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                instance.get_runs(limit=1)  # creates (or migrates) the storage while we hold the lock
+    except Timeout:
+        raise MeshError(f"Another process kept {home} locked for {INIT_LOCK_SECONDS:.0f} s while creating the instance.") from None
+    except OSError as exc:
+        raise MeshError(f"Cannot use DAGSTER_HOME {home}: {exc.strerror or exc}.") from exc
+    return home
+
+
+def run_tags() -> dict[str, str]:
+    """Tags that let a later sweep tell whether the process running a run is still alive."""
+    return {LAUNCHED_BY: "mesh-materialize", HOST_TAG: socket.gethostname()[:63], PID_TAG: str(os.getpid())}
+
+
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs Mesh started in this host whose process is gone. Returns their ids."""
+    host = socket.gethostname()[:63]
+    dead = []
+    runs = instance.get_runs(filters=dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        tags={LAUNCHED_BY: "mesh-materialize", HOST_TAG: host},
+    ))
+    for run in runs:
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, f"Mesh: the process that ran this run (pid {pid} on {host}) died.")
+            dead.append(run.run_id)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:  # a zombie (killed, not yet reaped by its parent) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

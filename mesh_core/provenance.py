@@ -1,0 +1,116 @@
+"""Which port version a run reads, decided from the Dagster instance's event log.
+
+A run reads each upstream product at the version whose materialization the instance recorded
+last *before the run was created* (Dagster logs the run's planned materializations then, in
+the same cross-run index as materializations: for a run launched from the UI or the daemon,
+that is when it was queued), or at the version published earlier in the same run. The rule needs no clock, lock or
+shared file: every step of a run, in any process of any executor, computes the same answer, and
+a consumer's materialization records it as provenance.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import dagster as dg
+
+from mesh_core.errors import ProductNotPublishedError
+from mesh_core.port import PortVersion
+from mesh_core.ref import ProductRef
+
+_PAGE, _MAX_PAGES = 100, 50
+PORT_VERSION = "mesh/port_version"  # materialization metadata: the Delta version published
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def pinned_version(instance: dg.DagsterInstance, run_id: str, ref: ProductRef) -> int:
+    """The port version of `ref` that run `run_id` reads, in every one of its steps."""
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.asset_key == ref.asset_key:
+            return _port_version(materialization, ref)
+    pinned = _latest_before(instance, ref, _run_position(instance, run_id))
+    if pinned is None:
+        raise ProductNotPublishedError(
+            f"Product {ref} had no published version when run {run_id[:8]} started. "
+            f"Materialize the '{ref.domain}' domain first, e.g. `mesh materialize --domain {ref.domain}`."
+        )
+    return pinned
+
+
+def versions_in_use(instance: dg.DagsterInstance, ref: ProductRef) -> set[int]:
+    """Versions of `ref` that a queued or running run may still read: retention keeps them."""
+    in_use = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        version = _latest_before(instance, ref, _run_position(instance, run.run_id))
+        if version is not None:
+            in_use.add(version)
+    return in_use
+
+
+def record_unreported(instance: dg.DagsterInstance, history: Iterable[PortVersion], asset_key: dg.AssetKey) -> list[int]:
+    """Report, as materializations, port versions committed by runs that died before Dagster
+    recorded them. The Delta commit is the commit point: once it exists, the version is published."""
+    recorded = _latest_before(instance, ProductRef.from_asset_key(asset_key), None)
+    reported = []
+    for version in sorted(history, key=lambda item: item.version):
+        if recorded is not None and version.version <= recorded:
+            continue
+        run = instance.get_run_by_id(version.run_id)
+        if run is not None and run.status in UNFINISHED:
+            continue  # its own run is about to record it
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=asset_key,
+                description=f"Version {version.version} was committed by run {version.run_id[:8]}, which "
+                            "stopped before recording it; recorded by Mesh's reconciliation.",
+                metadata={PORT_VERSION: version.version, "dagster/row_count": version.rows,
+                          "mesh/version": version.product_version, "mesh/published_by_run": version.run_id,
+                          "mesh/recovered": True},
+            )
+        )
+        reported.append(version.version)
+    return reported
+
+
+def _run_position(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The cross-run storage id of the run's first planned materialization.
+
+    A run's own event ids are not comparable across runs (sqlite keeps one database per
+    run), but planned materializations are mirrored into the index with materializations."""
+    first = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1, ascending=True
+    ).records
+    if not first:
+        return None
+    key = first[0].event_log_entry.dagster_event.asset_key
+    cursor = None
+    for _ in range(_MAX_PAGES):  # newest first: the run is normally on the first page
+        page = instance.fetch_planned_materializations(key, limit=_PAGE, cursor=cursor, ascending=False)
+        for record in page.records:
+            if record.run_id == run_id:
+                return record.storage_id
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return None
+
+
+def _latest_before(instance: dg.DagsterInstance, ref: ProductRef, storage_id: int | None) -> int | None:
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ref.asset_key, before_storage_id=storage_id), limit=1, ascending=False
+    )
+    if not result.records:
+        return None
+    return _port_version(result.records[0].asset_materialization, ref)
+
+
+def _port_version(materialization: dg.AssetMaterialization, ref: ProductRef) -> int:
+    value = materialization.metadata.get(PORT_VERSION)
+    if value is None:
+        raise ProductNotPublishedError(
+            f"The latest materialization of {ref} records no port version (it predates Mesh's Delta Lake "
+            f"ports). Materialize the '{ref.domain}' domain again: `mesh materialize --domain {ref.domain}`."
+        )
+    return int(value.value)

@@ -1,0 +1,58 @@
+"""`mesh repair`: bring every domain's storage and the instance back in line with the ports.
+
+The ports are the truth. Repair marks dead runs failed, deletes what killed publishes left,
+moves a corrupt DuckDB store aside and rebuilds each product's table from its port, and
+records versions whose run died between the Delta commit and Dagster's record of it. Every run
+of a product does the same for that product first, so repair is only needed to heal without
+running anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import dagster as dg
+
+from mesh_core.errors import MeshError
+from mesh_core.instance import fail_dead_runs
+from mesh_core.io_manager import IO_MANAGER_KEY
+from mesh_core.provenance import record_unreported
+from mesh_core.ref import ProductRef
+from mesh_core.workspace import MeshWorkspace
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    ref: ProductRef | None  # None: a domain-wide action
+    domain: str
+    ok: bool
+    message: str
+
+
+def repair_mesh(workspace: MeshWorkspace, instance: dg.DagsterInstance, *, domains: Sequence[str] | None = None) -> list[RepairResult]:
+    results = [RepairResult(None, "*", True, f"marked failed run {run_id}, whose process died")
+               for run_id in fail_dead_runs(instance)]
+    locations = [workspace.location(name) for name in domains] if domains else list(workspace.locations)
+    for location in locations:
+        storage = location.defs.resources[IO_MANAGER_KEY].storage()
+        try:
+            damage = storage.warehouse.damage()
+            if damage:
+                aside = storage.rebuild_warehouse()
+                results.append(RepairResult(None, location.name, True, f"moved the damaged DuckDB store to {aside} ({damage})"))
+        except MeshError as exc:
+            results.append(RepairResult(None, location.name, False, str(exc)))
+            continue
+        for ref in location.products:
+            try:
+                held = storage.reconcile(ref.product)
+                if held is None:
+                    results.append(RepairResult(ref, location.name, True, "never published; nothing to repair"))
+                    continue
+                recorded = record_unreported(instance, storage.history(ref), ref.asset_key)
+                note = f"; recorded version(s) {recorded} that Dagster had missed" if recorded else ""
+                results.append(RepairResult(ref, location.name, True, f"port and DuckDB store at version {held.version}{note}"))
+            except MeshError as exc:
+                results.append(RepairResult(ref, location.name, False, str(exc)))
+    return results

@@ -1,0 +1,161 @@
+"""A domain's private DuckDB store: tables derived from its output ports, plus quarantine.
+
+Each product's table is replaced in one transaction, by column name, together with the port
+version it holds, so the store can always tell how far behind its ports it is and be
+reconciled to them. Mesh processes take turns on the file through a lock file beside it;
+only a conflict with some other program is retried, briefly and with jitter. Every other
+error (disk full, permission denied, read-only or corrupt file) is reported at once with the
+path and the real cause, never masked by a failed rollback.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from mesh_core.errors import StorageError
+from mesh_core.failpoints import failpoint
+from mesh_core.names import quote_identifier
+
+META_SCHEMA = "mesh_meta"  # which port version each table holds
+LOCK_WAIT_SECONDS = 120.0  # another Mesh process publishing to the same domain
+FOREIGN_LOCK_SECONDS = 10.0  # some other program (a DuckDB shell, a notebook) holding the file
+
+
+class Warehouse:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator:
+        """A connection to the store, held under the store's lock and closed on every path."""
+        import duckdb
+        from filelock import FileLock, Timeout
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.path) + ".lock", timeout=LOCK_WAIT_SECONDS)
+            lock.acquire()
+        except Timeout:
+            raise StorageError(
+                f"{self.path} stayed locked by another Mesh process for {LOCK_WAIT_SECONDS:.0f} s; "
+                "wait for the other run of this domain to finish, then try again."
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"Cannot open the DuckDB store {self.path}: {exc.strerror or exc}") from exc
+        try:
+            con = self._open(duckdb, read_only)
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            lock.release()
+
+    def _open(self, duckdb, read_only: bool):
+        deadline = time.monotonic() + FOREIGN_LOCK_SECONDS
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                message = str(exc)
+                if "lock" in message.lower() and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.05, 0.5))  # jitter: two waiters never retry in step
+                    continue
+                raise StorageError(_explain(self.path, message)) from exc
+
+    def replace(self, schema: str, name: str, table: pa.Table, *, port_version: int | None = None) -> None:
+        """Replace one table whole, in one transaction, recording the port version it holds."""
+        target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+        with self.connect() as con:
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+                con.register("mesh_frame", table)
+                # The frame's own column names and types: nothing is matched by position.
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM mesh_frame")
+                con.unregister("mesh_frame")
+                if port_version is not None:
+                    self._record(con, name, port_version)
+                failpoint("warehouse:before-commit")
+                con.execute("COMMIT")
+            except Exception as exc:
+                with suppress(Exception):  # a rollback after a failed commit only hides the cause
+                    con.execute("ROLLBACK")
+                if isinstance(exc, StorageError):
+                    raise
+                raise StorageError(_explain(self.path, str(exc), f"replace {schema}.{name} in")) from exc
+
+    def recorded_version(self, name: str) -> int | None:
+        """The port version the product's table holds, or None if it has none yet."""
+        if not self.path.exists():
+            return None
+        with self.connect() as con:
+            try:
+                found = con.execute(
+                    f"SELECT port_version FROM {quote_identifier(META_SCHEMA)}.port_versions WHERE product = ?", [name]
+                ).fetchall()
+            except Exception as exc:
+                if "does not exist" in str(exc):
+                    return None
+                raise StorageError(_explain(self.path, str(exc), "read")) from exc
+        return found[0][0] if found else None
+
+    def damage(self) -> str | None:
+        """Why the file cannot be used as a database (corrupt, not DuckDB), or None if it reads
+        whole. Other problems (permissions, a lock held elsewhere) are raised, not reported here."""
+        if not self.path.exists():
+            return None
+        try:
+            with self.connect(read_only=True) as con:
+                tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+                for schema, name in tables:  # DuckDB verifies block checksums as it reads them
+                    con.execute(f"SELECT * FROM {_quoted(schema)}.{_quoted(name)}").to_arrow_table()
+        except StorageError as exc:
+            if _is_corruption(str(exc)):
+                return str(exc)
+            raise
+        except Exception as exc:
+            if _is_corruption(str(exc)):
+                return " ".join(str(exc).split())
+            raise StorageError(_explain(self.path, str(exc), "read")) from exc
+        return None
+
+    @staticmethod
+    def _record(con, name: str, port_version: int) -> None:
+        meta = quote_identifier(META_SCHEMA)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {meta}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {meta}.port_versions (product VARCHAR PRIMARY KEY, port_version BIGINT)")
+        con.execute(f"INSERT OR REPLACE INTO {meta}.port_versions VALUES (?, ?)", [name, port_version])
+
+
+def _explain(path: Path, message: str, action: str = "open") -> str:
+    """One line an operator can act on: which file, what the system said, what to do."""
+    cause = " ".join(message.split())
+    lowered = cause.lower()
+    if "no space left" in lowered:
+        fix = "free space on that disk; the port still holds the last published version, and the next run catches the store up."
+    elif "read-only file system" in lowered or "permission denied" in lowered:
+        fix = "make the data folder writable by this user (or point MESH_DATA_DIR elsewhere)."
+    elif "lock" in lowered:
+        fix = "close the other program that has the file open (a DuckDB shell or notebook), then try again."
+    elif _is_corruption(cause):
+        fix = "the store is derived from the domain's ports: `mesh repair --domain <domain>` moves it aside and rebuilds it."
+    else:
+        fix = "see the cause above; the ports are unaffected and `mesh repair` rebuilds the store from them."
+    return f"Could not {action} the DuckDB store {path}: {cause}. Fix: {fix}"
+
+
+def _is_corruption(message: str) -> bool:
+    lowered = message.lower()
+    return "not a valid duckdb" in lowered or "corrupt" in lowered or "checksum" in lowered
+
+
+def _quoted(name: str) -> str:
+    """Quote a name read from the database itself (not a Mesh name, so escape, never trust)."""
+    return '"' + name.replace('"', '""') + '"'
