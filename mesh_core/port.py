@@ -18,6 +18,7 @@ import json
 import re
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
@@ -121,11 +122,11 @@ class OutputPort:
         return [uri.rsplit("/", 1)[-1] for uri in table.file_uris()]
 
     def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Table:
-        path = f"{root}/{name}"
+        path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
         match = _DATA_FILE.match(name)
         if match is None:
             raise IntegrityError(
-                f"Version {version} of {self.ref} references {path}, which has no checksum in its name: "
+                f"Version {version} of {self.ref} references {shown}, which has no checksum in its name: "
                 "it was not written by Mesh. Republish the product with Mesh (`mesh materialize --domain "
                 f"{self.ref.domain}`) rather than rewriting its port with another engine."
             )
@@ -134,14 +135,14 @@ class OutputPort:
                 data = handle.read()
         except FileNotFoundError:
             raise VersionNotFoundError(
-                f"Version {version} of {self.ref} is no longer stored: its file {path} was removed by "
+                f"Version {version} of {self.ref} is no longer stored: its file {shown} was removed by "
                 f"retention. Read a newer version; `mesh history {self.ref}` lists them."
             ) from None
         except OSError as exc:
-            raise StorageError(f"Could not read {path} (version {version} of {self.ref}): {_cause(exc)}") from exc
+            raise StorageError(f"Could not read {shown} (version {version} of {self.ref}): {_cause(exc)}") from exc
         if hashlib.sha256(data).hexdigest() != match["sha256"]:
             raise IntegrityError(
-                f"Data file {path} of {self.ref} version {version} is corrupt: its SHA-256 does not match "
+                f"Data file {shown} of {self.ref} version {version} is corrupt: its SHA-256 does not match "
                 f"the checksum recorded when it was published. Nothing was read from it. Ask the "
                 f"'{self.ref.domain}' owners to republish (`mesh materialize --domain {self.ref.domain}`), "
                 "or read an older version."
@@ -149,7 +150,7 @@ class OutputPort:
         try:
             return pq.read_table(pa.BufferReader(data))
         except Exception as exc:  # a checksum match makes this a writer bug, still name the file
-            raise IntegrityError(f"Data file {path} of {self.ref} version {version} is unreadable: {_cause(exc)}") from exc
+            raise IntegrityError(f"Data file {shown} of {self.ref} version {version} is unreadable: {_cause(exc)}") from exc
 
     # -- writing (the owning domain only, under its publish lock) ----------------------
 
@@ -166,13 +167,16 @@ class OutputPort:
         sha256 = hashlib.sha256(data).hexdigest()
         name = f"part-{uuid.uuid4().hex[:16]}-{sha256}.parquet"
         fs, root = self._filesystem()
+        path = f"{root}/{name}"
         try:
             fs.create_dir(root, recursive=True)
             failpoint("port:before-data-file")
-            with fs.open_output_stream(f"{root}/{name}") as out:
+            with fs.open_output_stream(path) as out:
                 out.write(data)
         except OSError as exc:
-            raise StorageError(f"Could not write {root}/{name} for {self.ref}: {_cause(exc)}") from exc
+            with suppress(OSError):  # a partial file would hold the space a full disk needs back
+                fs.delete_file(path)
+            raise StorageError(f"Could not write {self.uri}/{name} for {self.ref}: {_cause(exc)}") from exc
         failpoint("port:before-commit")
         add = AddAction(name, data.size, {}, int(time.time() * 1000), True, json.dumps({"numRecords": table.num_rows}))
         metadata = {

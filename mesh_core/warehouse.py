@@ -139,7 +139,7 @@ def _explain(path: Path, message: str, action: str = "open") -> str:
     cause = " ".join(message.split())
     lowered = cause.lower()
     if "no space left" in lowered:
-        fix = "free space on that disk; the port still holds the last published version, and the next run catches the store up."
+        fix = "free space on that disk; the ports are unaffected, and the next run (or `mesh repair`) catches the store up."
     elif "read-only file system" in lowered or "permission denied" in lowered:
         fix = "make the data folder writable by this user (or point MESH_DATA_DIR elsewhere)."
     elif "lock" in lowered:

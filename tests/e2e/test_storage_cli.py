@@ -1,0 +1,99 @@
+"""`mesh read`, `mesh history` and `mesh repair`, and a corrupt port met by a consumer, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mesh_core import DomainStorage, ProductRef
+from tests.support import FIXTURES, WORKSPACES, make_dagster_home, run_mesh
+
+WORKSPACE = str(WORKSPACES / "source_sink.yaml")
+READINGS = ProductRef("source", "readings")
+
+
+def mesh(*args, home):
+    return run_mesh(*args, "-w", WORKSPACE, home=home, cwd=FIXTURES)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A home where source.readings was published twice (versions 0 and 1)."""
+    home = make_dagster_home(tmp_path_factory.mktemp("published"))
+    for _ in range(2):
+        run = mesh("materialize", "-d", "source", home=home)
+        assert run.returncode == 0, run.stdout + run.stderr
+    return home
+
+
+@pytest.fixture
+def home(published, tmp_path):
+    """A private copy, for tests that break things."""
+    return Path(shutil.copytree(published, tmp_path / "home"))
+
+
+def test_history_lists_versions_and_read_time_travels(published):
+    home = published
+    history = mesh("history", "source.readings", "--json", home=home)
+    assert history.returncode == 0, history.stderr
+    versions = json.loads(history.stdout)
+    assert [v["version"] for v in versions] == [1, 0] and {v["rows"] for v in versions} == {1000}
+    assert all(v["contract_fingerprint"] and v["run_id"] for v in versions)
+    table = mesh("history", "source.readings", home=home)
+    assert table.returncode == 0 and table.stdout.splitlines()[1].split()[0] == "1"
+
+    storage = DomainStorage(home / "data", "source")
+    for version in (0, 1):
+        read = mesh("read", "source.readings", "--version", str(version), "--limit", "3", "--json", home=home)
+        assert read.returncode == 0, read.stderr
+        data = json.loads(read.stdout)
+        assert data["version"] == version and data["rows"] == 1000 and len(data["records"]) == 3
+        assert data["records"][0]["generation"] == int(storage.read(READINGS, version=version)["generation"].iloc[0])
+    plain = mesh("read", "source.readings", "--limit", "2", home=home)
+    assert plain.returncode == 0 and "source.readings version 1: 1,000 rows, showing 2" in plain.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("read", "source.readings", "--version", "7"), "source.readings has no version 7"),
+    (("read", "source.nothing"), "source.nothing has no published version yet"),
+    (("history", "not-a-ref"), "Invalid product reference 'not-a-ref'"),
+    (("read", "source.readings", "--limit", "-1"), "--limit must be 0 (all rows) or more"),
+])
+def test_bad_reads_exit_2_with_the_reason(published, args, expected):
+    run = mesh(*args, home=published)
+    assert run.returncode == 2 and expected in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_corrupt_data_file_fails_the_consumer_every_time_naming_product_version_and_file(home):
+    storage = DomainStorage(home / "data", "source")
+    current = storage.current(READINGS)
+    [name] = current.files
+    path = home / "data" / "source" / "ports" / "readings" / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    for _ in range(2):
+        run = mesh("materialize", "-d", "sink", home=home)
+        assert run.returncode == 1
+        assert f"{path} of source.readings version {current.version} is corrupt" in run.stdout, run.stdout
+        assert "ok      sink" not in run.stdout
+
+
+def test_repair_rebuilds_a_corrupt_duckdb_store_from_the_ports(home):
+    storage = DomainStorage(home / "data", "source")
+    storage.database_path.write_bytes(b"not a database" * 100)
+    broken = mesh("materialize", "-d", "source", home=home)  # the port publish still works
+    assert broken.returncode == 0, broken.stdout + broken.stderr
+    repaired = mesh("repair", "--json", home=home)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    results = json.loads(repaired.stdout)
+    assert any("moved the damaged DuckDB store" in r["message"] for r in results)
+    current = storage.current(READINGS).version
+    assert {"domain": "source", "product": "source.readings", "ok": True,
+            "message": f"port and DuckDB store at version {current}"} in results
+    assert storage.warehouse.recorded_version("readings") == current
+    assert list(storage.database_path.parent.glob("warehouse.duckdb.broken-*"))
