@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 HOME_ENV := DAGSTER_HOME=$(CURDIR)/dagster_home
 
-.PHONY: run materialize test lock clean
+.PHONY: run materialize test bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ materialize: $(STAMP)
 ## Run the test suite (real Dagster instance, DuckDB, Pandera and GX; two workers)
 test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+## Benchmarks: ratios against a baseline measured in the same run
+bench: $(STAMP)
+	$(BIN)/python benchmarks/storage.py
 
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)

@@ -115,7 +115,7 @@ class Warehouse:
             with self.connect(read_only=True) as con:
                 tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
                 for schema, name in tables:  # DuckDB verifies block checksums as it reads them
-                    con.execute(f"SELECT * FROM {_quoted(schema)}.{_quoted(name)}").to_arrow_table()
+                    con.sql(f"SELECT * FROM {_quoted(schema)}.{_quoted(name)}").to_arrow_table()
         except StorageError as exc:
             if _is_corruption(str(exc)):
                 return str(exc)

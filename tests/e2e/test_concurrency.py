@@ -7,17 +7,18 @@ import subprocess
 
 import dagster as dg
 
+from mesh_core import DomainStorage, ProductRef
 from mesh_core.workspace import MeshWorkspace
 from tests.support import MESH, REPO, make_dagster_home, mesh_env, run_mesh
 
 
-def test_a_producer_and_its_consumer_run_at_once_without_lock_errors(tmp_path, monkeypatch):
+def test_a_producer_its_consumer_and_a_second_run_of_the_producer_at_once_without_lock_errors(tmp_path, monkeypatch):
     home = make_dagster_home(tmp_path)
     first = run_mesh("materialize", home=home)
     assert first.returncode == 0, first.stdout + first.stderr
 
-    # operations republishes flights while insights reads them; weather writes its own store.
-    domains = ["operations", "insights", "weather"]
+    # operations republishes flights twice at once while insights reads them; weather writes its own store.
+    domains = ["operations", "insights", "weather", "operations"]
     processes = [
         subprocess.Popen([str(MESH), "materialize", "--json", "-d", name], cwd=REPO, env=mesh_env(home),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -28,6 +29,12 @@ def test_a_producer_and_its_consumer_run_at_once_without_lock_errors(tmp_path, m
         assert process.returncode == 0, f"{name}: {out}\n{err}"
         assert "IOException" not in err and "Conflicting lock" not in err
         assert json.loads(out)["published"] == len(json.loads(out)["domains"][0]["products"]) >= 1
+
+    # Both runs of operations committed their own version, one after the other; the store holds the last.
+    storage, flights = DomainStorage(home / "data", "operations"), ProductRef("operations", "flights")
+    operations_runs = {d["run_id"] for out, _ in outputs for d in json.loads(out)["domains"] if d["domain"] == "operations"}
+    assert len(operations_runs) == 2 and operations_runs <= {v.run_id for v in storage.history(flights)}
+    assert storage.warehouse.recorded_version("flights") == storage.current(flights).version
 
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
