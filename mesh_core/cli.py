@@ -1,6 +1,7 @@
 """The `mesh` command: a thin layer over mesh_core's Python API.
 
-Exit codes: 0 success, 1 a product was not published, 2 usage or load error.
+Exit codes: 0 success; 1 a product was not published (materialize) or a repair failed;
+2 a usage, definition or storage error (the message names what, where and the fix).
 """
 
 from __future__ import annotations
