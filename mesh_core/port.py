@@ -78,20 +78,22 @@ class OutputPort:
         except Exception as exc:
             raise self._error("read", exc) from exc
 
-    def history(self) -> list[PortVersion]:
-        """Every published version still in the log, newest first (retention commits left out)."""
+    def history(self, limit: int | None = None) -> list[PortVersion]:
+        """Published versions still in the log, newest first (retention commits left out); with
+        `limit`, only those among the newest `limit` commits."""
         if not self.exists():
             return []
         from deltalake import DeltaTable
 
         try:
-            commits = DeltaTable(self.uri).history()
+            commits = DeltaTable(self.uri).history(limit)
         except Exception as exc:
             raise self._error("read the history of", exc) from exc
         return [self._version(commit) for commit in commits if f"{_PREFIX}run_id" in commit]
 
     def latest(self) -> PortVersion:
-        history = self.history()
+        # A publish is followed by at most two retention commits: the newest few commits hold it.
+        history = self.history(limit=8) or self.history()
         if not history:
             raise ProductNotPublishedError(
                 f"Product {self.ref} has no published version yet (no Delta table at {self.uri}). "
@@ -192,7 +194,7 @@ class OutputPort:
             else:
                 create_table_with_add_actions(self.uri, Schema.from_arrow(table.schema), [add], "error",
                                               commit_properties=properties)
-            committed = self.history()[0]
+            committed = self.latest()
         except Exception as exc:
             raise self._error("commit a new version to", exc) from exc
         failpoint("port:after-commit")
