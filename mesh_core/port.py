@@ -203,10 +203,14 @@ class OutputPort:
     def remove_uncommitted(self, history: Iterable[PortVersion]) -> list[str]:
         """Delete data files no version ever committed (left by killed publishes) and the
         log's temp files. Safe only under the product's publish lock."""
+        from deltalake import DeltaTable
+
         committed = {name for item in history for name in item.files}
         fs, root = self._filesystem()
         removed = []
         try:
+            if self.exists():  # whatever the log's history says, never the current version's files
+                committed |= {uri.rsplit("/", 1)[-1] for uri in DeltaTable(self.uri).file_uris()}
             entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
             log_entries = fs.get_file_info(pafs.FileSelector(f"{root}/{_LOG_DIR}", allow_not_found=True))
             for info in entries:
@@ -217,8 +221,10 @@ class OutputPort:
                 if info.type == pafs.FileType.File and info.base_name.endswith(".tmp"):
                     fs.delete_file(info.path)
                     removed.append(f"{_LOG_DIR}/{info.base_name}")
-        except OSError as exc:
-            raise StorageError(f"Could not clean up {root} of {self.ref}: {_cause(exc)}") from exc
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error("clean up", exc) from exc
         return removed
 
     def vacuum(self, keep: Iterable[int]) -> list[str]:

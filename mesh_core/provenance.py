@@ -1,11 +1,13 @@
 """Which port version a run reads, decided from the Dagster instance's event log.
 
 A run reads each upstream product at the version whose materialization the instance recorded
-last *before the run was created* (Dagster logs the run's planned materializations then, in
-the same cross-run index as materializations: for a run launched from the UI or the daemon,
-that is when it was queued), or at the version published earlier in the same run. The rule needs no clock, lock or
-shared file: every step of a run, in any process of any executor, computes the same answer, and
-a consumer's materialization records it as provenance.
+last *before the run was created*, or at the version published earlier in the same run.
+Dagster logs a run's planned materializations when it creates the run (for a run launched from
+the UI or the daemon, when it is queued), in the same cross-run index as materializations, so
+their storage ids order the two. The rule needs no clock, lock or shared file: every step of a
+run, in any process of any executor, computes the same answer, and the consumer's
+materialization records it as provenance. A run that plans no asset materialization (an op
+job reading a product) has no position and reads the latest version.
 """
 
 from __future__ import annotations
