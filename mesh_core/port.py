@@ -217,8 +217,8 @@ class OutputPort:
                 if info.type == pafs.FileType.File and _DATA_FILE.match(info.base_name) and info.base_name not in committed:
                     fs.delete_file(info.path)
                     removed.append(info.base_name)
-            for info in log_entries:  # delta-rs stages each commit as _commit_<uuid>.json.tmp
-                if info.type == pafs.FileType.File and info.base_name.endswith(".tmp"):
+            for info in log_entries:  # staged writes: delta-rs's _commit_<uuid>.json.tmp, object_store's <name>#<n>
+                if info.type == pafs.FileType.File and (info.base_name.endswith(".tmp") or "#" in info.base_name):
                     fs.delete_file(info.path)
                     removed.append(f"{_LOG_DIR}/{info.base_name}")
         except StorageError:

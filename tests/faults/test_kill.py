@@ -40,7 +40,7 @@ def garbage(storage: DomainStorage) -> list[str]:
             continue
         relative = info.path[len(root) + 1:]
         if relative.startswith("_delta_log/"):
-            if relative.endswith(".tmp"):
+            if relative.endswith(".tmp") or "#" in relative:
                 found.append(relative)
         elif relative not in committed:
             found.append(relative)

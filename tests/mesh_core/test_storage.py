@@ -131,9 +131,11 @@ def test_a_killed_publish_leaves_garbage_that_the_next_publish_removes(tmp_path)
     orphan.write_bytes(b"half a file")
     staged_commit = port / "_delta_log" / "_commit_1234.json.tmp"
     staged_commit.write_text("{}")
+    staged_checkpoint = port / "_delta_log" / "00000000000000000099.checkpoint.parquet#1"
+    staged_checkpoint.write_text("")
     again = publish(storage, pd.DataFrame({"n": [2]}), run_id="run2")
-    assert not orphan.exists() and not staged_commit.exists()
-    assert set(again.removed_files) >= {orphan.name, "_delta_log/_commit_1234.json.tmp"}
+    assert not orphan.exists() and not staged_commit.exists() and not staged_checkpoint.exists()
+    assert set(again.removed_files) >= {orphan.name, "_delta_log/_commit_1234.json.tmp", f"_delta_log/{staged_checkpoint.name}"}
     assert storage.read(REF)["n"].tolist() == [2]
 
 
