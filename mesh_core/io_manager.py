@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from mesh_core.errors import AccessDeniedError
 from mesh_core.provenance import PORT_VERSION, pinned_version, versions_in_use
 from mesh_core.ref import ProductRef
 from mesh_core.retention import Retention
@@ -30,6 +31,11 @@ class MeshIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         ref = ProductRef.from_asset_key(context.asset_key)
+        if ref.domain != self.domain:
+            raise AccessDeniedError(
+                f"Domain '{self.domain}' may not publish {ref}: a domain writes only its own ports. "
+                f"Declare the product in the '{ref.domain}' domain's own code location."
+            )
         meta = context.definition_metadata
         storage = self.storage()
         publication = storage.publish(
