@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
+    except BrokenPipeError:  # `mesh ... | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except MeshError as exc:
         if args.verbose:
             traceback.print_exc()
@@ -51,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     read = commands.add_parser("read", help="print a product's rows, at its current or a given version")
     common(read)
     read.add_argument("product", help="the product, as domain.product")
-    read.add_argument("--version", type=int, help="a Delta version (see `mesh history`); default: the current one")
+    read.add_argument("--version", type=_version, help="a published version (see `mesh history`); default: the current one")
     read.add_argument("--limit", type=int, default=10, help="rows to print (default: %(default)s; 0 for all)")
     read.add_argument("--json", action="store_true", help="print the rows as JSON records")
     read.set_defaults(run=_read)
@@ -77,17 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args, *, load_workspace: bool = True) -> tuple:
-    """Choose the environment in one place: the workspace and the Dagster instance."""
+def _home(args) -> Path:
+    """Choose the environment in one place: the Dagster home, and with it the data folder."""
+    from mesh_core.storage import resolve_data_dir, resolve_ports_uri
+
+    workspace_path = Path(args.workspace).resolve()
+    home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or workspace_path.parent / "dagster_home").resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    resolve_ports_uri(None, resolve_data_dir())  # a bad MESH_PORTS_URI stops here, before any run
+    return home
+
+
+def _version(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version: versions are whole numbers >= 0")
+    return int(text)
+
+
+def _prepare(args) -> tuple:
+    """The workspace, and the Dagster instance (created once if new)."""
     from mesh_core.instance import prepare_instance
     from mesh_core.workspace import MeshWorkspace
 
-    workspace_path = Path(args.workspace).resolve()
-    home = args.dagster_home or os.environ.get("DAGSTER_HOME") or workspace_path.parent / "dagster_home"
-    home = prepare_instance(Path(home).resolve())
-    os.environ["DAGSTER_HOME"] = str(home)
-    workspace = MeshWorkspace.load(workspace_path) if load_workspace else None
-    return workspace, home
+    home = prepare_instance(_home(args))
+    return MeshWorkspace.load(Path(args.workspace).resolve()), home
 
 
 def _materialize(args) -> int:
@@ -130,7 +146,8 @@ def _product_line(product) -> str:
     passed = sum(c.passed for c in product.checks)
     if product.ok:
         line = f"  ok      {product.ref}: published {product.rows:,} rows; {passed}/{len(product.checks)} checks passed"
-        return line + (f" (warnings: {', '.join(warned)})" if warned else "")
+        line += f" (warnings: {', '.join(warned)})" if warned else ""
+        return line + "".join(f"\n          note: {note}" for note in product.message.splitlines())
     detail = "".join(f"\n          {line}" for line in product.message.splitlines())
     return f"  {product.status.upper():7} {product.ref}{detail}"
 
@@ -166,7 +183,9 @@ def _reader(args):
     from mesh_core.io_manager import MeshIOManager
     from mesh_core.ref import ProductRef
 
-    _prepare(args, load_workspace=False)
+    home = _home(args)
+    if not home.is_dir():  # reading never creates an instance: a typo must not look like an empty mesh
+        raise MeshError(f"DAGSTER_HOME {home} does not exist; point it (or --dagster-home) at the mesh's instance folder.")
     try:
         ref = ProductRef.parse(args.product)
     except ValueError as exc:
@@ -197,13 +216,15 @@ def _history(args) -> int:
     versions = storage.history(ref)
     if not versions:
         storage.current(ref)  # raises ProductNotPublishedError, which says what to run
+    stored = storage.port(ref).data_files()
+    readable = {v.version: set(v.files) <= stored for v in versions}  # retention removed the others
     if args.json:
-        print(json.dumps([v.as_dict() for v in versions], indent=2))
+        print(json.dumps([{**v.as_dict(), "stored": readable[v.version]} for v in versions], indent=2))
         return EXIT_OK
-    print(f"{'version':>7}  {'committed (UTC)':19}  {'rows':>10}  {'product':9}  {'contract':16}  run")
+    print(f"{'version':>7}  {'committed (UTC)':19}  {'rows':>10}  {'product':9}  {'contract':16}  {'stored':6}  run")
     for v in versions:
         print(f"{v.version:>7}  {v.committed_at:%Y-%m-%d %H:%M:%S}  {v.rows:>10,}  {v.product_version:9}  "
-              f"{v.contract_fingerprint or '-':16}  {v.run_id}")
+              f"{v.contract_fingerprint or '-':16}  {'yes' if readable[v.version] else 'no':6}  {v.run_id}")
     return EXIT_OK
 
 

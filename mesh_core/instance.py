@@ -82,7 +82,8 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     host = socket.gethostname()[:63]
     dead = []
     runs = instance.get_runs(filters=dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        # NOT_STARTED too: execute_in_process creates the run, then starts it; a kill can fall between.
+        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={LAUNCHED_BY: "mesh-materialize", HOST_TAG: host},
     ))
     for run in runs:

@@ -48,6 +48,7 @@ class MeshIOManager(dg.ConfigurableIOManager):
         published = publication.version
         context.add_output_metadata(
             {
+                **({"mesh/warnings": dg.MetadataValue.text("\n".join(publication.warnings))} if publication.warnings else {}),
                 PORT_VERSION: published.version,
                 "dagster/row_count": published.rows,
                 "dagster/table_name": f"{ref.domain}.{ref.product}",

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import dagster as dg
 
+from mesh_core.errors import MeshError
 from mesh_core.instance import fail_dead_runs, run_tags
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
@@ -34,7 +35,7 @@ class ProductResult:
     status: str  # published | blocked | failed | skipped
     rows: int | None
     checks: tuple[CheckSummary, ...]
-    message: str = ""
+    message: str = ""  # why it was not published; for a published product, what needs attention
 
     @property
     def ok(self) -> bool:
@@ -117,11 +118,15 @@ def _product_results(location: Location, events) -> list[ProductResult]:
     rows: dict[ProductRef, int | None] = {}
     checks: dict[ProductRef, list[CheckSummary]] = {}
     failures: dict[str, str] = {}
+    notes: dict[ProductRef, str] = {}
     for event in events:
         data = event.event_specific_data
         if event.event_type_value == "ASSET_MATERIALIZATION":
             meta = event.step_materialization_data.materialization.metadata
-            rows[ProductRef.from_asset_key(event.asset_key)] = meta["dagster/row_count"].value if "dagster/row_count" in meta else None
+            ref = ProductRef.from_asset_key(event.asset_key)
+            rows[ref] = meta["dagster/row_count"].value if "dagster/row_count" in meta else None
+            if "mesh/warnings" in meta:  # published, but something after the commit needs attention
+                notes[ref] = meta["mesh/warnings"].value
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             checks.setdefault(ProductRef.from_asset_key(data.asset_key), []).append(
                 CheckSummary(data.check_name, data.passed, data.severity.value, data.description or "")
@@ -133,7 +138,7 @@ def _product_results(location: Location, events) -> list[ProductResult]:
         step = "__".join(ref.asset_key.path)
         product_checks = tuple(checks.get(ref, ()))
         if ref in rows:
-            results.append(ProductResult(ref, "published", rows[ref], product_checks))
+            results.append(ProductResult(ref, "published", rows[ref], product_checks, notes.get(ref, "")))
         elif step in failures:
             blocked = any(not c.passed and c.severity == "ERROR" for c in product_checks)
             results.append(ProductResult(ref, "blocked" if blocked else "failed", None, product_checks, failures[step]))
@@ -143,10 +148,22 @@ def _product_results(location: Location, events) -> list[ProductResult]:
 
 
 def _error_text(error) -> str:
-    # The user's exception is the innermost cause; its message is what an operator needs.
-    while error is not None and error.cause is not None:
+    """The message an operator needs: Mesh's own error if the chain has one (it names the
+    product, the path and the fix), else the innermost cause, the user's exception."""
+    chain = []
+    while error is not None:
+        chain.append(error)
         error = error.cause
-    if error is None:
+    if not chain:
         return "unknown error"
+    mesh = next((e for e in chain if e.cls_name in _MESH_ERRORS), None)
+    chosen = mesh or chain[-1]
     # Mesh's own errors are written for operators; the class path adds nothing.
-    return re.sub(r"^mesh_core\.errors\.\w+: ", "", error.message.strip())
+    return re.sub(r"^mesh_core\.errors\.\w+: ", "", chosen.message.strip())
+
+
+def _subclasses(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_subclasses(sub) for sub in cls.__subclasses__()))
+
+
+_MESH_ERRORS = _subclasses(MeshError)

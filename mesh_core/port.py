@@ -21,13 +21,19 @@ import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mesh_core.errors import IntegrityError, ProductNotPublishedError, StorageError, VersionNotFoundError
+from mesh_core.errors import (
+    IntegrityError,
+    ProductNotPublishedError,
+    ProductOutputError,
+    StorageError,
+    VersionNotFoundError,
+)
 from mesh_core.failpoints import failpoint
 from mesh_core.ref import ProductRef
 
@@ -35,6 +41,7 @@ FORMAT = "1"  # bump when what Mesh writes into a port changes shape
 _PREFIX = "mesh."
 _DATA_FILE = re.compile(r"^part-[0-9a-f]{16}-(?P<sha256>[0-9a-f]{64})\.parquet$")
 _LOG_DIR = "_delta_log"
+_COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
 
 @dataclass(frozen=True)
@@ -78,52 +85,113 @@ class OutputPort:
         except Exception as exc:
             raise self._error("read", exc) from exc
 
-    def history(self, limit: int | None = None) -> list[PortVersion]:
-        """Published versions still in the log, newest first (retention commits left out); with
-        `limit`, only those among the newest `limit` commits."""
-        if not self.exists():
-            return []
-        from deltalake import DeltaTable
+    def history(self) -> list[PortVersion]:
+        """Published versions still in the log, newest first (retention commits left out).
 
-        try:
-            commits = DeltaTable(self.uri).history(limit)
-        except Exception as exc:
-            raise self._error("read the history of", exc) from exc
-        return [self._version(commit) for commit in commits if f"{_PREFIX}run_id" in commit]
+        Read from the commit files themselves, each named by its version, so an empty or
+        damaged commit is reported by name instead of shifting every older version."""
+        return list(self._publishes())
 
     def latest(self) -> PortVersion:
-        # A publish is followed by at most two retention commits: the newest few commits hold it.
-        history = self.history(limit=8) or self.history()
-        if not history:
-            raise ProductNotPublishedError(
-                f"Product {self.ref} has no published version yet (no Delta table at {self.uri}). "
-                f"Materialize the '{self.ref.domain}' domain first, e.g. `mesh materialize --domain {self.ref.domain}`."
-            )
-        return history[0]
+        """The current published version (reads only the newest commits, down to the last publish)."""
+        for published in self._publishes():
+            return published
+        raise ProductNotPublishedError(
+            f"Product {self.ref} has no published version yet (nothing published by Mesh at {self.uri}). If it is a "
+            f"product of this mesh, materialize its domain first: `mesh materialize --domain {self.ref.domain}`."
+        )
+
+    def _publishes(self) -> Iterator[PortVersion]:
+        fs, root = self._filesystem()
+        try:
+            entries = fs.get_file_info(pafs.FileSelector(f"{root}/{_LOG_DIR}", allow_not_found=True))
+        except OSError as exc:
+            raise StorageError(f"Could not list {self.uri}/{_LOG_DIR} of {self.ref}: {_cause(exc)}") from exc
+        commits = sorted(((int(info.base_name[:20]), info.path) for info in entries if _COMMIT_FILE.match(info.base_name)),
+                         reverse=True)
+        for version, path in commits:
+            info = self._commit_info(fs, path, version)
+            if info is not None and f"{_PREFIX}run_id" in info:
+                yield self._version(info, version)
 
     def read(self, version: int) -> pa.Table:
-        """The product as of one Delta version, every data file verified against its checksum."""
+        """The product as of one published version, every data file verified against its checksum."""
+        published = self._published(version)
         fs, root = self._filesystem()
-        tables = [self._read_file(fs, root, name, version) for name in self._files(version)]
-        if not tables:
-            raise VersionNotFoundError(f"Version {version} of {self.ref} at {self.uri} has no data files.")
+        names = self._snapshot_files(version)
+        if set(names) != set(published.files):
+            raise IntegrityError(
+                f"The Delta log of {self.ref} at {self.uri} says version {version} holds {sorted(names)}, but its "
+                f"publish recorded {sorted(published.files)}: the port was changed outside Mesh. {self._damage_fix()}"
+            )
+        current = self.latest().version == version
+        tables = [self._read_file(fs, root, name, version, current) for name in names]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
-    def _files(self, version: int) -> list[str]:
+    def data_files(self) -> set[str]:
+        """The names of the data files stored in the port now (to tell which versions are readable)."""
+        fs, root = self._filesystem()
+        try:
+            entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        except OSError as exc:
+            raise StorageError(f"Could not list {self.uri} of {self.ref}: {_cause(exc)}") from exc
+        return {info.base_name for info in entries if info.type == pafs.FileType.File}
+
+    def _published(self, version: int) -> PortVersion:
+        if not isinstance(version, int) or version < 0:
+            raise VersionNotFoundError(f"{version!r} is not a version: versions are whole numbers >= 0.")
+        fs, root = self._filesystem()
+        path = f"{root}/{_LOG_DIR}/{version:020d}.json"
+        try:
+            found = fs.get_file_info(path).type == pafs.FileType.File
+        except OSError as exc:
+            raise StorageError(f"Could not read {self.uri}/{_LOG_DIR} of {self.ref}: {_cause(exc)}") from exc
+        info = self._commit_info(fs, path, version) if found else None
+        if info is None or f"{_PREFIX}run_id" not in info:
+            self.latest()  # no port at all: raises ProductNotPublishedError, which says what to run
+            raise VersionNotFoundError(
+                f"{self.ref} has no published version {version} at {self.uri} (retention and other bookkeeping "
+                f"commits are not published versions). `mesh history {self.ref}` lists the versions it has."
+            )
+        return self._version(info, version)
+
+    def _snapshot_files(self, version: int) -> list[str]:
         from deltalake import DeltaTable
 
         try:
-            table = DeltaTable(self.uri, version=version)
+            return [uri.rsplit("/", 1)[-1] for uri in DeltaTable(self.uri, version=version).file_uris()]
         except Exception as exc:
-            if not self.exists():
-                self.latest()  # raises ProductNotPublishedError, which says what to run
-            raise VersionNotFoundError(
-                f"{self.ref} has no version {version} at {self.uri} ({_cause(exc)}). "
-                f"`mesh history {self.ref}` lists the versions it has."
-            ) from None
-        return [uri.rsplit("/", 1)[-1] for uri in table.file_uris()]
+            raise StorageError(
+                f"Could not load version {version} of {self.ref} from the Delta log at {self.uri}: {_cause(exc)}. "
+                f"{self._damage_fix()}"
+            ) from exc
 
-    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Table:
+    def _commit_info(self, fs: pafs.FileSystem, path: str, version: int) -> dict | None:
+        """The commitInfo of one commit file; None for a commit without one (another engine's)."""
+        shown = f"{self.uri}/{_LOG_DIR}/{version:020d}.json"
+        try:
+            with fs.open_input_stream(path) as handle:
+                text = handle.read().decode(errors="replace")  # garbage then fails as JSON, below
+        except OSError as exc:
+            raise StorageError(f"Could not read {shown} of {self.ref}: {_cause(exc)}. {self._damage_fix()}") from exc
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise StorageError(f"The Delta log of {self.ref} is damaged: {shown} is empty. {self._damage_fix()}")
+        for line in lines:
+            try:
+                action = json.loads(line)
+            except ValueError as exc:
+                raise StorageError(f"The Delta log of {self.ref} is damaged: {shown} is not valid JSON ({exc}). "
+                                   f"{self._damage_fix()}") from None
+            if isinstance(action, dict) and "commitInfo" in action:
+                return action["commitInfo"]
+        return None
+
+    def _damage_fix(self) -> str:
+        return (f"Fix: restore the file from a backup; or move {self.uri} aside and republish "
+                f"(`mesh materialize --domain {self.ref.domain}`), which starts a new history.")
+
+    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int, current: bool) -> pa.Table:
         path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
         match = _DATA_FILE.match(name)
         if match is None:
@@ -136,9 +204,15 @@ class OutputPort:
             with fs.open_input_file(path) as handle:
                 data = handle.read()
         except FileNotFoundError:
+            if current:  # retention never removes the current version: someone else did
+                raise VersionNotFoundError(
+                    f"The current version {version} of {self.ref} is not readable: its file {shown} is missing "
+                    f"(deleted outside Mesh). Ask the '{self.ref.domain}' owners to republish "
+                    f"(`mesh materialize --domain {self.ref.domain}`)."
+                ) from None
             raise VersionNotFoundError(
                 f"Version {version} of {self.ref} is no longer stored: its file {shown} was removed by "
-                f"retention. Read a newer version; `mesh history {self.ref}` lists them."
+                f"retention (or outside Mesh). Read a newer version; `mesh history {self.ref}` lists them."
             ) from None
         except OSError as exc:
             raise StorageError(f"Could not read {shown} (version {version} of {self.ref}): {_cause(exc)}") from exc
@@ -162,7 +236,12 @@ class OutputPort:
         from deltalake import CommitProperties, DeltaTable, Schema
         from deltalake.transaction import AddAction, create_table_with_add_actions
 
-        table = _delta_compatible(table)
+        table, declared = _for_delta(table, self.ref)
+        try:
+            delta_schema = Schema.from_arrow(declared)
+        except Exception as exc:
+            raise ProductOutputError(f"{self.ref} cannot be published: Delta Lake cannot store its schema "
+                                     f"({_cause(exc)}). Convert the column it names in the product.") from None
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)
         data = buffer.getvalue()
@@ -190,10 +269,9 @@ class OutputPort:
         try:
             if DeltaTable.is_deltatable(self.uri):
                 delta = DeltaTable(self.uri)
-                delta.create_write_transaction([add], "overwrite", table.schema, commit_properties=properties)
+                delta.create_write_transaction([add], "overwrite", delta_schema, commit_properties=properties)
             else:
-                create_table_with_add_actions(self.uri, Schema.from_arrow(table.schema), [add], "error",
-                                              commit_properties=properties)
+                create_table_with_add_actions(self.uri, delta_schema, [add], "error", commit_properties=properties)
             committed = self.latest()
         except Exception as exc:
             raise self._error("commit a new version to", exc) from exc
@@ -251,36 +329,69 @@ class OutputPort:
         except Exception as exc:
             raise StorageError(f"Cannot open port location {self.uri} of {self.ref}: {_cause(exc)}") from exc
 
-    def _version(self, commit: Mapping) -> PortVersion:
+    def _version(self, commit: Mapping, version: int) -> PortVersion:
         get = lambda key, default="": commit.get(_PREFIX + key, default)  # noqa: E731
-        return PortVersion(
-            ref=self.ref, version=int(commit["version"]), run_id=get("run_id"),
-            product_version=get("product_version"), contract_fingerprint=get("contract_fingerprint"),
-            access=get("access", "public"), rows=int(get("rows", 0)),
-            columns=tuple(json.loads(get("columns", "[]"))), files=json.loads(get("files", "{}")),
-            committed_at=datetime.fromtimestamp(int(commit.get("timestamp", 0)) / 1000, tz=timezone.utc),
-        )
+        try:
+            return PortVersion(
+                ref=self.ref, version=version, run_id=get("run_id"),
+                product_version=get("product_version"), contract_fingerprint=get("contract_fingerprint"),
+                access=get("access", "public"), rows=int(get("rows", 0)),
+                columns=tuple(json.loads(get("columns", "[]"))), files=json.loads(get("files", "{}")),
+                committed_at=datetime.fromtimestamp(int(commit.get("timestamp", 0)) / 1000, tz=timezone.utc),
+            )
+        except (TypeError, ValueError) as exc:
+            raise StorageError(f"The Delta log of {self.ref} is damaged: the metadata of version {version} at "
+                               f"{self.uri} is unreadable ({exc}). {self._damage_fix()}") from None
 
     def _error(self, action: str, exc: BaseException) -> StorageError:
         return StorageError(f"Could not {action} the port of {self.ref} at {self.uri}: {_cause(exc)}")
 
 
-def _delta_compatible(table: pa.Table) -> pa.Table:
-    """Delta stores timestamps in microseconds (sub-microsecond digits are dropped) and has no
-    unsigned integers: cast those, keep the rest."""
-    fields = []
+def _for_delta(table: pa.Table, ref: ProductRef) -> tuple[pa.Table, pa.Schema]:
+    """The table as written (timestamps in microseconds, no unsigned integers) and the schema
+    declared to Delta (time zones as UTC, categories as their values). Refuses, naming the
+    column, anything that would change a value, before a byte is written."""
+    fields, declared = [], []
     for field in table.schema:
-        kind = field.type
-        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        kind = stored = field.type
+        if pa.types.is_timestamp(kind):
             kind = pa.timestamp("us", tz=kind.tz)
+            stored = pa.timestamp("us", tz="UTC" if kind.tz else None)  # Delta keeps instants in UTC
         elif pa.types.is_unsigned_integer(kind):
-            kind = pa.int64()
+            kind = stored = pa.int64()
+        elif pa.types.is_dictionary(kind):
+            stored = kind.value_type
+        elif pa.types.is_duration(kind) or pa.types.is_time(kind):
+            raise ProductOutputError(
+                f"{ref} cannot be published: column '{field.name}' is a {kind}, which Delta Lake cannot store. "
+                "Convert it in the product, e.g. to seconds with `.dt.total_seconds()`, or to a string."
+            )
         fields.append(field.with_type(kind))
+        declared.append(field.with_type(stored))
     schema = pa.schema(fields, metadata=table.schema.metadata)
-    return table if schema.equals(table.schema) else table.cast(schema, safe=False)
+    try:
+        written = table if schema.equals(table.schema) else table.cast(schema)  # safe: never truncates
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        column = next((f.name for f, g in zip(table.schema, schema) if f.type != g.type and f.name in str(exc)), None)
+        column = column or next(f.name for f, g in zip(table.schema, schema) if f.type != g.type)
+        raise ProductOutputError(
+            f"{ref} cannot be published without changing values in column '{column}' ({_cause(exc)}). Delta Lake "
+            "stores timestamps in microseconds and integers signed: round the column (e.g. `.dt.floor('us')`) or "
+            "keep it in range in the product."
+        ) from None
+    return written, pa.schema(declared)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MAX_CAUSE = 300
 
 
 def _cause(exc: BaseException) -> str:
-    """The operating system's words for what went wrong, without Rust's indentation."""
-    text = " ".join(str(exc).split())
+    """What the library or the operating system said, on one line: no colours, no Rust
+    backtrace (RUST_BACKTRACE may be set), no debug dump past a few hundred characters."""
+    text = _ANSI.sub("", str(exc))
+    text = re.split(r"\n\s*(?:Stack backtrace|Backtrace)", text, maxsplit=1)[0]
+    text = " ".join(text.replace("↳", "").split())
+    if len(text) > _MAX_CAUSE:
+        text = text[:_MAX_CAUSE].rstrip() + " …"
     return text or type(exc).__name__

@@ -1,8 +1,9 @@
 """`mesh repair`: bring every domain's storage and the instance back in line with the ports.
 
 The ports are the truth. Repair marks dead runs failed, deletes what killed publishes left,
-moves a corrupt DuckDB store aside and rebuilds each product's table from its port, and
-records versions whose run died between the Delta commit and Dagster's record of it. Every run
+moves a corrupt DuckDB store aside and rebuilds each product's table from its port, records
+versions whose run died between the Delta commit and Dagster's record of it, and reads each
+current version back in full, checksums verified, so a missing or corrupt file is reported. Every run
 of a product does the same for that product first, so repair is only needed to heal without
 running anything.
 """
@@ -50,6 +51,7 @@ def repair_mesh(workspace: MeshWorkspace, instance: dg.DagsterInstance, *, domai
                 if held is None:
                     results.append(RepairResult(ref, location.name, True, "never published; nothing to repair"))
                     continue
+                storage.port(ref).read(held.version)  # the current version must read back whole and verified
                 recorded = record_unreported(instance, storage.history(ref), ref.asset_key)
                 note = f"; recorded version(s) {recorded} that Dagster had missed" if recorded else ""
                 results.append(RepairResult(ref, location.name, True, f"port and DuckDB store at version {held.version}{note}"))

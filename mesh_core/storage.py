@@ -48,9 +48,29 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+_OBJECT_STORES = ("s3://", "gs://")
+
+
 def resolve_ports_uri(explicit: str | None, data_dir: Path) -> str:
-    """Where output ports live: explicit, else $MESH_PORTS_URI, else the local data folder."""
-    return (explicit or os.environ.get("MESH_PORTS_URI") or str(data_dir)).rstrip("/")
+    """Where output ports live: explicit, else $MESH_PORTS_URI, else the local data folder.
+
+    A local path (made absolute), file://, s3://bucket[/prefix] or gs://bucket[/prefix]."""
+    given = explicit or os.environ.get("MESH_PORTS_URI")
+    value = (given if given is not None else str(data_dir)).strip()
+    setting = "ports_uri" if explicit else "MESH_PORTS_URI"
+    if value.startswith("file://"):
+        value = value[len("file://"):]
+    if value.startswith(_OBJECT_STORES):
+        scheme, rest = value.split("://", 1)
+        if not rest.strip("/"):
+            raise MeshError(f"{setting}={given!r} names no bucket: write {scheme}://<bucket>[/<prefix>].")
+        return f"{scheme}://{rest.rstrip('/')}"
+    if not value or "://" in value:
+        raise MeshError(
+            f"{setting}={given!r} is not a location Mesh can publish to: use a local folder, file:///path, "
+            "s3://bucket/prefix or gs://bucket/prefix (credentials from the environment)."
+        )
+    return str(Path(value).resolve())
 
 
 @dataclass(frozen=True)
@@ -69,12 +89,12 @@ class DomainStorage:
     def __init__(self, data_dir: str | os.PathLike, domain: str, *, ports_uri: str | None = None,
                  retention: Retention = Retention(), clock: Callable[[], datetime] | None = None):
         quote_identifier(domain)  # refuse a bad name before it reaches a path or SQL
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()  # pyarrow needs absolute local paths
         self.domain = domain
         self.ports_uri = resolve_ports_uri(ports_uri, self.data_dir)
         self.retention = retention
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.warehouse = Warehouse(self.data_dir / domain / "warehouse.duckdb")
+        self.warehouse = Warehouse(self.data_dir / domain / "warehouse.duckdb", domain)
 
     @property
     def database_path(self) -> Path:

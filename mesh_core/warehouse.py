@@ -28,8 +28,9 @@ FOREIGN_LOCK_SECONDS = 10.0  # some other program (a DuckDB shell, a notebook) h
 
 
 class Warehouse:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, domain: str | None = None):
         self.path = Path(path)
+        self.domain = domain  # named in the fixes the errors suggest
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator:
@@ -67,7 +68,7 @@ class Warehouse:
                 if "lock" in message.lower() and time.monotonic() < deadline:
                     time.sleep(random.uniform(0.05, 0.5))  # jitter: two waiters never retry in step
                     continue
-                raise StorageError(_explain(self.path, message)) from exc
+                raise StorageError(self._explain(message)) from exc
 
     def replace(self, schema: str, name: str, table: pa.Table, *, port_version: int | None = None) -> None:
         """Replace one table whole, in one transaction, recording the port version it holds."""
@@ -89,7 +90,7 @@ class Warehouse:
                     con.execute("ROLLBACK")
                 if isinstance(exc, StorageError):
                     raise
-                raise StorageError(_explain(self.path, str(exc), f"replace {schema}.{name} in")) from exc
+                raise StorageError(self._explain(str(exc), f"replace {schema}.{name} in")) from exc
 
     def recorded_version(self, name: str) -> int | None:
         """The port version the product's table holds, or None if it has none yet."""
@@ -103,7 +104,7 @@ class Warehouse:
             except Exception as exc:
                 if "does not exist" in str(exc):
                     return None
-                raise StorageError(_explain(self.path, str(exc), "read")) from exc
+                raise StorageError(self._explain(str(exc), "read")) from exc
         return found[0][0] if found else None
 
     def damage(self) -> str | None:
@@ -123,8 +124,25 @@ class Warehouse:
         except Exception as exc:
             if _is_corruption(str(exc)):
                 return " ".join(str(exc).split())
-            raise StorageError(_explain(self.path, str(exc), "read")) from exc
+            raise StorageError(self._explain(str(exc), "read")) from exc
         return None
+
+    def _explain(self, message: str, action: str = "open") -> str:
+        """One line an operator can act on: which file, what the system said, what to do."""
+        cause = " ".join(message.split()).rstrip(".!")
+        lowered = cause.lower()
+        if "no space left" in lowered:
+            fix = "free space on that disk; the ports are unaffected, and the next run (or `mesh repair`) catches the store up."
+        elif "read-only file system" in lowered or "permission denied" in lowered:
+            fix = "make the data folder writable by this user (or point MESH_DATA_DIR elsewhere)."
+        elif "lock" in lowered:
+            fix = "close the other program that has the file open (a DuckDB shell or notebook), then try again."
+        elif _is_corruption(cause):
+            fix = (f"the store is derived from the domain's ports: `mesh repair --domain {self.domain or '<domain>'}` "
+                   "moves it aside and rebuilds it.")
+        else:
+            fix = "see the cause above; the ports are unaffected and `mesh repair` rebuilds the store from them."
+        return f"Could not {action} the DuckDB store {self.path}: {cause}. Fix: {fix}"
 
     @staticmethod
     def _record(con, name: str, port_version: int) -> None:
@@ -132,23 +150,6 @@ class Warehouse:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {meta}")
         con.execute(f"CREATE TABLE IF NOT EXISTS {meta}.port_versions (product VARCHAR PRIMARY KEY, port_version BIGINT)")
         con.execute(f"INSERT OR REPLACE INTO {meta}.port_versions VALUES (?, ?)", [name, port_version])
-
-
-def _explain(path: Path, message: str, action: str = "open") -> str:
-    """One line an operator can act on: which file, what the system said, what to do."""
-    cause = " ".join(message.split())
-    lowered = cause.lower()
-    if "no space left" in lowered:
-        fix = "free space on that disk; the ports are unaffected, and the next run (or `mesh repair`) catches the store up."
-    elif "read-only file system" in lowered or "permission denied" in lowered:
-        fix = "make the data folder writable by this user (or point MESH_DATA_DIR elsewhere)."
-    elif "lock" in lowered:
-        fix = "close the other program that has the file open (a DuckDB shell or notebook), then try again."
-    elif _is_corruption(cause):
-        fix = "the store is derived from the domain's ports: `mesh repair --domain <domain>` moves it aside and rebuilds it."
-    else:
-        fix = "see the cause above; the ports are unaffected and `mesh repair` rebuilds the store from them."
-    return f"Could not {action} the DuckDB store {path}: {cause}. Fix: {fix}"
 
 
 def _is_corruption(message: str) -> bool:

@@ -29,10 +29,12 @@ def mesh_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_mesh(*args: str, home: Path, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_mesh(*args: str, home: Path, cwd: Path = REPO, timeout: float = 900,
+             env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the installed `mesh` console script, by default from the repository root."""
     return subprocess.run(
-        [str(MESH), *args], cwd=cwd, env=mesh_env(home), capture_output=True, text=True, timeout=timeout
+        [str(MESH), *args], cwd=cwd, env={**mesh_env(home), **(env_extra or {})}, capture_output=True, text=True,
+        timeout=timeout,
     )
 
 

@@ -57,15 +57,34 @@ def test_history_lists_versions_and_read_time_travels(published):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (("read", "source.readings", "--version", "7"), "source.readings has no version 7"),
+    (("read", "source.readings", "--version", "7"), "source.readings has no published version 7"),
+    (("read", "source.readings", "--version", "-1"), "'-1' is not a version: versions are whole numbers >= 0"),
     (("read", "source.nothing"), "source.nothing has no published version yet"),
     (("history", "not-a-ref"), "Invalid product reference 'not-a-ref'"),
     (("read", "source.readings", "--limit", "-1"), "--limit must be 0 (all rows) or more"),
+    (("history", "source.readings", "--dagster-home", "/nonexistent/typo"), "DAGSTER_HOME /nonexistent/typo does not exist"),
 ])
 def test_bad_reads_exit_2_with_the_reason(published, args, expected):
     run = mesh(*args, home=published)
     assert run.returncode == 2 and expected in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+    assert not Path("/nonexistent/typo").exists()
+
+
+def test_a_bad_ports_uri_is_refused_before_anything_runs(published):
+    env_run = run_mesh("materialize", "-w", WORKSPACE, home=published, cwd=FIXTURES,
+                       env_extra={"MESH_PORTS_URI": "ftp://example/ports"})
+    assert env_run.returncode == 2 and "MESH_PORTS_URI='ftp://example/ports' is not a location" in env_run.stderr
+
+
+def test_history_marks_the_versions_retention_removed(home):
+    from mesh_core import Retention
+
+    storage = DomainStorage(home / "data", "source", retention=Retention(keep_versions=1, keep_hours=0))
+    storage.publish("readings", storage.read(READINGS), version="1.0.0", access="public", run_id="manual")
+    versions = json.loads(mesh("history", "source.readings", "--json", home=home).stdout)
+    assert [(v["version"], v["stored"]) for v in versions] == [(2, True), (1, False), (0, False)]
+    assert "no" in mesh("history", "source.readings", home=home).stdout.splitlines()[-1].split()
 
 
 def test_a_corrupt_data_file_fails_the_consumer_every_time_naming_product_version_and_file(home):
@@ -88,6 +107,9 @@ def test_repair_rebuilds_a_corrupt_duckdb_store_from_the_ports(home):
     storage.database_path.write_bytes(b"not a database" * 100)
     broken = mesh("materialize", "-d", "source", home=home)  # the port publish still works
     assert broken.returncode == 0, broken.stdout + broken.stderr
+    # ...and the operator is told the store lags, where, and how it heals.
+    assert "note: The DuckDB store was not updated to version 2" in broken.stdout, broken.stdout
+    assert f"{storage.database_path}" in broken.stdout and "mesh repair --domain source" in broken.stdout
     repaired = mesh("repair", "--json", home=home)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     results = json.loads(repaired.stdout)
@@ -97,3 +119,12 @@ def test_repair_rebuilds_a_corrupt_duckdb_store_from_the_ports(home):
             "message": f"port and DuckDB store at version {current}"} in results
     assert storage.warehouse.recorded_version("readings") == current
     assert list(storage.database_path.parent.glob("warehouse.duckdb.broken-*"))
+
+
+def test_a_storage_failure_in_a_run_shows_meshs_message_not_the_library_error(published):
+    run = run_mesh("materialize", "-w", WORKSPACE, "-d", "source", home=published, cwd=FIXTURES,
+                   env_extra={"MESH_PORTS_URI": "/dev/null/ports"})
+    assert run.returncode == 1
+    assert "FAILED  source.readings" in run.stdout
+    assert "Could not write /dev/null/ports/source/ports/readings/part-" in run.stdout, run.stdout
+    assert "for source.readings:" in run.stdout

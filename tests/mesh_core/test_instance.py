@@ -73,7 +73,10 @@ def test_runs_whose_process_died_are_marked_failed(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         tags = {**run_tags(), "mesh/pid": dead.stdout.strip()}
         orphan = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED, tags=tags))
+        never_started = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id="c" * 36,
+                                                       status=dg.DagsterRunStatus.NOT_STARTED, tags=tags))
         alive = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id="b" * 36, status=dg.DagsterRunStatus.STARTED, tags=run_tags()))
-        assert fail_dead_runs(instance) == [orphan.run_id]
+        assert sorted(fail_dead_runs(instance)) == sorted([orphan.run_id, never_started.run_id])
         assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(never_started.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED

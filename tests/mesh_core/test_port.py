@@ -43,12 +43,38 @@ def test_every_flipped_byte_in_a_data_file_is_detected_and_named(tmp_path, table
     assert OutputPort(REF, str(original)).read(published.version).equals(table)
 
 
-def test_a_file_not_written_by_mesh_is_refused(tmp_path, table):
+def test_commits_by_other_engines_are_not_published_versions(tmp_path, table):
     from deltalake import write_deltalake
 
-    write_deltalake(str(tmp_path), table)
-    with pytest.raises(IntegrityError, match=r"has no checksum in its name: it was not written by Mesh"):
-        OutputPort(REF, str(tmp_path)).read(0)
+    port = OutputPort(REF, str(tmp_path))
+    publish(port, table)
+    write_deltalake(str(tmp_path), table.slice(0, 3), mode="overwrite")  # e.g. a Spark job
+    assert [v.version for v in port.history()] == [0] and port.latest().version == 0
+    with pytest.raises(VersionNotFoundError, match=r"operations\.flights has no published version 1 .*`mesh history"):
+        port.read(1)
+    assert port.read(0).equals(table)
+
+
+def test_a_log_that_names_other_files_than_the_publish_recorded_is_refused(tmp_path, table):
+    port = OutputPort(REF, str(tmp_path))
+    first, second = publish(port, table), publish(port, table.slice(0, 3), run_id="run2")
+    commit = tmp_path / "_delta_log" / f"{second.version:020d}.json"
+    [old_name], [new_name] = first.files, second.files
+    commit.write_text(commit.read_text().replace(f'"add":{{"path":"{new_name}"', f'"add":{{"path":"{old_name}"'))
+    with pytest.raises(IntegrityError, match=r"says version 1 holds .* but its publish recorded .*changed outside Mesh"):
+        port.read(second.version)
+
+
+def test_an_empty_or_garbled_commit_file_is_named_instead_of_renumbering_versions(tmp_path, table):
+    port = OutputPort(REF, str(tmp_path))
+    for run in ("run1", "run2", "run3"):
+        publish(port, table.slice(0, 5), run_id=run)
+    middle = tmp_path / "_delta_log" / f"{1:020d}.json"
+    for damage in (b"", b"\x00\xff garbage"):
+        middle.write_bytes(damage)
+        with pytest.raises(StorageError, match=rf"Delta log of operations\.flights is damaged: {middle} is (empty|not valid JSON)"):
+            port.history()
+    assert port.latest().version == 2  # the newest commits are intact and still name themselves
 
 
 def test_versions_that_do_not_exist_say_how_to_list_the_ones_that_do(tmp_path, table):
@@ -56,7 +82,7 @@ def test_versions_that_do_not_exist_say_how_to_list_the_ones_that_do(tmp_path, t
     with pytest.raises(ProductNotPublishedError, match="no published version yet"):
         port.read(0)
     publish(port, table)
-    with pytest.raises(VersionNotFoundError, match=r"operations\.flights has no version 9 .*`mesh history operations\.flights`"):
+    with pytest.raises(VersionNotFoundError, match=r"operations\.flights has no published version 9 .*`mesh history operations\.flights`"):
         port.read(9)
 
 
@@ -79,3 +105,37 @@ def test_history_skips_retention_commits_and_reads_commit_metadata(tmp_path, tab
     assert history[0].columns == ("flight", "delay", "carrier")
     with pytest.raises(VersionNotFoundError, match="removed by retention"):
         port.read(first.version)
+
+
+@pytest.mark.parametrize("column, match", [
+    (pa.array([2**63 + 5], pa.uint64()), r"without changing values in column 'c' \(Integer value 9223372036854775813 not in range"),
+    (pa.array([1_000_000_001], pa.timestamp("ns")), r"without changing values in column 'c'"),
+    (pa.array([5], pa.duration("s")), r"column 'c' is a duration\[s\], which Delta Lake cannot store"),
+])
+def test_values_delta_cannot_hold_exactly_are_refused_before_anything_is_written(tmp_path, column, match):
+    from mesh_core import ProductOutputError
+
+    with pytest.raises(ProductOutputError, match=match):
+        publish(OutputPort(REF, str(tmp_path / "port")), pa.table({"c": column}))
+    assert not (tmp_path / "port").exists()
+
+
+def test_time_zones_categories_and_coarse_timestamps_round_trip(tmp_path):
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    frame = pd.DataFrame({
+        "local": pd.to_datetime(["2013-01-01 05:15"]).tz_localize("America/New_York"),
+        "seconds": pd.Series(pd.to_datetime(["2013-01-01 05:15:07"])).astype("datetime64[s]"),
+        "carrier": pd.Categorical(["UA"]),
+        "small": pd.Series([7], dtype="uint8"),
+    })
+    port = OutputPort(REF, str(tmp_path))
+    published = publish(port, pa.Table.from_pandas(frame, preserve_index=False))
+    back = port.read(published.version).to_pandas()
+    assert back["local"].dt.tz.zone == "America/New_York" and back["local"].iloc[0] == frame["local"].iloc[0]
+    assert back["seconds"].iloc[0] == frame["seconds"].iloc[0] and back["carrier"].dtype == "category"
+    assert back["small"].tolist() == [7]
+    # Other engines see a plain Delta table: instants in UTC, values not categories.
+    declared = {field.name: field.type.type for field in DeltaTable(str(tmp_path)).schema().fields}
+    assert declared == {"local": "timestamp", "seconds": "timestamp_ntz", "carrier": "string", "small": "long"}

@@ -1,4 +1,5 @@
 import os
+import re
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -208,3 +209,32 @@ def test_locations_come_from_the_environment_at_run_time(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(MeshError, match="set DAGSTER_HOME"):
         resolve_data_dir()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("relative/ports", "{cwd}/relative/ports"),
+    ("file:///srv/ports/", "/srv/ports"),
+    ("s3://bucket/mesh/", "s3://bucket/mesh"),
+    ("gs://bucket", "gs://bucket"),
+])
+def test_port_locations_are_normalised(tmp_path, monkeypatch, value, expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MESH_PORTS_URI", value)
+    assert resolve_ports_uri(None, tmp_path) == expected.format(cwd=tmp_path)
+
+
+@pytest.mark.parametrize("value, match", [
+    ("ftp://x/y", "MESH_PORTS_URI='ftp://x/y' is not a location Mesh can publish to"),
+    ("s3://", "MESH_PORTS_URI='s3://' names no bucket"),
+    ("   ", "is not a location Mesh can publish to"),
+])
+def test_bad_port_locations_are_refused_with_what_works(tmp_path, monkeypatch, value, match):
+    monkeypatch.setenv("MESH_PORTS_URI", value)
+    with pytest.raises(MeshError, match=re.escape(match)):
+        resolve_ports_uri(None, tmp_path)
+
+
+def test_a_relative_data_folder_reads_and_writes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    publish(DomainStorage("data", "sales"), pd.DataFrame({"n": [1]}))
+    assert DomainStorage("data", "reports").read(REF)["n"].tolist() == [1]
