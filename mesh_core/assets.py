@@ -102,8 +102,9 @@ def _reconcile(context: dg.AssetExecutionContext, product: DataProduct) -> None:
     table, a committed version Dagster never recorded."""
     storage = getattr(context.resources, IO_MANAGER_KEY).storage()
     try:
-        if storage.reconcile(product.name) is not None:
-            for version in record_unreported(context.instance, storage.history(product.ref), product.ref.asset_key):
+        history = storage.reconcile(product.name)
+        if history:
+            for version in record_unreported(context.instance, history, product.ref.asset_key):
                 context.log.warning(f"Recorded version {version} of {product.ref}, committed by a run that stopped early.")
     except MeshError as exc:  # the publish can still succeed; the store catches up later
         context.log.warning(f"Could not reconcile {product.ref} before running: {exc}")

@@ -74,6 +74,7 @@ class OutputPort:
     def __init__(self, ref: ProductRef, uri: str):
         self.ref = ref
         self.uri = uri.rstrip("/")
+        self._location: tuple[pafs.FileSystem, str] | None = None
 
     # -- reading -----------------------------------------------------------------------
 
@@ -124,8 +125,7 @@ class OutputPort:
                 f"The Delta log of {self.ref} at {self.uri} says version {version} holds {sorted(names)}, but its "
                 f"publish recorded {sorted(published.files)}: the port was changed outside Mesh. {self._damage_fix()}"
             )
-        current = self.latest().version == version
-        tables = [self._read_file(fs, root, name, version, current) for name in names]
+        tables = [self._read_file(fs, root, name, version) for name in names]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def data_files(self) -> set[str]:
@@ -191,7 +191,7 @@ class OutputPort:
         return (f"Fix: restore the file from a backup; or move {self.uri} aside and republish "
                 f"(`mesh materialize --domain {self.ref.domain}`), which starts a new history.")
 
-    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int, current: bool) -> pa.Table:
+    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Table:
         path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
         match = _DATA_FILE.match(name)
         if match is None:
@@ -204,7 +204,7 @@ class OutputPort:
             with fs.open_input_file(path) as handle:
                 data = handle.read()
         except FileNotFoundError:
-            if current:  # retention never removes the current version: someone else did
+            if self.latest().version == version:  # retention never removes the current version: someone else did
                 raise VersionNotFoundError(
                     f"The current version {version} of {self.ref} is not readable: its file {shown} is missing "
                     f"(deleted outside Mesh). Ask the '{self.ref.domain}' owners to republish "
@@ -324,6 +324,11 @@ class OutputPort:
     # -- helpers ----------------------------------------------------------------------
 
     def _filesystem(self) -> tuple[pafs.FileSystem, str]:
+        if self._location is None:  # built once: an S3 filesystem costs a little to set up
+            self._location = self._open_location()
+        return self._location
+
+    def _open_location(self) -> tuple[pafs.FileSystem, str]:
         try:
             return pafs.FileSystem.from_uri(self.uri)
         except Exception as exc:

@@ -47,12 +47,13 @@ def repair_mesh(workspace: MeshWorkspace, instance: dg.DagsterInstance, *, domai
             continue
         for ref in location.products:
             try:
-                held = storage.reconcile(ref.product)
-                if held is None:
+                history = storage.reconcile(ref.product)
+                if not history:
                     results.append(RepairResult(ref, location.name, True, "never published; nothing to repair"))
                     continue
+                held = history[0]
                 storage.port(ref).read(held.version)  # the current version must read back whole and verified
-                recorded = record_unreported(instance, storage.history(ref), ref.asset_key)
+                recorded = record_unreported(instance, history, ref.asset_key)
                 note = f"; recorded version(s) {recorded} that Dagster had missed" if recorded else ""
                 results.append(RepairResult(ref, location.name, True, f"port and DuckDB store at version {held.version}{note}"))
             except MeshError as exc:

@@ -129,20 +129,19 @@ class DomainStorage:
                 warnings.append(f"Retention did not run: {exc}")
         return Publication(published, not sync_problems, tuple(removed), tuple(warnings))
 
-    def reconcile(self, product: str) -> PortVersion | None:
+    def reconcile(self, product: str) -> list[PortVersion]:
         """Bring the product's DuckDB table to its port's latest version, and delete what killed
-        publishes left behind. Returns the version now held, or None if never published."""
+        publishes left behind. Returns the port's published versions, newest first (empty if
+        it was never published)."""
         port = self.port(ProductRef(self.domain, product))
         with self._publish_lock(product):
             history = port.history()
             port.remove_uncommitted(history)
-            if not history:
-                return None
-            if self.warehouse.recorded_version(product) != history[0].version:
+            if history and self.warehouse.recorded_version(product) != history[0].version:
                 problems = self._sync(product, port, history[0])
                 if problems:
                     raise StorageError(problems[0])
-            return history[0]
+            return history
 
     def rebuild_warehouse(self) -> Path | None:
         """Move an unreadable DuckDB store aside; reconcile then rebuilds it from the ports."""

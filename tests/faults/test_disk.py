@@ -73,7 +73,7 @@ def test_a_full_disk_under_the_duckdb_store_is_reported_with_its_cause_and_recon
     assert str(storage.database_path) in warning and "No space left on device" in warning, warning
     assert "no transaction is active" not in warning
     remount(data, "size=64m")
-    assert storage.reconcile("orders").version == publication.version.version
+    assert storage.reconcile("orders")[0].version == publication.version.version
     assert storage.warehouse.recorded_version("orders") == publication.version.version
     print(f"full DuckDB disk: warning '{warning}...'; reconciled to version {publication.version.version}")
 

@@ -149,9 +149,9 @@ def test_reconcile_brings_a_lagging_duckdb_store_to_the_port(tmp_path):
     committed = storage.port(REF).publish(pa.table({"n": [7, 8]}), run_id="crashed", product_version="1.0.0",
                                           contract_fingerprint="", access="public")
     assert held_version(storage) == 0
-    assert storage.reconcile("orders").version == committed.version
+    assert storage.reconcile("orders")[0].version == committed.version
     assert held_version(storage) == committed.version and table(storage)["n"].tolist() == [7, 8]
-    assert storage.reconcile("never_published") is None
+    assert storage.reconcile("never_published") == []
 
 
 def test_reading_before_any_publish_says_what_to_run(tmp_path):
