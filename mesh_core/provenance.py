@@ -65,8 +65,9 @@ def record_unreported(instance: dg.DagsterInstance, history: Iterable[PortVersio
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 asset_key=asset_key,
-                description=f"Version {version.version} was committed by run {version.run_id[:8]}, which "
-                            "stopped before recording it; recorded by Mesh's reconciliation.",
+                description=f"Version {version.version} was committed by {version.run_id}, which Dagster had "
+                            "not recorded (a run that stopped early, or a publish outside Dagster); recorded by "
+                            "Mesh's reconciliation.",
                 metadata={PORT_VERSION: version.version, "dagster/row_count": version.rows,
                           "mesh/version": version.product_version, "mesh/published_by_run": version.run_id,
                           "mesh/recovered": True},

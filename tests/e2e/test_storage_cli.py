@@ -80,10 +80,10 @@ def test_a_bad_ports_uri_is_refused_before_anything_runs(published):
 def test_history_marks_the_versions_retention_removed(home):
     from mesh_core import Retention
 
-    storage = DomainStorage(home / "data", "source", retention=Retention(keep_versions=1, keep_hours=0))
+    storage = DomainStorage(home / "data", "source", retention=Retention(keep_versions=2, keep_hours=0))
     storage.publish("readings", storage.read(READINGS), version="1.0.0", access="public", run_id="manual")
     versions = json.loads(mesh("history", "source.readings", "--json", home=home).stdout)
-    assert [(v["version"], v["stored"]) for v in versions] == [(2, True), (1, False), (0, False)]
+    assert [(v["version"], v["stored"]) for v in versions] == [(2, True), (1, True), (0, False)]
     assert "no" in mesh("history", "source.readings", home=home).stdout.splitlines()[-1].split()
 
 

@@ -109,7 +109,7 @@ def test_retention_keeps_the_newest_versions_and_those_in_use_and_says_what_was_
 def test_a_clock_stepped_back_or_forward_never_deletes_what_the_current_version_needs(tmp_path):
     now = datetime.now(timezone.utc)
     clock = {"now": now}
-    storage = DomainStorage(tmp_path, "sales", retention=Retention(keep_versions=1, keep_hours=24),
+    storage = DomainStorage(tmp_path, "sales", retention=Retention(keep_versions=2, keep_hours=24),
                             clock=lambda: clock["now"])
     tried = []
     for step, offset in enumerate([timedelta(0), timedelta(days=-3), timedelta(days=-400), timedelta(days=30),
@@ -119,7 +119,7 @@ def test_a_clock_stepped_back_or_forward_never_deletes_what_the_current_version_
         assert storage.read(REF)["n"].tolist() == [step]  # the current version is whole
         assert table(storage)["n"].tolist() == [step]
         tried.append(offset)
-    # Stepped back, every commit looks young and is kept; far forward, only the current one.
+    # Stepped back, every commit looks young and is kept; far forward, only the newest two.
     assert [v.version for v in storage.history(REF)][0] == storage.current(REF).version
     print(f"clock offsets tried: {[str(o) for o in tried]}; all current versions readable")
 
