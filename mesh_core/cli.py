@@ -1,6 +1,7 @@
 """The `mesh` command: a thin layer over mesh_core's Python API.
 
-Exit codes: 0 success; 1 a product was not published (materialize) or a repair failed;
+Exit codes: 0 success; 1 a product was not published (materialize), a rule was broken (lint) or a
+repair failed;
 2 a usage, definition or storage error (the message names what, where and the fix).
 """
 
@@ -50,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--domain", action="append", help="only this domain (repeatable); default: all, in dependency order")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(run=_materialize)
+
+    lint = commands.add_parser("lint", help="check every governance rule over the whole mesh, without running anything")
+    common(lint)
+    lint.add_argument("-d", "--domain", action="append", help="only this domain's violations (repeatable)")
+    lint.add_argument("--json", action="store_true", help="print the violations as JSON")
+    lint.set_defaults(run=_lint)
 
     read = commands.add_parser("read", help="print a product's rows, at its current or a given version")
     common(read)
@@ -176,6 +183,23 @@ def _summary_json(summary) -> dict:
             for d in summary.domains
         ],
     }
+
+
+def _lint(args) -> int:
+    from mesh_core.lint import lint_mesh
+
+    report = lint_mesh(Path(args.workspace).resolve(), domains=args.domain)
+    if args.json:
+        print(json.dumps({"ok": report.exit_code == 0, "domains": list(report.domains), "load_errors": list(report.load_errors),
+                          "violations": [v.__dict__ for v in report.violations]}, indent=2))
+        return report.exit_code
+    for error in report.load_errors:
+        print(f"mesh: error: {error}", file=sys.stderr)
+    for violation in report.violations:
+        print(f"  {violation}")
+    print(f"{len(report.violations)} violation(s) in {len(report.domains)} domain(s)"
+          + (f"; {len(report.load_errors)} code location(s) could not be loaded" if report.load_errors else ""))
+    return report.exit_code
 
 
 def _reader(args):

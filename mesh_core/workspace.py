@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from typing import Iterable
 
 import dagster as dg
 import yaml
@@ -47,6 +48,19 @@ class Location:
 
 
 @dataclass(frozen=True)
+class LoadFailure:
+    """A code location that did not load: broken rules (violations) or broken code (no violations)."""
+
+    name: str
+    module: str
+    message: str
+    violations: tuple[Violation, ...] = ()
+
+    def __str__(self) -> str:
+        return f"code location '{self.name}' ({self.module}):" + ("\n" if self.violations else " ") + self.message
+
+
+@dataclass(frozen=True)
 class MeshWorkspace:
     path: Path
     locations: tuple[Location, ...]
@@ -54,21 +68,28 @@ class MeshWorkspace:
     @classmethod
     def load(cls, path: str | Path = "workspace.yaml") -> "MeshWorkspace":
         """Import every code location in workspace.yaml; report every one that fails at once."""
+        workspace, failures = cls.load_partial(path)
+        if failures:
+            raise WorkspaceError(f"{len(failures)} code location(s) failed to load:\n" + "\n".join(map(str, failures)))
+        return workspace
+
+    @classmethod
+    def load_partial(cls, path: str | Path = "workspace.yaml") -> tuple["MeshWorkspace", list["LoadFailure"]]:
+        """The locations that load, and what stopped each of the others (for `mesh lint`)."""
         path = Path(path).resolve()
-        entries = _read_entries(path)
         locations, failures = [], []
-        for name, module, working_dir in entries:
+        for name, module, working_dir in _read_entries(path):
             if working_dir not in sys.path:
                 sys.path.insert(0, working_dir)
             try:
                 locations.append(Location(name, module, _find_definitions(module)))
-            except (DefinitionError, WorkspaceError) as exc:
-                failures.append(f"code location '{name}' ({module}):\n{exc}")
+            except DefinitionError as exc:
+                failures.append(LoadFailure(name, module, str(exc), exc.violations))
+            except WorkspaceError as exc:
+                failures.append(LoadFailure(name, module, str(exc)))
             except Exception as exc:  # an import error in a domain's own code
-                failures.append(f"code location '{name}' ({module}): {type(exc).__name__}: {exc}")
-        if failures:
-            raise WorkspaceError(f"{len(failures)} code location(s) failed to load:\n" + "\n".join(failures))
-        return cls(path, tuple(locations))
+                failures.append(LoadFailure(name, module, f"{type(exc).__name__}: {exc}"))
+        return cls(path, tuple(locations)), failures
 
     def location(self, name: str) -> Location:
         for location in self.locations:
@@ -81,8 +102,10 @@ class MeshWorkspace:
     def products(self) -> dict[ProductRef, tuple[Location, dg.AssetSpec]]:
         return {ref: (loc, spec) for loc in self.locations for ref, spec in loc.products.items()}
 
-    def violations(self) -> list[Violation]:
-        """Mesh-wide rules that no single domain can check alone."""
+    def violations(self, *, unavailable: Iterable[str] = ()) -> list[Violation]:
+        """Mesh-wide rules that no single domain can check alone. Inputs from `unavailable`
+        domains (listed, but failed to load) are not reported as missing."""
+        unavailable = set(unavailable)
         products = self.products()
         found = []
         for location in self.locations:
@@ -92,6 +115,8 @@ class MeshWorkspace:
                                            f"is declared in domain '{ref.domain}' but served by code location '{location.name}'.",
                                            "name the code location in workspace.yaml after the domain."))
             for consumer, upstream in location.inputs():
+                if upstream not in products and upstream.domain in unavailable:
+                    continue
                 if upstream not in products:
                     found.append(Violation(consumer.domain, consumer.product, "inputs-exist",
                                            f"reads {upstream}, which no domain in the workspace publishes.",

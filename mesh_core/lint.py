@@ -1,0 +1,50 @@
+"""`mesh lint`: every governance rule over the whole mesh, without materializing anything.
+
+Product and domain rules run as each code location loads (a location that breaks one does not
+load); mesh-wide rules (inputs exist, access, no cycles) run over the locations that did. Every
+violation of every domain is reported in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from mesh_core.errors import Violation, WorkspaceError
+from mesh_core.workspace import MeshWorkspace
+
+EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class LintReport:
+    violations: tuple[Violation, ...]
+    load_errors: tuple[str, ...]  # code that could not even be imported: no rule could run on it
+    domains: tuple[str, ...]  # every domain the workspace lists
+
+    @property
+    def exit_code(self) -> int:
+        if self.load_errors:
+            return EXIT_LOAD_ERROR
+        return EXIT_VIOLATIONS if self.violations else EXIT_CLEAN
+
+
+def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> LintReport:
+    workspace, failures = MeshWorkspace.load_partial(path)
+    listed = tuple(sorted([loc.name for loc in workspace.locations] + [f.name for f in failures]))
+    unknown = sorted(set(domains or ()) - set(listed))
+    if unknown:
+        raise WorkspaceError(f"No domain {', '.join(map(repr, unknown))} in {workspace.path}; domains: {', '.join(listed)}.")
+    violations = [v for failure in failures for v in failure.violations]
+    violations += workspace.violations(unavailable=[f.name for f in failures])
+    try:
+        workspace.domain_order()
+    except WorkspaceError as exc:
+        violations.append(Violation("*", None, "no-domain-cycles", str(exc).split(". Break")[0] + ".",
+                                    "a consumer-aligned domain reads source-aligned ones, never the reverse."))
+    if domains:
+        violations = [v for v in violations if v.domain in domains or v.domain == "*"]
+        failures = [f for f in failures if f.name in domains]
+    errors = tuple(str(f) for f in failures if not f.violations)
+    return LintReport(tuple(violations), errors, listed)
