@@ -105,7 +105,8 @@ def _reconcile(context: dg.AssetExecutionContext, product: DataProduct) -> None:
         history = storage.reconcile(product.name)
         if history:
             for version in record_unreported(context.instance, history, product.ref.asset_key):
-                context.log.warning(f"Recorded version {version} of {product.ref}, committed by a run that stopped early.")
+                context.log.warning(f"Recorded version {version} of {product.ref}: it was committed, but Dagster had "
+                                    "not recorded it (a run that stopped early, or a publish outside Dagster).")
     except MeshError as exc:  # the publish can still succeed; the store catches up later
         context.log.warning(f"Could not reconcile {product.ref} before running: {exc}")
 

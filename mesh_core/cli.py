@@ -1,13 +1,13 @@
 """The `mesh` command: a thin layer over mesh_core's Python API.
 
-Exit codes: 0 success; 1 a product was not published (materialize), a rule was broken (lint) or a
-repair failed;
-2 a usage, definition or storage error (the message names what, where and the fix).
+Exit codes: 0 success; 1 a product was not published (materialize), a rule was broken (lint) or
+a repair failed; 2 a usage, definition or storage error (the message names what, where and the fix).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -191,7 +191,7 @@ def _lint(args) -> int:
     report = lint_mesh(Path(args.workspace).resolve(), domains=args.domain)
     if args.json:
         print(json.dumps({"ok": report.exit_code == 0, "domains": list(report.domains), "load_errors": list(report.load_errors),
-                          "violations": [v.__dict__ for v in report.violations]}, indent=2))
+                          "violations": [dataclasses.asdict(v) for v in report.violations]}, indent=2))
         return report.exit_code
     for error in report.load_errors:
         print(f"mesh: error: {error}", file=sys.stderr)
