@@ -6,14 +6,14 @@ a reader never blocks a writer, and a blocked or failed publish leaves the last 
 If a crash (or a full disk) stops a publish between the two, the store lags its port until the
 next run of the product, or `mesh repair`, reconciles it.
 
-Local paths are the default; the port root may be any URI delta-rs supports (`s3://...`).
+Local paths are the default; the port root may also be `s3://bucket/prefix` or `gs://bucket/prefix`.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -80,7 +80,7 @@ class Publication:
     version: PortVersion
     warehouse_synced: bool
     removed_files: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 class DomainStorage:
