@@ -20,7 +20,15 @@ from mesh_core.errors import (
 )
 from mesh_core.expectation import Expectation as Expectation, Severity as Severity
 from mesh_core.io_manager import MeshIOManager as MeshIOManager
-from mesh_core.policies import BASELINE_RULES as BASELINE_RULES, Rule as Rule
+from mesh_core.governance import Governance as Governance
+from mesh_core.policies import (
+    BASELINE_RULES as BASELINE_RULES,
+    POLICIES as POLICIES,
+    DomainScope as DomainScope,
+    Level as Level,
+    Policy as Policy,
+    Rule as Rule,
+)
 from mesh_core.product import Access as Access, DataProduct as DataProduct, data_product as data_product
 from mesh_core.ref import ProductRef as ProductRef
 from mesh_core.sources import package_data_path as package_data_path

@@ -188,16 +188,26 @@ def _summary_json(summary) -> dict:
 def _lint(args) -> int:
     from mesh_core.lint import lint_mesh
 
-    report = lint_mesh(Path(args.workspace).resolve(), domains=args.domain)
-    if args.json:
+    return _show_lint(lint_mesh(Path(args.workspace).resolve(), domains=args.domain), as_json=args.json)
+
+
+def _show_lint(report, *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps({"ok": report.exit_code == 0, "domains": list(report.domains), "load_errors": list(report.load_errors),
-                          "violations": [dataclasses.asdict(v) for v in report.violations]}, indent=2))
+                          "violations": [dataclasses.asdict(v) for v in report.violations],
+                          "warnings": [dataclasses.asdict(v) for v in report.warnings],
+                          "waived": [{**dataclasses.asdict(v), "reason": why} for v, why in report.waived]}, indent=2))
         return report.exit_code
     for error in report.load_errors:
         print(f"mesh: error: {error}", file=sys.stderr)
     for violation in report.violations:
-        print(f"  {violation}")
-    print(f"{len(report.violations)} violation(s) in {len(report.domains)} domain(s)"
+        print(f"  error    {violation}")
+    for violation in report.warnings:
+        print(f"  warning  {violation}")
+    for violation, why in report.waived:
+        print(f"  waived   {violation} Waived because: {why}")
+    print(f"{len(report.violations)} violation(s), {len(report.warnings)} warning(s), {len(report.waived)} waived "
+          f"in {len(report.domains)} domain(s)"
           + (f"; {len(report.load_errors)} code location(s) could not be loaded" if report.load_errors else ""))
     return report.exit_code
 
@@ -270,6 +280,12 @@ def _repair(args) -> int:
 
 
 def _dev(args) -> int:
+    from mesh_core.lint import lint_mesh
+
+    report = lint_mesh(Path(args.workspace).resolve())
+    if report.exit_code:  # never serve a mesh that `mesh lint` rejects
+        print("The mesh breaks its rules; `mesh lint` says:", file=sys.stderr)
+        return _show_lint(report, as_json=False)
     if not args.skip_materialize:
         code = _materialize(args)
         if code == EXIT_FAILED:

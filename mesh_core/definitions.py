@@ -8,8 +8,10 @@ import dagster as dg
 
 from mesh_core.assets import build_product_asset
 from mesh_core.errors import DefinitionError, Violation
+from mesh_core.governance import Governance, evaluate
 from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
 from mesh_core.names import is_valid_name
+from mesh_core.policies import DomainScope, Policy
 from mesh_core.product import DataProduct
 
 
@@ -19,16 +21,24 @@ def domain_definitions(
     *,
     io_manager: dg.ConfigurableIOManager | None = None,
     resources: Mapping[str, object] | None = None,
+    teams: Sequence[str] = (),
+    policies: Sequence[Policy] = (),
+    levels: Mapping[str, str] | None = None,
+    governance: Governance | None = None,
 ) -> dg.Definitions:
     """The Dagster Definitions of one domain's code location.
 
-    Checks the domain as a whole (every problem at once), adds a stub for each
-    product read from another domain so it loads as a lineage edge, and gives the
-    domain its own storage.
+    Checks the domain as a whole (every problem at once) and applies the mesh's policies
+    (plus the domain's own `policies`, at the `levels` it may set; `teams` are the owners
+    its products must have), adds a stub for each product read from another domain so it
+    loads as a lineage edge, and gives the domain its own storage.
     """
     violations = list(_domain_violations(domain, products))
     if violations:
         raise DefinitionError(violations)
+    if governance is None:  # the governance.yaml of the mesh this domain's code lives in
+        governance = Governance.for_module(products[0].fn.__module__ if products else None)
+    findings = evaluate(products, DomainScope(domain, tuple(teams)), governance, policies=policies, levels=levels)
     own = {p.ref for p in products}
     foreign = sorted({ref for p in products for ref in p.inputs.values()} - own)
     # A product of another domain: the workspace merges that domain's real node over this stub.
@@ -36,6 +46,8 @@ def domain_definitions(
     return dg.Definitions(
         assets=[*(build_product_asset(p) for p in products), *stubs],
         resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
+        # Warnings and waived findings: the load goes on, `mesh lint` shows them.
+        metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},
     )
 
 

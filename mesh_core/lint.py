@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from dagster import MetadataValue
+
 from mesh_core.errors import Violation, WorkspaceError
 from mesh_core.workspace import MeshWorkspace
 
@@ -19,9 +21,11 @@ EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
 
 @dataclass(frozen=True)
 class LintReport:
-    violations: tuple[Violation, ...]
+    violations: tuple[Violation, ...]  # errors: each stops its code location from loading
     load_errors: tuple[str, ...]  # code that could not even be imported: no rule could run on it
     domains: tuple[str, ...]  # every domain the workspace lists
+    warnings: tuple[Violation, ...] = ()  # warn-level policies: reported, the location loads
+    waived: tuple[tuple[Violation, str], ...] = ()  # findings a product waived, with its reason
 
     @property
     def exit_code(self) -> int:
@@ -43,8 +47,18 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     except WorkspaceError as exc:
         violations.append(Violation("*", None, "no-domain-cycles", str(exc).split(". Break")[0] + ".",
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
+    findings = [finding for loc in workspace.locations
+                for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]
+    warnings = [_violation(f) for f in findings if f["waived_because"] is None]
+    waived = [(_violation(f), f["waived_because"]) for f in findings if f["waived_because"] is not None]
     if domains:
-        violations = [v for v in violations if v.domain in domains or v.domain == "*"]
+        keep = lambda v: v.domain in domains or v.domain == "*"  # noqa: E731
+        violations, warnings = [v for v in violations if keep(v)], [v for v in warnings if keep(v)]
+        waived = [(v, why) for v, why in waived if keep(v)]
         failures = [f for f in failures if f.name in domains]
     errors = tuple(str(f) for f in failures if not f.violations)
-    return LintReport(tuple(violations), errors, listed)
+    return LintReport(tuple(violations), errors, listed, tuple(warnings), tuple(waived))
+
+
+def _violation(finding: dict) -> Violation:
+    return Violation(finding["domain"], finding["product"], finding["rule"], finding["message"], finding["fix"])

@@ -47,6 +47,7 @@ class DataProduct:
     inputs: Mapping[str, ProductRef] = field(default_factory=dict)
     min_rows: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
+    waivers: Mapping[str, str] = field(default_factory=dict)  # policy name -> the written reason
 
     def __post_init__(self) -> None:
         violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
@@ -131,11 +132,13 @@ def data_product(
     name: str | None = None,
     min_rows: int = 1,
     tags: Mapping[str, str] | None = None,
+    waivers: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], DataProduct]:
     """Declare the decorated function, which returns a pandas DataFrame, as a data product.
 
     `inputs` maps each function parameter to the product it receives, in this domain
-    or another: `inputs={"flights": "operations.flights"}`.
+    or another: `inputs={"flights": "operations.flights"}`. `waivers` exempts the product
+    from a policy, with the reason written down: `waivers={"column-descriptions": "..."}`.
     """
 
     def decorator(fn: Callable[..., Any]) -> DataProduct:
@@ -161,6 +164,7 @@ def data_product(
             inputs=MappingProxyType(refs),
             min_rows=min_rows,
             tags=MappingProxyType(dict(tags or {})),
+            waivers=MappingProxyType(dict(waivers or {})),
         )
 
     return decorator

@@ -24,7 +24,7 @@ def test_the_example_mesh_lints_clean_without_materializing(home):
     run = lint("--json", home=home)
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads(run.stdout)
-    assert report["ok"] and report["violations"] == []
+    assert report["ok"] and report["violations"] == [] and report["warnings"] == [] and report["waived"] == []
     assert report["domains"] == sorted(loc.name for loc in MeshWorkspace.load(REPO / "workspace.yaml").locations)
     assert not (home / "data").exists()
 
@@ -35,7 +35,9 @@ def test_every_violation_of_every_domain_is_reported_in_one_run(home):
     assert "[owners-required] missing_owner.orphan_items: no owners declared. Fix: pass owners=" in run.stdout
     assert "[owners-valid] bad_owner.badly_owned_items: invalid owner 'gold tier'. Fix:" in run.stdout
     assert "[read-public-only] snoop.copied_items: reads vault.secret_items, whose access is 'internal'." in run.stdout
-    assert "3 violation(s) in 4 domain(s)" in run.stdout
+    # The domains that load also report their warnings (the fixtures' contracts describe no column).
+    assert "warning  [column-descriptions] snoop.copied_items: contract columns without a description: item_id, label." in run.stdout
+    assert "3 violation(s), 3 warning(s), 0 waived in 4 domain(s)" in run.stdout
     violations = json.loads(lint("--json", home=home, workspace="many_violations").stdout)["violations"]
     assert {(v["domain"], v["product"], v["rule"]) for v in violations} == {
         ("missing_owner", "orphan_items", "owners-required"), ("bad_owner", "badly_owned_items", "owners-valid"),
@@ -61,3 +63,18 @@ def test_code_that_cannot_be_imported_is_a_load_error_not_a_violation(home):
     assert run.returncode == 2
     assert "code location 'broken_import' (fixture_domains.broken_import): ModuleNotFoundError" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_waivers_are_shown_with_their_reason_and_do_not_fail_lint(home):
+    run = lint(home=home, workspace="waived")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ("waived   [grain-in-description] waived.legacy_items: the description does not state the grain: "
+            "'Items, as the legacy feed sends them.'...") in run.stdout
+    assert "Waived because: legacy feed; its grain is documented in docs/feed.md" in run.stdout
+
+
+def test_mesh_dev_refuses_to_serve_a_mesh_that_lint_rejects(home):
+    run = run_mesh("dev", "--skip-materialize", "-w", str(WORKSPACES / "private_dependency.yaml"), "--port", "1",
+                   home=home, cwd=FIXTURES, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "[read-public-only] snoop.copied_items" in run.stdout and "Starting Dagster" not in run.stdout
