@@ -12,6 +12,7 @@ from mesh_core.errors import (
     MeshError as MeshError,
     ProductNotPublishedError as ProductNotPublishedError,
     ProductOutputError as ProductOutputError,
+    ProductRetiredError as ProductRetiredError,
     PublishBlockedError as PublishBlockedError,
     StorageError as StorageError,
     VersionNotFoundError as VersionNotFoundError,
@@ -21,6 +22,7 @@ from mesh_core.errors import (
 from mesh_core.expectation import Expectation as Expectation, Severity as Severity
 from mesh_core.io_manager import MeshIOManager as MeshIOManager
 from mesh_core.governance import Governance as Governance
+from mesh_core.lifecycle import Lifecycle as Lifecycle, Status as Status
 from mesh_core.policies import (
     BASELINE_RULES as BASELINE_RULES,
     POLICIES as POLICIES,

@@ -6,9 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.contract import column_schema, contract_fingerprint
-from mesh_core.errors import MeshError, ProductOutputError, PublishBlockedError
+from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
+from mesh_core.lifecycle import Status
 from mesh_core.product import DataProduct
 from mesh_core.provenance import pinned_version, record_unreported
 from mesh_core.validation.contract import CHECK_NAME as CONTRACT_CHECK
@@ -43,6 +44,7 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
         "mesh/inputs": dg.MetadataValue.json({p: str(r) for p, r in product.inputs.items()}),
         "mesh/min_rows": product.min_rows,
+        **product.lifecycle.metadata(),
     }
 
 
@@ -56,7 +58,8 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
         owners=list(product.owners),
         group_name=product.domain,
         kinds=KINDS,
-        tags={"mesh/domain": product.domain, "mesh/access": product.access.value, **product.tags},
+        tags={"mesh/domain": product.domain, "mesh/access": product.access.value,
+              "mesh/status": product.lifecycle.status.value, **product.tags},
         metadata=product_metadata(product),
         code_version=product.version,
         check_specs=check_specs(product),
@@ -69,6 +72,11 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
     def _product(context, **inputs):  # no annotation: Dagster reads it, and annotations are strings here
         from mesh_core.validation.audit import audit
 
+        if product.lifecycle.status is Status.RETIRED:
+            raise ProductRetiredError(
+                f"{product.ref} is retired and is not materialized any more"
+                + (f"; its successor is {product.lifecycle.successor}." if product.lifecycle.successor else ".")
+            )
         _reconcile(context, product)
         frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
         if not isinstance(frame, pd.DataFrame):

@@ -71,5 +71,9 @@ class IntegrityError(StorageError):
     """A published data file does not match the checksum recorded when it was published."""
 
 
+class ProductRetiredError(MeshError):
+    """A retired product was asked to materialize."""
+
+
 class ProductOutputError(MeshError):
     """A product function returned something other than a pandas DataFrame."""

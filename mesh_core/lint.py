@@ -47,9 +47,10 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     except WorkspaceError as exc:
         violations.append(Violation("*", None, "no-domain-cycles", str(exc).split(". Break")[0] + ".",
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
+    workspace_warnings = workspace.warnings()
     findings = [finding for loc in workspace.locations
                 for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]
-    warnings = [_violation(f) for f in findings if f["waived_because"] is None]
+    warnings = [_violation(f) for f in findings if f["waived_because"] is None] + workspace_warnings
     waived = [(_violation(f), f["waived_because"]) for f in findings if f["waived_because"] is not None]
     if domains:
         keep = lambda v: v.domain in domains or v.domain == "*"  # noqa: E731

@@ -17,6 +17,7 @@ import dagster as dg
 
 from mesh_core.errors import MeshError
 from mesh_core.instance import fail_dead_runs, run_tags
+from mesh_core.lifecycle import Lifecycle, Status
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
 
@@ -104,8 +105,12 @@ def materialize_mesh(
 def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> DomainResult:
     job = location.defs.resolve_implicit_global_asset_job_def()
     started = time.perf_counter()
+    live = [ref.asset_key for ref in _live(location)]  # retired products are not materialized
+    if not live:
+        return DomainResult(location.name, "", 0.0, ())
     result = job.execute_in_process(
         instance=instance,
+        asset_selection=live,
         raise_on_error=False,
         tags={"mesh/domain": location.name, **run_tags()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -134,7 +139,7 @@ def _product_results(location: Location, events) -> list[ProductResult]:
         elif event.event_type_value == "STEP_FAILURE":
             failures[event.step_key] = _error_text(data.error)
     results = []
-    for ref in location.products:
+    for ref in _live(location):
         step = "__".join(ref.asset_key.path)
         product_checks = tuple(checks.get(ref, ()))
         if ref in rows:
@@ -145,6 +150,10 @@ def _product_results(location: Location, events) -> list[ProductResult]:
         else:
             results.append(ProductResult(ref, "skipped", None, product_checks, "an upstream product in this run was not published"))
     return results
+
+
+def _live(location: Location) -> list[ProductRef]:
+    return [ref for ref, spec in location.products.items() if Lifecycle.from_metadata(spec.metadata).status is not Status.RETIRED]
 
 
 def _error_text(error) -> str:

@@ -6,11 +6,13 @@ import enum
 import inspect
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.expectation import Expectation
+from mesh_core.lifecycle import Lifecycle, Status
 from mesh_core.names import is_valid_name
 from mesh_core.policies import BASELINE_RULES
 from mesh_core.ref import ProductRef
@@ -48,6 +50,7 @@ class DataProduct:
     min_rows: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
     waivers: Mapping[str, str] = field(default_factory=dict)  # policy name -> the written reason
+    lifecycle: Lifecycle = Lifecycle()
 
     def __post_init__(self) -> None:
         violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
@@ -109,6 +112,11 @@ class DataProduct:
                 )
             else:
                 seen.add(item.name)
+        if self.lifecycle.status is Status.DEPRECATED and not (self.lifecycle.deprecated_on and self.lifecycle.successor):
+            yield self._violation(
+                "deprecation-complete", "is deprecated without a date and a successor.",
+                "pass deprecated_on='YYYY-MM-DD' (reading it is an error from then on) and successor='<domain>.<product>'.",
+            )
         params = [p for p in inspect.signature(self.fn).parameters if p != "context"]
         if sorted(params) != sorted(self.inputs):
             yield self._violation(
@@ -133,12 +141,17 @@ def data_product(
     min_rows: int = 1,
     tags: Mapping[str, str] | None = None,
     waivers: Mapping[str, str] | None = None,
+    status: Status | str = Status.ACTIVE,
+    deprecated_on: date | str | None = None,
+    successor: ProductRef | str | None = None,
 ) -> Callable[[Callable[..., Any]], DataProduct]:
     """Declare the decorated function, which returns a pandas DataFrame, as a data product.
 
     `inputs` maps each function parameter to the product it receives, in this domain
     or another: `inputs={"flights": "operations.flights"}`. `waivers` exempts the product
     from a policy, with the reason written down: `waivers={"column-descriptions": "..."}`.
+    `status` is draft, active (the default), deprecated (with `deprecated_on` and a
+    `successor`) or retired.
     """
 
     def decorator(fn: Callable[..., Any]) -> DataProduct:
@@ -146,9 +159,14 @@ def data_product(
         try:
             refs = {param: ProductRef.parse(ref) for param, ref in (inputs or {}).items()}
             access_level = Access(access)
+            lifecycle = Lifecycle(
+                Status(status),
+                date.fromisoformat(deprecated_on) if isinstance(deprecated_on, str) else deprecated_on,
+                ProductRef.parse(successor) if successor else None,
+            )
         except ValueError as exc:
             raise DefinitionError(
-                [Violation(str(domain), product_name, "inputs-and-access", str(exc),
+                [Violation(str(domain), product_name, "inputs-access-and-lifecycle", str(exc),
                            "see the data_product docstring for the accepted forms.")]
             ) from None
         return DataProduct(
@@ -165,6 +183,7 @@ def data_product(
             min_rows=min_rows,
             tags=MappingProxyType(dict(tags or {})),
             waivers=MappingProxyType(dict(waivers or {})),
+            lifecycle=lifecycle,
         )
 
     return decorator

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -18,6 +19,7 @@ import dagster as dg
 import yaml
 
 from mesh_core.errors import DefinitionError, Violation, WorkspaceError
+from mesh_core.lifecycle import Lifecycle, read_findings
 from mesh_core.ref import ProductRef
 
 
@@ -102,10 +104,17 @@ class MeshWorkspace:
     def products(self) -> dict[ProductRef, tuple[Location, dg.AssetSpec]]:
         return {ref: (loc, spec) for loc in self.locations for ref, spec in loc.products.items()}
 
-    def violations(self, *, unavailable: Iterable[str] = ()) -> list[Violation]:
+    def violations(self, *, unavailable: Iterable[str] = (), today: date | None = None) -> list[Violation]:
         """Mesh-wide rules that no single domain can check alone. Inputs from `unavailable`
         domains (listed, but failed to load) are not reported as missing."""
-        unavailable = set(unavailable)
+        return self._cross_domain(set(unavailable), today or date.today())[0]
+
+    def warnings(self, *, today: date | None = None) -> list[Violation]:
+        """Cross-domain reads that still work but will not for long (deprecated products)."""
+        return self._cross_domain(set(), today or date.today())[1]
+
+    def _cross_domain(self, unavailable: set[str], today: date) -> tuple[list[Violation], list[Violation]]:
+        warnings: list[Violation] = []
         products = self.products()
         found = []
         for location in self.locations:
@@ -122,12 +131,16 @@ class MeshWorkspace:
                                            f"reads {upstream}, which no domain in the workspace publishes.",
                                            "fix the reference or add the domain that owns it to workspace.yaml."))
                     continue
-                access = products[upstream][1].metadata["mesh/access"]
+                metadata = products[upstream][1].metadata
+                access = metadata["mesh/access"]
                 if upstream.domain != consumer.domain and access != "public":
                     found.append(Violation(consumer.domain, consumer.product, "read-public-only",
                                            f"reads {upstream}, whose access is '{access}'.",
                                            f"ask the '{upstream.domain}' owners to make it public, or read a public product."))
-        return found
+                errors, warned = read_findings(consumer, upstream, Lifecycle.from_metadata(metadata), today)
+                found += errors
+                warnings += warned
+        return found, warnings
 
     def domain_order(self) -> list[Location]:
         """Domains in dependency order: every domain after the domains it reads from."""

@@ -78,3 +78,13 @@ def test_mesh_dev_refuses_to_serve_a_mesh_that_lint_rejects(home):
                    home=home, cwd=FIXTURES, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "[read-public-only] snoop.copied_items" in run.stdout and "Starting Dagster" not in run.stdout
+
+
+def test_lint_warns_about_deprecated_inputs_and_fails_on_drafts_and_retired_ones(home):
+    warned = lint(home=home, workspace="lifecycle")
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    assert "warning  [reads-no-deprecated] reader.old_copy: reads legacy.old_items, deprecated on 2099-01-01" in warned.stdout
+    failed = lint(home=home, workspace="lifecycle_errors")
+    assert failed.returncode == 1
+    assert "error    [reads-no-drafts] careless_reader.draft_copy" in failed.stdout
+    assert "error    [reads-no-retired] careless_reader.gone_copy" in failed.stdout

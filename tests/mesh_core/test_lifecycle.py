@@ -1,0 +1,67 @@
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from fixture_domains._contract import SUITE, ItemsContract, items
+from mesh_core import DefinitionError, data_product
+from mesh_core.workspace import MeshWorkspace
+from tests.support import WORKSPACES
+
+
+def declare(**lifecycle):
+    return data_product(domain="legacy", name="old_items", description="One row per item.", owners=["team:legacy"],
+                        contract=ItemsContract, suite=SUITE, **lifecycle)(lambda: items())
+
+
+def test_a_deprecation_needs_a_date_and_a_successor():
+    with pytest.raises(DefinitionError, match=r"\[deprecation-complete\] legacy\.old_items: is deprecated without a date and a successor"):
+        declare(status="deprecated")
+    with pytest.raises(DefinitionError, match=r"\[inputs-access-and-lifecycle\] legacy\.old_items: .*'someday'"):
+        declare(status="deprecated", deprecated_on="someday", successor="legacy.new_items")
+    with pytest.raises(DefinitionError, match=r"'archived' is not a valid Status"):
+        declare(status="archived")
+
+
+def test_the_status_is_a_tag_the_ui_filters_on():
+    workspace = MeshWorkspace.load(WORKSPACES / "lifecycle.yaml")
+    specs = {ref.product: spec for ref, spec in workspace.location("legacy").products.items()}
+    assert {name: spec.tags["mesh/status"] for name, spec in specs.items()} == {
+        "new_items": "active", "old_items": "deprecated", "draft_items": "draft", "gone_items": "retired"}
+    assert specs["old_items"].metadata["mesh/deprecated_on"] == "2099-01-01"
+    assert specs["old_items"].metadata["mesh/successor"] == "legacy.new_items"
+
+
+def test_reading_a_deprecated_product_warns_until_its_date_then_is_an_error():
+    workspace = MeshWorkspace.load(WORKSPACES / "lifecycle.yaml")
+    assert workspace.violations(today=date(2098, 12, 31)) == []
+    [warning] = workspace.warnings(today=date(2098, 12, 31))
+    assert str(warning) == ("[reads-no-deprecated] reader.old_copy: reads legacy.old_items, deprecated on 2099-01-01 in "
+                            "favour of legacy.new_items. Fix: read legacy.new_items instead.")
+    [error] = workspace.violations(today=date(2099, 1, 1))
+    assert str(error).startswith("[reads-no-deprecated] reader.old_copy: reads legacy.old_items, deprecated since 2099-01-01")
+
+
+def test_reading_another_domains_draft_or_a_retired_product_is_an_error():
+    errors = {str(v) for v in MeshWorkspace.load(WORKSPACES / "lifecycle_errors.yaml").violations()}
+    assert errors == {
+        "[reads-no-drafts] careless_reader.draft_copy: reads legacy.draft_items, a draft of the 'legacy' domain. "
+        "Fix: wait until its owners make it active, or read a product that is.",
+        "[reads-no-retired] careless_reader.gone_copy: reads legacy.gone_items, which is retired. "
+        "Fix: read legacy.new_items instead.",
+    }
+
+
+def test_a_retired_product_is_not_materialized(instance):
+    from mesh_core.materialize import materialize_domain
+
+    location = MeshWorkspace.load(WORKSPACES / "lifecycle.yaml").location("legacy")
+    result = materialize_domain(location, instance)
+    assert {str(p.ref): p.status for p in result.products} == {
+        "legacy.new_items": "published", "legacy.old_items": "published", "legacy.draft_items": "published"}
+    assert instance.get_latest_materialization_event(dg.AssetKey(["legacy", "gone_items"])) is None
+    launched = location.defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["legacy", "gone_items"])], raise_on_error=False)
+    failure = instance.all_logs(launched.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)[0]
+    assert "legacy.gone_items is retired and is not materialized any more; its successor is legacy.new_items." in \
+        failure.dagster_event.event_specific_data.error.to_string()
