@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("--json", action="store_true", help="print the violations as JSON")
     lint.set_defaults(run=_lint)
 
+    contracts = commands.add_parser("contracts", help="compare public contracts with their committed snapshots, or update them")
+    common(contracts)
+    contracts.add_argument("action", choices=["check", "update"], help="check: report changes; update: rewrite the snapshots")
+    contracts.add_argument("-d", "--domain", action="append", help="only this domain (repeatable)")
+    contracts.set_defaults(run=_contracts)
+
     read = commands.add_parser("read", help="print a product's rows, at its current or a given version")
     common(read)
     read.add_argument("product", help="the product, as domain.product")
@@ -210,6 +216,28 @@ def _show_lint(report, *, as_json: bool) -> int:
           f"in {len(report.domains)} domain(s)"
           + (f"; {len(report.load_errors)} code location(s) could not be loaded" if report.load_errors else ""))
     return report.exit_code
+
+
+def _contracts(args) -> int:
+    from mesh_core.snapshots import check_contracts, update_snapshots
+    from mesh_core.workspace import MeshWorkspace
+
+    workspace = MeshWorkspace.load(Path(args.workspace).resolve())
+    if args.action == "update":
+        written = update_snapshots(workspace, args.domain)
+        for path in written:
+            print(f"  wrote {path}")
+        print(f"{len(written)} snapshot(s) written; review and commit them.")
+        return EXIT_OK
+    errors, warnings = check_contracts(workspace)
+    keep = lambda v: not args.domain or v.domain in args.domain  # noqa: E731
+    for violation in filter(keep, errors):
+        print(f"  error    {violation}")
+    for violation in filter(keep, warnings):
+        print(f"  warning  {violation}")
+    failed = [v for v in errors if keep(v)]
+    print(f"{len(failed)} breaking or unsnapshotted contract(s)")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _reader(args):

@@ -1,7 +1,8 @@
 """`mesh lint`: every governance rule over the whole mesh, without materializing anything.
 
 Product and domain rules run as each code location loads (a location that breaks one does not
-load); mesh-wide rules (inputs exist, access, no cycles) run over the locations that did. Every
+load); mesh-wide rules (inputs exist, access, lifecycle, no cycles, contract snapshots and the
+breaking-change gate) run over the locations that did. Every
 violation of every domain is reported in one pass.
 """
 
@@ -14,6 +15,7 @@ from typing import Sequence
 from dagster import MetadataValue
 
 from mesh_core.errors import Violation, WorkspaceError
+from mesh_core.snapshots import check_contracts
 from mesh_core.workspace import MeshWorkspace
 
 EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
@@ -47,7 +49,9 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     except WorkspaceError as exc:
         violations.append(Violation("*", None, "no-domain-cycles", str(exc).split(". Break")[0] + ".",
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
-    workspace_warnings = workspace.warnings()
+    contract_errors, contract_warnings = check_contracts(workspace)
+    violations += contract_errors
+    workspace_warnings = workspace.warnings() + contract_warnings
     findings = [finding for loc in workspace.locations
                 for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]
     warnings = [_violation(f) for f in findings if f["waived_because"] is None] + workspace_warnings

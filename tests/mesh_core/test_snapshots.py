@@ -1,0 +1,48 @@
+import copy
+
+import pytest
+
+from mesh_core.snapshots import compare
+
+
+def document(access="public", **columns):
+    properties = [{"name": name, "physicalType": kind, "description": "d", "required": required, "unique": False,
+                   "quality": [{"type": "custom", "engine": "pandera", "implementation": check} for check in checks]}
+                  for name, (kind, required, checks) in columns.items()]
+    return {"description": {"purpose": "One row per item."}, "schema": [{"name": "t", "properties": properties}],
+            "customProperties": [{"property": "access", "value": access}]}
+
+
+BASE = document(item_id=("int64", True, ["greater_than_or_equal_to(0)"]), label=("str", False, []))
+
+
+def changed(**edit):
+    new = copy.deepcopy(BASE)
+    columns = {c["name"]: c for c in new["schema"][0]["properties"]}
+    for name, fields in edit.items():
+        if fields is None:
+            new["schema"][0]["properties"].remove(columns[name])
+        elif name in columns:
+            columns[name].update(fields)
+        else:
+            new["schema"][0]["properties"].append({"name": name, "physicalType": "str", "description": "", "required": False,
+                                                   "unique": False, "quality": []})
+    return new
+
+
+@pytest.mark.parametrize("new, expected", [
+    (changed(label=None), [("column 'label' was removed", True)]),
+    (changed(item_id={"physicalType": "float64"}), [("column 'item_id' changed type int64 -> float64", True)]),
+    (changed(item_id={"required": False}), [("column 'item_id' may now be null", True)]),
+    (changed(label={"required": True}), [("column 'label' may no longer be null", False)]),
+    (changed(item_id={"quality": []}), [("column 'item_id' lost check greater_than_or_equal_to(0)", True)]),
+    (changed(label={"quality": [{"implementation": "str_length(2, 2)"}]}), [("column 'label' gained check str_length(2, 2)", False)]),
+    (changed(extra={}), [("column 'extra' was added", False)]),
+    (changed(label={"description": "new words"}), [("column 'label' description changed", False)]),
+    (document(access="internal", item_id=("int64", True, ["greater_than_or_equal_to(0)"]), label=("str", False, [])),
+     [("the product was made internal", True)]),
+    (None, [("the product was removed", True)]),
+    (BASE, []),
+])
+def test_every_kind_of_change_is_classified(new, expected):
+    assert [(c.what, c.breaking) for c in compare(BASE, new)] == expected
