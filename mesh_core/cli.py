@@ -46,43 +46,33 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--dagster-home", help="Dagster instance folder (default: $DAGSTER_HOME, else ./dagster_home beside the workspace)")
         sub.add_argument("-v", "--verbose", action="store_true", help="show Dagster's logs and tracebacks")
 
-    run = commands.add_parser("materialize", help="materialize every data product, domain by domain, without the UI")
-    common(run)
-    run.add_argument("-d", "--domain", action="append", help="only this domain (repeatable); default: all, in dependency order")
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.set_defaults(run=_materialize)
+    def command(name: str, help: str, run, *, domains: str | None = None, json_help: str | None = None):
+        sub = commands.add_parser(name, help=help)
+        common(sub)
+        if domains:
+            sub.add_argument("-d", "--domain", action="append", help=domains)
+        if json_help:
+            sub.add_argument("--json", action="store_true", help=json_help)
+        sub.set_defaults(run=run)
+        return sub
 
-    lint = commands.add_parser("lint", help="check every governance rule over the whole mesh, without running anything")
-    common(lint)
-    lint.add_argument("-d", "--domain", action="append", help="only this domain's violations (repeatable)")
-    lint.add_argument("--json", action="store_true", help="print the violations as JSON")
-    lint.set_defaults(run=_lint)
-
-    contracts = commands.add_parser("contracts", help="compare public contracts with their committed snapshots, or update them")
-    common(contracts)
+    command("materialize", "materialize every data product, domain by domain, without the UI", _materialize,
+            domains="only this domain (repeatable); default: all, in dependency order", json_help="print the summary as JSON")
+    command("lint", "check every governance rule over the whole mesh, without running anything", _lint,
+            domains="only this domain's violations (repeatable)", json_help="print the violations as JSON")
+    contracts = command("contracts", "compare public contracts with their committed snapshots, or update them", _contracts,
+                        domains="only this domain (repeatable)")
     contracts.add_argument("action", choices=["check", "update"], help="check: report changes; update: rewrite the snapshots")
-    contracts.add_argument("-d", "--domain", action="append", help="only this domain (repeatable)")
-    contracts.set_defaults(run=_contracts)
-
-    read = commands.add_parser("read", help="print a product's rows, at its current or a given version")
-    common(read)
+    read = command("read", "print a product's rows, at its current or a given version", _read,
+                   json_help="print the rows as JSON records")
     read.add_argument("product", help="the product, as domain.product")
     read.add_argument("--version", type=_version, help="a published version (see `mesh history`); default: the current one")
     read.add_argument("--limit", type=int, default=10, help="rows to print (default: %(default)s; 0 for all)")
-    read.add_argument("--json", action="store_true", help="print the rows as JSON records")
-    read.set_defaults(run=_read)
-
-    history = commands.add_parser("history", help="list a product's published versions, newest first")
-    common(history)
+    history = command("history", "list a product's published versions, newest first", _history,
+                      json_help="print the versions as JSON")
     history.add_argument("product", help="the product, as domain.product")
-    history.add_argument("--json", action="store_true", help="print the versions as JSON")
-    history.set_defaults(run=_history)
-
-    repair = commands.add_parser("repair", help="bring DuckDB stores and the instance back in line with the ports")
-    common(repair)
-    repair.add_argument("-d", "--domain", action="append", help="only this domain (repeatable); default: all")
-    repair.add_argument("--json", action="store_true", help="print the results as JSON")
-    repair.set_defaults(run=_repair)
+    command("repair", "bring DuckDB stores and the instance back in line with the ports", _repair,
+            domains="only this domain (repeatable); default: all", json_help="print the results as JSON")
 
     dev = commands.add_parser("dev", help="materialize the mesh, then start the Dagster webserver and daemon")
     common(dev)
