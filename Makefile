@@ -29,6 +29,7 @@ test: $(STAMP)
 ## Benchmarks: ratios against a baseline measured in the same run
 bench: $(STAMP)
 	$(BIN)/python benchmarks/storage.py
+	$(BIN)/python benchmarks/lint.py
 
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)
