@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from mesh_core.contract import column_schema, contract_fingerprint
+from mesh_core.contract import column_schema, contract_fingerprint, table_checks
 from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
@@ -40,6 +40,7 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/access": product.access.value,
         "mesh/contract": product.contract.__name__,
         "mesh/contract_fingerprint": contract_fingerprint(product.contract),
+        "mesh/table_checks": dg.MetadataValue.json(table_checks(product.contract)),
         "mesh/suite": product.suite_name,
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
         "mesh/inputs": dg.MetadataValue.json({p: str(r) for p, r in product.inputs.items()}),

@@ -51,3 +51,9 @@ def contract_fingerprint(contract: type[pa.DataFrameModel]) -> str:
         "unique": sorted(schema.unique or []),
     }
     return hashlib.sha256(json.dumps(promise, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def table_checks(contract: type[pa.DataFrameModel]) -> list[str]:
+    """The contract's checks over whole rows or frames, and its multi-column keys."""
+    schema = contract.to_schema()
+    return sorted(str(check) for check in schema.checks) + ([f"unique({', '.join(schema.unique)})"] if schema.unique else [])

@@ -21,7 +21,7 @@ def domain_definitions(
     *,
     io_manager: dg.ConfigurableIOManager | None = None,
     resources: Mapping[str, object] | None = None,
-    teams: Sequence[str] = (),
+    teams: Sequence[str] | str = (),
     policies: Sequence[Policy] = (),
     levels: Mapping[str, str] | None = None,
     governance: Governance | None = None,
@@ -38,7 +38,8 @@ def domain_definitions(
         raise DefinitionError(violations)
     if governance is None:  # the governance.yaml of the mesh this domain's code lives in
         governance = Governance.for_module(products[0].fn.__module__ if products else None)
-    findings = evaluate(products, DomainScope(domain, tuple(teams)), governance, policies=policies, levels=levels)
+    teams = (teams,) if isinstance(teams, str) else tuple(teams)
+    findings = evaluate(products, DomainScope(domain, teams), governance, policies=policies, levels=levels)
     own = {p.ref for p in products}
     foreign = sorted({ref for p in products for ref in p.inputs.values()} - own)
     # A product of another domain: the workspace merges that domain's real node over this stub.

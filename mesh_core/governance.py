@@ -48,15 +48,19 @@ class Governance:
             raise _config_error(path, "must be a mapping with 'policies' and 'domains_may_override' only.",
                                 "see the example in mesh_core/governance.py.")
         known = {policy.name for policy in POLICIES}
+        policies, overridable = document.get("policies") or {}, document.get("domains_may_override") or []
+        if not isinstance(policies, dict) or not isinstance(overridable, list):
+            raise _config_error(path, "needs 'policies' as a mapping (policy: level) and 'domains_may_override' as a list.",
+                                "see the example in mesh_core/governance.py.")
         problems, levels = [], {}
-        for name, value in (document.get("policies") or {}).items():
+        for name, value in policies.items():
+            value = "off" if value is False else value  # YAML reads a bare `off` as false
             if name not in known:
                 problems.append(f"unknown policy {name!r} (known: {', '.join(sorted(known))})")
             elif value not in {level.value for level in Level}:
                 problems.append(f"policy {name!r} has level {value!r}; use error, warn or off")
             else:
                 levels[name] = Level(value)
-        overridable = document.get("domains_may_override") or []
         problems += [f"domains_may_override names unknown policy {name!r}" for name in overridable if name not in known]
         if problems:
             raise _config_error(path, "; ".join(problems) + ".", "use the policy names and levels listed.")
@@ -101,9 +105,13 @@ def evaluate(products: Sequence, domain: DomainScope, governance: Governance, *,
     problems: list[Violation] = []
     overrides: dict[str, Level] = {}
     for name, value in (levels or {}).items():
-        if name not in names or value not in {level.value for level in Level}:
-            problems.append(Violation(domain.name, None, "policy-levels-valid", f"level {value!r} for policy {name!r}.",
-                                      f"name one of {', '.join(sorted(names))} with error, warn or off."))
+        value = "off" if value is False else value
+        if name not in names:
+            problems.append(Violation(domain.name, None, "policy-levels-valid", f"sets a level for unknown policy {name!r}.",
+                                      f"name one of {', '.join(sorted(names))}."))
+        elif value not in {level.value for level in Level}:
+            problems.append(Violation(domain.name, None, "policy-levels-valid", f"sets policy {name!r} to {value!r}.",
+                                      "use error, warn or off."))
         elif name in mesh_wide and name not in governance.domains_may_override:
             problems.append(Violation(domain.name, None, "override-allowed",
                                       f"sets policy '{name}' to {value!r}, which the mesh-wide governance does not let a domain change.",

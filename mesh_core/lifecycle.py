@@ -51,7 +51,8 @@ def read_findings(consumer: ProductRef, upstream: ProductRef, lifecycle: Lifecyc
 
     if lifecycle.status is Status.RETIRED:
         return [violation("reads-no-retired", f"reads {upstream}, which is retired.",
-                          f"read {lifecycle.successor or 'its successor'} instead.")], []
+                          f"read {lifecycle.successor} instead." if lifecycle.successor
+                          else f"stop reading it; ask the '{upstream.domain}' owners what replaces it.")], []
     if lifecycle.status is Status.DRAFT and upstream.domain != consumer.domain:
         return [violation("reads-no-drafts", f"reads {upstream}, a draft of the '{upstream.domain}' domain.",
                           f"wait until its owners make it active, or read a product that is.")], []

@@ -61,8 +61,12 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
         violations, warnings = [v for v in violations if keep(v)], [v for v in warnings if keep(v)]
         waived = [(v, why) for v, why in waived if keep(v)]
         failures = [f for f in failures if f.name in domains]
-    errors = tuple(str(f) for f in failures if not f.violations)
-    return LintReport(tuple(violations), errors, listed, tuple(warnings), tuple(waived))
+    errors = [str(f) for f in failures if not f.violations]
+    # A broken governance.yaml stops every location the same way: one load error, once.
+    config = list(dict.fromkeys(str(v) for v in violations if v.rule == "governance-config"))
+    violations = list(dict.fromkeys(v for v in violations if v.rule != "governance-config"))
+    shown = tuple(d for d in listed if not domains or d in domains)
+    return LintReport(tuple(violations), tuple(errors + config), shown, tuple(warnings), tuple(waived))
 
 
 def _violation(finding: dict) -> Violation:

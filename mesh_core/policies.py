@@ -180,6 +180,7 @@ class PublicContractsStrict(Policy):
 
 
 PERSONAL = {"personal", "pii"}
+MASKING_METHODS = {"hash", "sha256", "sha512", "hmac", "mask", "redact", "tokenize", "truncate", "generalize"}
 
 
 class PersonalDataProtected(Policy):
@@ -190,11 +191,12 @@ class PersonalDataProtected(Policy):
             return
         for name, column in product.contract.to_schema().columns.items():
             meta = column.metadata or {}
-            if str(meta.get("classification", "")).lower() in PERSONAL and not meta.get("masking"):
+            if str(meta.get("classification", "")).lower() in PERSONAL and str(meta.get("masking", "")).lower() not in MASKING_METHODS:
                 yield self.violation(
                     product, f"column '{name}' is classified personal data and is published unmasked.",
                     f"mask or hash it in the product and declare how: pa.Field(metadata={{'classification': "
-                    f"'personal', 'masking': 'sha256'}}), or make the product internal.",
+                    f"'personal', 'masking': 'sha256'}}) with one of {', '.join(sorted(MASKING_METHODS))}, "
+                    "or make the product internal.",
                 )
 
 

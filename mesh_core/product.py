@@ -159,15 +159,23 @@ def data_product(
         try:
             refs = {param: ProductRef.parse(ref) for param, ref in (inputs or {}).items()}
             access_level = Access(access)
+        except ValueError as exc:
+            raise DefinitionError(
+                [Violation(str(domain), product_name, "inputs-and-access", str(exc).rstrip(".") + ".",
+                           "see the data_product docstring for the accepted forms.")]
+            ) from None
+        try:
             lifecycle = Lifecycle(
                 Status(status),
                 date.fromisoformat(deprecated_on) if isinstance(deprecated_on, str) else deprecated_on,
                 ProductRef.parse(successor) if successor else None,
             )
-        except ValueError as exc:
+        except ValueError:
             raise DefinitionError(
-                [Violation(str(domain), product_name, "inputs-access-and-lifecycle", str(exc),
-                           "see the data_product docstring for the accepted forms.")]
+                [Violation(str(domain), product_name, "lifecycle-valid",
+                           f"invalid lifecycle: status={status!r}, deprecated_on={deprecated_on!r}, successor={successor!r}.",
+                           "status is one of draft, active, deprecated, retired; deprecated_on a date "
+                           "'YYYY-MM-DD'; successor 'domain.product'.")]
             ) from None
         return DataProduct(
             name=product_name,

@@ -6,10 +6,11 @@ committed and reviewed like code. `mesh contracts check` (and `mesh lint`) compa
 with the snapshot of the same major: a breaking change without a major bump is an error that
 names every product of every domain reading it, with its owners.
 
-Breaking: a column removed, its type changed, a required column made nullable, a check
-removed or changed (a changed check counts as removed: Mesh does not judge whether it was
-loosened), the product removed or made internal. Not breaking: a column added, a nullable
-column made required, a check added, documentation changed.
+Breaking: a column removed, its type changed, a required column made nullable, a column or
+table check removed or changed (a changed check counts as removed: Mesh does not judge whether
+it was loosened), the product removed or made internal. Not breaking: a column added, a
+nullable column made required, a check added, documentation changed. After a major bump the
+old snapshot stays, and lint lists the readers to check, until it is deleted.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def contract_document(ref: ProductRef, spec: dg.AssetSpec) -> dict:
     """The product's published contract as an ODCS v3 document, from what its asset declares."""
     schema = spec.metadata["dagster/column_schema"]
     columns = getattr(schema, "schema", schema).columns  # a TableSchema, or its metadata value
+    table = spec.metadata.get("mesh/table_checks")
     return {
         "apiVersion": ODCS_VERSION,
         "kind": "DataContract",
@@ -66,6 +68,8 @@ def contract_document(ref: ProductRef, spec: dg.AssetSpec) -> dict:
         "schema": [{
             "name": ref.product,
             "physicalType": "table",
+            "quality": [{"type": "custom", "engine": "pandera", "implementation": check}
+                        for check in getattr(table, "value", table) or []],
             "properties": [
                 {
                     "name": column.name,
@@ -91,6 +95,9 @@ def compare(old: dict, new: dict | None) -> list[Change]:
     access = lambda doc: next((p["value"] for p in doc.get("customProperties", []) if p["property"] == "access"), "public")  # noqa: E731
     if access(old) == "public" and access(new) != "public":
         changes.append(Change(f"the product was made {access(new)}", True))
+    old_table, new_table = ({q["implementation"] for q in doc["schema"][0].get("quality", [])} for doc in (old, new))
+    changes += [Change(f"the table lost check {check}", True) for check in sorted(old_table - new_table)]
+    changes += [Change(f"the table gained check {check}", False) for check in sorted(new_table - old_table)]
     before, after = ({c["name"]: c for c in doc["schema"][0]["properties"]} for doc in (old, new))
     for name, was in before.items():
         now = after.get(name)
@@ -130,6 +137,14 @@ def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Vio
                                     f"has no contract snapshot for major version {major(version)} ({path}).",
                                     "run `mesh contracts update` and commit the file it writes."))
             continue
+        older = [p for p in sorted(path.parent.glob(f"{ref}.v*.odcs.yaml")) if p != path]
+        if older:  # consumers cannot pin a major yet: whoever read the old one must be checked by hand
+            warnings.append(Violation(
+                ref.domain, ref.product, "contract-major-migrated",
+                f"is at major version {major(version)}, and {', '.join(p.name for p in older)} remain(s). Readers written "
+                f"against an older major: {_impact(readers.get(ref, []))}.",
+                "check each reader against the new contract, then delete the old snapshot(s).",
+            ))
         changes = compare(yaml.safe_load(path.read_text()), contract_document(ref, spec))
         breaking = [c.what for c in changes if c.breaking]
         if breaking:

@@ -118,7 +118,13 @@ class MeshWorkspace:
         products = self.products()
         found = []
         for location in self.locations:
-            for ref in location.products:
+            for ref, spec in location.products.items():
+                successor = Lifecycle.from_metadata(spec.metadata).successor
+                if successor is not None and (successor == ref or successor not in products):
+                    found.append(Violation(ref.domain, ref.product, "successor-exists",
+                                           f"names {successor} as its successor, which "
+                                           + ("is itself." if successor == ref else "no domain in the workspace publishes."),
+                                           "name the product that replaces it, as domain.product."))
                 if ref.domain != location.name:
                     found.append(Violation(location.name, ref.product, "location-is-domain",
                                            f"is declared in domain '{ref.domain}' but served by code location '{location.name}'.",

@@ -52,6 +52,10 @@ def test_a_breaking_change_fails_lint_naming_every_reader_until_the_major_is_bum
     assert updated.returncode == 0 and "operations.flights.v2.odcs.yaml" in updated.stdout
     clean = mesh("lint", copy=mesh_copy, home=home)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    # Readers cannot pin a major yet: lint lists whom to check until the old snapshot is deleted.
+    assert "warning  [contract-major-migrated] operations.flights: is at major version 2" in clean.stdout
+    for consumer, owners in readers:
+        assert f"{consumer} ({', '.join(owners)})" in clean.stdout
     snapshots = sorted(p.name for p in (mesh_copy / "domains" / "operations" / "snapshots").iterdir())
     assert snapshots == ["operations.flights.v1.odcs.yaml", "operations.flights.v2.odcs.yaml"]
 
@@ -64,3 +68,10 @@ def test_non_breaking_changes_only_ask_for_the_snapshot_to_be_updated(mesh_copy,
     assert run.returncode == 0, run.stdout + run.stderr
     assert ("warning  [contract-snapshot-current] operations.flights: the snapshot operations.flights.v1.odcs.yaml is "
             "behind the code: column 'air_time' description changed.") in run.stdout
+
+
+def test_a_broken_governance_file_is_one_load_error(mesh_copy, tmp_path):
+    (mesh_copy / "governance.yaml").write_text("policies:\n  grain-in-description: fatal\n")
+    run = mesh("lint", copy=mesh_copy, home=make_dagster_home(tmp_path))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.count("policy 'grain-in-description' has level 'fatal'; use error, warn or off") == 1, run.stderr

@@ -142,3 +142,28 @@ def test_the_governance_file_is_found_beside_the_workspace(tmp_path, monkeypatch
     assert governance.source == tmp_path / "governance.yaml"
     assert governance.levels == {"column-descriptions": Level.ERROR}
     assert Governance.for_module("no_such_module") == Governance()  # no file to start from: the defaults
+
+
+def test_yaml_quirks_and_shapes_in_the_governance_file(tmp_path):
+    config = tmp_path / "governance.yaml"
+    config.write_text("policies:\n  grain-in-description: off\n")  # YAML reads a bare off as false
+    assert Governance.read(config).levels == {"grain-in-description": Level.OFF}
+    for text in ("policies:\n  - grain-in-description\n", "policies: error\n", "domains_may_override: column-descriptions\n"):
+        config.write_text(text)
+        with pytest.raises(DefinitionError, match=r"needs 'policies' as a mapping \(policy: level\) and 'domains_may_override' as a list"):
+            Governance.read(config)
+
+
+def test_a_single_team_may_be_given_as_a_string_and_levels_name_known_policies():
+    assert findings(domain_definitions("store", [product(contract=MaskedCustomersContract)], teams="team:store",
+                                       governance=DEFAULTS)) == []
+    with pytest.raises(DefinitionError, match=r"\[policy-levels-valid\] store: sets a level for unknown policy 'nosuch'"):
+        domain_definitions("store", [product()], governance=DEFAULTS, levels={"nosuch": "off"})
+
+
+def test_only_a_known_masking_method_counts_as_masked():
+    class NotReallyMasked(CustomersContract):
+        label: Series[str] = pa.Field(description="Email.", metadata={"classification": "personal", "masking": "none"})
+
+    with pytest.raises(DefinitionError, match=r"\[personal-data-protected\] store\.stock: column 'label' is classified personal"):
+        domain_definitions("store", [product(contract=NotReallyMasked)], governance=DEFAULTS)

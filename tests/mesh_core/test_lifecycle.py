@@ -4,8 +4,8 @@ import dagster as dg
 import pytest
 
 from fixture_domains._contract import SUITE, ItemsContract, items
-from mesh_core import DefinitionError, data_product
-from mesh_core.workspace import MeshWorkspace
+from mesh_core import DefinitionError, data_product, domain_definitions
+from mesh_core.workspace import Location, MeshWorkspace
 from tests.support import WORKSPACES
 
 
@@ -17,9 +17,9 @@ def declare(**lifecycle):
 def test_a_deprecation_needs_a_date_and_a_successor():
     with pytest.raises(DefinitionError, match=r"\[deprecation-complete\] legacy\.old_items: is deprecated without a date and a successor"):
         declare(status="deprecated")
-    with pytest.raises(DefinitionError, match=r"\[inputs-access-and-lifecycle\] legacy\.old_items: .*'someday'"):
+    with pytest.raises(DefinitionError, match=r"\[lifecycle-valid\] legacy\.old_items: invalid lifecycle: .*deprecated_on='someday'.* 'YYYY-MM-DD'"):
         declare(status="deprecated", deprecated_on="someday", successor="legacy.new_items")
-    with pytest.raises(DefinitionError, match=r"'archived' is not a valid Status"):
+    with pytest.raises(DefinitionError, match=r"\[lifecycle-valid\] legacy\.old_items: invalid lifecycle: status='archived'.*one of draft, active, deprecated, retired"):
         declare(status="archived")
 
 
@@ -65,3 +65,15 @@ def test_a_retired_product_is_not_materialized(instance):
     failure = instance.all_logs(launched.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)[0]
     assert "legacy.gone_items is retired and is not materialized any more; its successor is legacy.new_items." in \
         failure.dagster_event.event_specific_data.error.to_string()
+
+
+def test_a_successor_must_exist_and_not_be_the_product_itself():
+    workspace = MeshWorkspace.load(WORKSPACES / "lifecycle.yaml")
+    assert not [v for v in workspace.violations(today=date(2000, 1, 1)) if v.rule == "successor-exists"]
+    self_successor = declare(status="deprecated", deprecated_on="2099-01-01", successor="legacy.old_items")
+    missing = declare(status="retired", successor="legacy.nosuch")
+    for product, expected in ((self_successor, "is itself."), (missing, "no domain in the workspace publishes.")):
+        defs = domain_definitions("legacy", [product])
+        lone = MeshWorkspace(workspace.path, (Location("legacy", "fixture_domains.legacy", defs),))
+        [violation] = [v for v in lone.violations() if v.rule == "successor-exists"]
+        assert str(violation).endswith(f"{expected} Fix: name the product that replaces it, as domain.product.")

@@ -46,3 +46,10 @@ def changed(**edit):
 ])
 def test_every_kind_of_change_is_classified(new, expected):
     assert [(c.what, c.breaking) for c in compare(BASE, new)] == expected
+
+
+def test_table_checks_are_part_of_the_contract():
+    with_check = copy.deepcopy(BASE)
+    with_check["schema"][0]["quality"] = [{"type": "custom", "engine": "pandera", "implementation": "unique(item_id, label)"}]
+    assert [(c.what, c.breaking) for c in compare(with_check, BASE)] == [("the table lost check unique(item_id, label)", True)]
+    assert [(c.what, c.breaking) for c in compare(BASE, with_check)] == [("the table gained check unique(item_id, label)", False)]
