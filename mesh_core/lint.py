@@ -43,7 +43,8 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     if unknown:
         raise WorkspaceError(f"No domain {', '.join(map(repr, unknown))} in {workspace.path}; domains: {', '.join(listed)}.")
     violations = [v for failure in failures for v in failure.violations]
-    violations += workspace.violations(unavailable=[f.name for f in failures])
+    cross_errors, cross_warnings = workspace.cross_domain_findings(unavailable=[f.name for f in failures])
+    violations += cross_errors
     try:
         workspace.domain_order()
     except WorkspaceError as exc:
@@ -51,7 +52,7 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
     contract_errors, contract_warnings = check_contracts(workspace)
     violations += contract_errors
-    workspace_warnings = workspace.warnings() + contract_warnings
+    workspace_warnings = cross_warnings + contract_warnings
     findings = [finding for loc in workspace.locations
                 for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]
     warnings = [_violation(f) for f in findings if f["waived_because"] is None] + workspace_warnings

@@ -107,13 +107,16 @@ class MeshWorkspace:
     def violations(self, *, unavailable: Iterable[str] = (), today: date | None = None) -> list[Violation]:
         """Mesh-wide rules that no single domain can check alone. Inputs from `unavailable`
         domains (listed, but failed to load) are not reported as missing."""
-        return self._cross_domain(set(unavailable), today or date.today())[0]
+        return self.cross_domain_findings(unavailable=unavailable, today=today)[0]
 
     def warnings(self, *, today: date | None = None) -> list[Violation]:
         """Cross-domain reads that still work but will not for long (deprecated products)."""
-        return self._cross_domain(set(), today or date.today())[1]
+        return self.cross_domain_findings(today=today)[1]
 
-    def _cross_domain(self, unavailable: set[str], today: date) -> tuple[list[Violation], list[Violation]]:
+    def cross_domain_findings(self, *, unavailable: Iterable[str] = (), today: date | None = None
+                              ) -> tuple[list[Violation], list[Violation]]:
+        """(errors, warnings) of the mesh-wide rules, computed in one pass."""
+        unavailable, today = set(unavailable), today or date.today()
         warnings: list[Violation] = []
         products = self.products()
         found = []
