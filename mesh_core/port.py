@@ -272,11 +272,10 @@ class OutputPort:
                 delta.create_write_transaction([add], "overwrite", delta_schema, commit_properties=properties)
             else:
                 create_table_with_add_actions(self.uri, delta_schema, [add], "error", commit_properties=properties)
-            committed = self.latest()
         except Exception as exc:
             raise self._error("commit a new version to", exc) from exc
         failpoint("port:after-commit")
-        return committed
+        return self.latest()  # outside the try: once committed, no error may call the commit failed
 
     def remove_uncommitted(self, history: Iterable[PortVersion]) -> list[str]:
         """Delete data files no version ever committed (left by killed publishes) and the
