@@ -20,7 +20,9 @@ from mesh_core.errors import (
     WorkspaceError as WorkspaceError,
 )
 from mesh_core.expectation import Expectation as Expectation, Severity as Severity
+from mesh_core.inputs import Input as Input
 from mesh_core.io_manager import MeshIOManager as MeshIOManager
+from mesh_core.majors import PreviousMajor as PreviousMajor
 from mesh_core.governance import Governance as Governance
 from mesh_core.lifecycle import Lifecycle as Lifecycle, Status as Status
 from mesh_core.policies import (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import pandas as pd
 
@@ -11,25 +13,36 @@ from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
 from mesh_core.lifecycle import Status
 from mesh_core.product import DataProduct
-from mesh_core.provenance import pinned_version, record_unreported
+from mesh_core.majors import PreviousMajor
+from mesh_core.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
 from mesh_core.validation.contract import CHECK_NAME as CONTRACT_CHECK
 
 KINDS = {"pandas", "duckdb", "delta"}
 
 
-def check_specs(product: DataProduct) -> list[dg.AssetCheckSpec]:
+def check_specs(product: DataProduct, previous: tuple[PreviousMajor, ...] = ()) -> list[dg.AssetCheckSpec]:
+    from mesh_core.validation.audit import previous_check_name
+
     key = product.ref.asset_key
     contract = dg.AssetCheckSpec(
         CONTRACT_CHECK, asset=key, blocking=True,
         description=f"Pandera contract {product.contract.__name__} (and at least {product.min_rows} rows).",
     )
-    return [contract] + [
+    older = [
+        dg.AssetCheckSpec(
+            previous_check_name(item.major), asset=key, blocking=True,
+            description=f"Major {item.major} (published beside the current major until {item.until}): "
+                        f"adapt() of the output passes Pandera contract {item.contract.__name__}.",
+        )
+        for item in previous
+    ]
+    return [contract, *older] + [
         dg.AssetCheckSpec(
             item.name, asset=key, blocking=item.severity is Severity.ERROR,
             description=item.description or item.summary(),
             metadata={"suite": product.suite_name, "severity": item.severity.value},
         )
-        for item in product.suite
+        for item in (*product.suite, *product.relied_on)
     ]
 
 
@@ -43,18 +56,22 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/table_checks": dg.MetadataValue.json(table_checks(product.contract)),
         "mesh/suite": product.suite_name,
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
-        "mesh/inputs": dg.MetadataValue.json({p: str(r) for p, r in product.inputs.items()}),
+        "mesh/inputs": dg.MetadataValue.json({p: i.as_dict() for p, i in product.inputs.items()}),
+        "mesh/previous_majors": dg.MetadataValue.json([item.metadata() for item in product.previous_majors]),
         "mesh/min_rows": product.min_rows,
         **product.lifecycle.metadata(),
     }
 
 
-def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
+def build_product_asset(product: DataProduct, *, today: date | None = None) -> dg.AssetsDefinition:
     key = product.ref.asset_key
+    # Older majors still in their window when the code location loads (a reload re-decides).
+    previous = tuple(item for item in product.previous_majors if item.published_on(today or date.today()))
 
     @dg.asset(
         key=key,
-        ins={param: dg.AssetIn(key=ref.asset_key) for param, ref in product.inputs.items()},
+        ins={param: dg.AssetIn(key=spec.ref.asset_key, metadata={"mesh/input": spec.as_dict()})
+             for param, spec in product.inputs.items()},
         description=product.description,
         owners=list(product.owners),
         group_name=product.domain,
@@ -63,7 +80,7 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
               "mesh/status": product.lifecycle.status.value, **product.tags},
         metadata=product_metadata(product),
         code_version=product.version,
-        check_specs=check_specs(product),
+        check_specs=check_specs(product, previous),
         # Write-audit-publish: no Output is yielded unless every error-severity check passed,
         # so the IO manager never sees bad data.
         output_required=False,
@@ -85,7 +102,7 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
                 f"Product {product.ref} returned {type(frame).__name__}; a product function must "
                 "return a pandas DataFrame."
             )
-        report = audit(product, frame)
+        report = audit(product, frame, previous)
         if report.blocked:
             for outcome in report.outcomes:
                 yield outcome.to_check_result(key)
@@ -96,14 +113,35 @@ def build_product_asset(product: DataProduct) -> dg.AssetsDefinition:
                 f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
                 f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
             )
-        read = {str(ref): pinned_version(context.instance, context.run_id, ref) for ref in product.inputs.values()}
+        read = {str(spec): pinned_read(context.instance, context.run_id, spec.ref, spec.major)[1]
+                for spec in product.inputs.values()}
+        majors = _publish_previous(context, product, report)
         # The Output first, then the check results: Dagster attaches checks to the latest
         # materialization, so the version these checks allowed is the one that owns them.
-        yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read)})
+        yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
+                                                **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {})})
         for outcome in report.outcomes:
             yield outcome.to_check_result(key)
 
     return _product
+
+
+def _publish_previous(context: dg.AssetExecutionContext, product: DataProduct, report) -> dict[str, int]:
+    """Publish each older major derived by the audit, before the current one: the current major's
+    materialization then records the versions of both, so a pinned reader finds its own."""
+    if not report.previous:
+        return {}
+    storage = getattr(context.resources, IO_MANAGER_KEY).storage()
+    published = {}
+    for major, frame in sorted(report.previous.items()):
+        item = next(p for p in product.previous_majors if p.major == major)
+        publication = storage.publish(product.name, frame, version=item.version, access=product.access.value,
+                                      run_id=context.run_id, major=major,
+                                      contract_fingerprint=item.metadata()["contract_fingerprint"])
+        for warning in publication.warnings:
+            context.log.warning(warning)
+        published[str(major)] = publication.version.version
+    return published
 
 
 def _reconcile(context: dg.AssetExecutionContext, product: DataProduct) -> None:

@@ -65,12 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     contracts.add_argument("action", choices=["check", "update"], help="check: report changes; update: rewrite the snapshots")
     read = command("read", "print a product's rows, at its current or a given version", _read,
                    json_help="print the rows as JSON records")
-    read.add_argument("product", help="the product, as domain.product")
+    read.add_argument("product", help="the product, as domain.product (domain.product@N: its older major N)")
     read.add_argument("--version", type=_version, help="a published version (see `mesh history`); default: the current one")
     read.add_argument("--limit", type=int, default=10, help="rows to print (default: %(default)s; 0 for all)")
     history = command("history", "list a product's published versions, newest first", _history,
                       json_help="print the versions as JSON")
-    history.add_argument("product", help="the product, as domain.product")
+    history.add_argument("product", help="the product, as domain.product (domain.product@N: its older major N)")
     command("repair", "bring DuckDB stores and the instance back in line with the ports", _repair,
             domains="only this domain (repeatable); default: all", json_help="print the results as JSON")
 
@@ -232,27 +232,28 @@ def _contracts(args) -> int:
 
 def _reader(args):
     from mesh_core.errors import MeshError
+    from mesh_core.inputs import Input
     from mesh_core.io_manager import MeshIOManager
-    from mesh_core.ref import ProductRef
 
     home = _home(args)
     if not home.is_dir():  # reading never creates an instance: a typo must not look like an empty mesh
         raise MeshError(f"DAGSTER_HOME {home} does not exist; point it (or --dagster-home) at the mesh's instance folder.")
     try:
-        ref = ProductRef.parse(args.product)
+        spec = Input(args.product)
     except ValueError as exc:
         raise MeshError(str(exc)) from None
     # An operator reads as the product's own domain: every product, internal ones included.
-    return ref, MeshIOManager(domain=ref.domain).storage()
+    storage = MeshIOManager(domain=spec.ref.domain).storage()
+    return spec, storage, storage.port_major(spec.ref, spec.major)
 
 
 def _read(args) -> int:
     if args.limit < 0:
         print("mesh: error: --limit must be 0 (all rows) or more.", file=sys.stderr)
         return EXIT_USAGE
-    ref, storage = _reader(args)
-    version = storage.current(ref).version if args.version is None else args.version
-    frame = storage.read(ref, version=version)
+    ref, storage, major = _reader(args)
+    version = storage.current(ref.ref, major).version if args.version is None else args.version
+    frame = storage.read(ref.ref, version=version, major=major)
     shown = frame if args.limit == 0 else frame.head(args.limit)
     if args.json:
         print(json.dumps({"product": str(ref), "version": version, "rows": len(frame),
@@ -264,11 +265,11 @@ def _read(args) -> int:
 
 
 def _history(args) -> int:
-    ref, storage = _reader(args)
-    versions = storage.history(ref)
+    ref, storage, major = _reader(args)
+    versions = storage.history(ref.ref, major)
     if not versions:
-        storage.current(ref)  # raises ProductNotPublishedError, which says what to run
-    stored = storage.port(ref).data_files()
+        storage.current(ref.ref, major)  # raises ProductNotPublishedError, which says what to run
+    stored = storage.port(ref.ref, major).data_files()
     readable = {v.version: set(v.files) <= stored for v in versions}  # retention removed the others
     if args.json:
         print(json.dumps([{**v.as_dict(), "stored": readable[v.version]} for v in versions], indent=2))

@@ -17,24 +17,42 @@ def contract_columns(contract: type[pa.DataFrameModel]) -> list[str]:
     return list(contract.to_schema().columns)
 
 
+def column_specs(contract: type[pa.DataFrameModel]) -> list[dict]:
+    """The contract's columns as plain values: name, type, description, nullable, unique, checks."""
+    return [
+        {
+            "name": name,
+            "type": str(column.dtype) if column.dtype is not None else "any",
+            "description": column.description or column.title,
+            "nullable": bool(column.nullable),
+            "unique": bool(column.unique),
+            "checks": [str(check) for check in column.checks],
+        }
+        for name, column in contract.to_schema().columns.items()
+    ]
+
+
 def column_schema(contract: type[pa.DataFrameModel]) -> dg.TableSchema:
     """The contract's columns as `dagster/column_schema`, shown on the asset page."""
-    schema = contract.to_schema()
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                name=name,
-                type=str(column.dtype) if column.dtype is not None else "any",
-                description=column.description or column.title,
-                constraints=dg.TableColumnConstraints(
-                    nullable=column.nullable,
-                    unique=column.unique,
-                    other=[str(check) for check in column.checks],
-                ),
+                name=spec["name"], type=spec["type"], description=spec["description"],
+                constraints=dg.TableColumnConstraints(nullable=spec["nullable"], unique=spec["unique"], other=spec["checks"]),
             )
-            for name, column in schema.columns.items()
+            for spec in column_specs(contract)
         ]
     )
+
+
+def specs_from_schema(schema: dg.TableSchema) -> list[dict]:
+    """`column_specs` back from a `dagster/column_schema` (or its metadata value)."""
+    return [
+        {"name": column.name, "type": column.type, "description": column.description,
+         "nullable": column.constraints.nullable, "unique": bool(column.constraints.unique),
+         "checks": list(column.constraints.other)}
+        for column in getattr(schema, "schema", schema).columns
+    ]
 
 
 def contract_fingerprint(contract: type[pa.DataFrameModel]) -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import dagster as dg
 
 from mesh_core.assets import build_product_asset
+from mesh_core.consumers import consumer_expectations, read_reliance
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.governance import Governance, evaluate
 from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
@@ -40,8 +44,9 @@ def domain_definitions(
         governance = Governance.for_module(products[0].fn.__module__ if products else None)
     teams = (teams,) if isinstance(teams, str) else tuple(teams)
     findings = evaluate(products, DomainScope(domain, teams), governance, policies=policies, levels=levels)
+    products = _with_consumer_expectations(domain, products, governance)
     own = {p.ref for p in products}
-    foreign = sorted({ref for p in products for ref in p.inputs.values()} - own)
+    foreign = sorted({spec.ref for p in products for spec in p.inputs.values()} - own)
     # A product of another domain: the workspace merges that domain's real node over this stub.
     stubs = [dg.AssetSpec(ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for ref in foreign]
     return dg.Definitions(
@@ -50,6 +55,20 @@ def domain_definitions(
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
         metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},
     )
+
+
+def _with_consumer_expectations(domain: str, products: Sequence[DataProduct], governance: Governance) -> list[DataProduct]:
+    """Each product with the expectations its consumers rely on (see mesh_core.consumers),
+    read from `snapshots/<domain>.consumers.yaml` beside the domain's modules."""
+    module = sys.modules.get(products[0].fn.__module__) if products else None
+    if not getattr(module, "__file__", None):
+        return list(products)
+    reliance = read_reliance(Path(module.__file__).resolve().parent / "snapshots", domain)
+    extended = []
+    for product in products:
+        extra = consumer_expectations(product.name, reliance, governance.consumer_expectations)
+        extended.append(replace(product, relied_on=extra) if extra else product)
+    return extended
 
 
 def _domain_violations(domain: str, products: Sequence[DataProduct]):
@@ -72,7 +91,8 @@ def _domain_violations(domain: str, products: Sequence[DataProduct]):
             yield Violation(domain, product.name, "product-names-unique", "is declared twice.",
                             "give each product of a domain its own name.")
         seen.add(product.name)
-        for param, ref in product.inputs.items():
+        for param, spec in product.inputs.items():
+            ref = spec.ref
             if ref.domain == domain and ref.product not in names:
                 yield Violation(domain, product.name, "inputs-exist",
                                 f"input '{param}' reads {ref}, which this domain does not declare.",

@@ -92,6 +92,15 @@ class Expectation:
             kwargs["column"] = self.column
         return kwargs
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "column": self.column, "severity": self.severity.value, "name": self.name,
+                "description": self.description, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> "Expectation":
+        return cls(value["type"], column=value.get("column"), severity=value.get("severity", Severity.ERROR),
+                   name=value.get("name"), description=value.get("description"), **(value.get("params") or {}))
+
     def summary(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.gx_kwargs.items())
         return f"{self.type}({args}) [{self.severity.value}]"

@@ -5,6 +5,7 @@ The mesh-wide file sits beside `workspace.yaml`:
     policies:                       # error (stops the load, fails lint), warn (reported) or off
       column-descriptions: error
     domains_may_override: [column-descriptions]
+    consumer_expectations: warn     # consumers' expectations in producers' audits: warn, error (blocks) or off
 
 A domain passes its own policies and levels to `domain_definitions(..., policies=[...],
 levels={...})`; it may change only the levels the mesh-wide file lets it. A product may
@@ -35,6 +36,7 @@ class Governance:
     levels: Mapping[str, Level] = field(default_factory=dict)
     domains_may_override: frozenset[str] = frozenset()
     source: Path | None = None
+    consumer_expectations: Level = Level.WARN  # what a consumer's failed expectation does in the producer's audit
 
     @classmethod
     def read(cls, path: Path) -> "Governance":
@@ -44,9 +46,9 @@ class Governance:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise _config_error(path, f"cannot be read: {' '.join(str(exc).split())}",
                                 "fix the YAML (see the example in mesh_core/governance.py).") from None
-        if not isinstance(document, dict) or set(document) - {"policies", "domains_may_override"}:
-            raise _config_error(path, "must be a mapping with 'policies' and 'domains_may_override' only.",
-                                "see the example in mesh_core/governance.py.")
+        if not isinstance(document, dict) or set(document) - {"policies", "domains_may_override", "consumer_expectations"}:
+            raise _config_error(path, "must be a mapping with 'policies', 'domains_may_override' and "
+                                "'consumer_expectations' only.", "see the example in mesh_core/governance.py.")
         known = {policy.name for policy in POLICIES}
         policies, overridable = document.get("policies") or {}, document.get("domains_may_override") or []
         if not isinstance(policies, dict) or not isinstance(overridable, list):
@@ -62,9 +64,13 @@ class Governance:
             else:
                 levels[name] = Level(value)
         problems += [f"domains_may_override names unknown policy {name!r}" for name in overridable if name not in known]
+        consumer_level = document.get("consumer_expectations", Level.WARN.value)
+        consumer_level = "off" if consumer_level is False else consumer_level
+        if consumer_level not in {level.value for level in Level}:
+            problems.append(f"consumer_expectations is {consumer_level!r}; use error, warn or off")
         if problems:
             raise _config_error(path, "; ".join(problems) + ".", "use the policy names and levels listed.")
-        return cls(MappingProxyType(levels), frozenset(overridable), path)
+        return cls(MappingProxyType(levels), frozenset(overridable), path, Level(consumer_level))
 
     @classmethod
     def for_module(cls, module_name: str | None) -> "Governance":

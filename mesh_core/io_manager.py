@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.errors import AccessDeniedError
-from mesh_core.provenance import PORT_VERSION, pinned_version, versions_in_use
+from mesh_core.inputs import Input
+from mesh_core.provenance import PORT_VERSION, pinned_read, versions_in_use
 from mesh_core.ref import ProductRef
 from mesh_core.retention import Retention
 from mesh_core.storage import DomainStorage, resolve_data_dir
@@ -17,7 +18,8 @@ IO_MANAGER_KEY = "mesh_io_manager"
 class MeshIOManager(dg.ConfigurableIOManager):
     """Writes only its own domain's storage; reads other domains' products read-only.
 
-    Every input is read at the version pinned for the whole run (see `mesh_core.provenance`)."""
+    Every input is read at the version pinned for the whole run (see `mesh_core.provenance`), from
+    the major the consumer pins, with only the columns it declares it reads."""
 
     domain: str
     data_dir: str | None = None  # local data (DuckDB store, locks): default $MESH_DATA_DIR, else $DAGSTER_HOME/data
@@ -62,8 +64,11 @@ class MeshIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         ref = ProductRef.from_asset_key(context.asset_key)
+        declared = (context.definition_metadata or {}).get("mesh/input")
+        spec = Input.from_dict(declared) if declared else Input(ref)
         step = context.step_context
-        version = pinned_version(step.instance, step.run_id, ref)
-        frame = self.storage().read(ref, version=version)
-        context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame)})
+        port, version = pinned_read(step.instance, step.run_id, ref, spec.major)
+        frame = self.storage().read(ref, version=version, major=port, columns=spec.columns)
+        context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame),
+                                    **({"mesh/major": port} if port is not None else {})})
         return frame

@@ -12,7 +12,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.expectation import Expectation
+from mesh_core.inputs import Input
 from mesh_core.lifecycle import Lifecycle, Status
+from mesh_core.majors import PreviousMajor, major_of
 from mesh_core.names import is_valid_name
 from mesh_core.policies import BASELINE_RULES
 from mesh_core.ref import ProductRef
@@ -46,11 +48,13 @@ class DataProduct:
     suite: tuple[Expectation, ...] = ()
     version: str = "0.1.0"
     access: Access = Access.PUBLIC
-    inputs: Mapping[str, ProductRef] = field(default_factory=dict)
+    inputs: Mapping[str, Input] = field(default_factory=dict)
     min_rows: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
     waivers: Mapping[str, str] = field(default_factory=dict)  # policy name -> the written reason
     lifecycle: Lifecycle = Lifecycle()
+    previous_majors: tuple[PreviousMajor, ...] = ()
+    relied_on: tuple[Expectation, ...] = ()  # consumers' expectations, added when the domain loads
 
     def __post_init__(self) -> None:
         violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
@@ -60,6 +64,10 @@ class DataProduct:
     @property
     def ref(self) -> ProductRef:
         return ProductRef(self.domain, self.name)
+
+    @property
+    def major(self) -> int | None:
+        return major_of(self.version) if isinstance(self.version, str) else None
 
     @property
     def suite_name(self) -> str:
@@ -99,13 +107,13 @@ class DataProduct:
                 "use a whole number >= 0 (0 allows publishing an empty product).",
             )
         seen: set[str] = set()
-        for item in self.suite:
+        for item in (*self.suite, *self.relied_on):
             if not isinstance(item, Expectation):
                 yield self._violation(
                     "suite-items", f"suite item {item!r} is not an Expectation.",
                     "declare each item as mesh_core.Expectation('ExpectColumn...', column=...).",
                 )
-            elif item.name in seen or item.name in RESERVED_CHECK_NAMES:
+            elif item.name in seen or item.name in RESERVED_CHECK_NAMES or re.fullmatch(r"contract_v[0-9]+", item.name):
                 yield self._violation(
                     "check-names-unique", f"check name {item.name!r} is used twice or reserved.",
                     "give one of the expectations its own name=... .",
@@ -117,6 +125,7 @@ class DataProduct:
                 "deprecation-complete", "is deprecated without a date and a successor.",
                 "pass deprecated_on='YYYY-MM-DD' (reading it is an error from then on) and successor='<domain>.<product>'.",
             )
+        yield from self._major_violations()
         params = [p for p in inspect.signature(self.fn).parameters if p != "context"]
         if sorted(params) != sorted(self.inputs):
             yield self._violation(
@@ -124,6 +133,19 @@ class DataProduct:
                 f"function parameters {params} do not match inputs {sorted(self.inputs)}.",
                 "declare inputs={'<parameter>': '<domain>.<product>'} for every parameter "
                 "(an optional 'context' parameter receives the Dagster context).",
+            )
+
+    def _major_violations(self) -> Iterable[Violation]:
+        majors = [item.major for item in self.previous_majors if isinstance(item, PreviousMajor)]
+        if len(majors) != len(self.previous_majors):
+            yield self._violation("previous-majors-valid", "lists something other than PreviousMajor in previous_majors.",
+                                  "declare each as PreviousMajor('1.4.0', contract=..., until='YYYY-MM-DD', adapt=...).")
+        elif majors and (self.major is None or max(majors) >= self.major or len(set(majors)) != len(majors)):
+            yield self._violation(
+                "previous-majors-valid",
+                f"publishes major(s) {sorted(majors)} beside version {self.version!r}: each must be older than the "
+                "current major, and listed once.",
+                "keep only majors below the current one, e.g. version='2.0.0' with PreviousMajor('1.4.0', ...).",
             )
 
 
@@ -136,7 +158,7 @@ def data_product(
     suite: Iterable[Expectation] = (),
     version: str = "0.1.0",
     access: Access | str = Access.PUBLIC,
-    inputs: Mapping[str, ProductRef | str] | None = None,
+    inputs: Mapping[str, Input | ProductRef | str] | None = None,
     name: str | None = None,
     min_rows: int = 1,
     tags: Mapping[str, str] | None = None,
@@ -144,11 +166,14 @@ def data_product(
     status: Status | str = Status.ACTIVE,
     deprecated_on: date | str | None = None,
     successor: ProductRef | str | None = None,
+    previous_majors: Iterable[PreviousMajor] = (),
 ) -> Callable[[Callable[..., Any]], DataProduct]:
     """Declare the decorated function, which returns a pandas DataFrame, as a data product.
 
     `inputs` maps each function parameter to the product it receives, in this domain
-    or another: `inputs={"flights": "operations.flights"}`. `waivers` exempts the product
+    or another: `inputs={"flights": "operations.flights"}`, pinned to a major version with
+    `"operations.flights@1"`, or an `Input(...)` naming the columns and expectations the
+    product relies on. `previous_majors` keeps older majors published for a window. `waivers` exempts the product
     from a policy, with the reason written down: `waivers={"column-descriptions": "..."}`.
     `status` is draft, active (the default), deprecated (with `deprecated_on` and a
     `successor`) or retired.
@@ -157,7 +182,7 @@ def data_product(
     def decorator(fn: Callable[..., Any]) -> DataProduct:
         product_name = name or fn.__name__
         try:
-            refs = {param: ProductRef.parse(ref) for param, ref in (inputs or {}).items()}
+            refs = {param: Input.parse(ref) for param, ref in (inputs or {}).items()}
             access_level = Access(access)
         except ValueError as exc:
             raise DefinitionError(
@@ -192,6 +217,7 @@ def data_product(
             tags=MappingProxyType(dict(tags or {})),
             waivers=MappingProxyType(dict(waivers or {})),
             lifecycle=lifecycle,
+            previous_majors=(previous_majors,) if isinstance(previous_majors, PreviousMajor) else tuple(previous_majors),
         )
 
     return decorator

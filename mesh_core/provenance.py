@@ -17,22 +17,31 @@ from typing import Iterable
 import dagster as dg
 
 from mesh_core.errors import ProductNotPublishedError
+from mesh_core.majors import major_of
 from mesh_core.port import PortVersion
 from mesh_core.ref import ProductRef
 
 _PAGE, _MAX_PAGES = 100, 50
 PORT_VERSION = "mesh/port_version"  # materialization metadata: the Delta version published
+MAJOR_VERSIONS = "mesh/major_versions"  # ... and of each older major published beside it: {"1": 7}
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def pinned_version(instance: dg.DagsterInstance, run_id: str, ref: ProductRef) -> int:
     """The port version of `ref` that run `run_id` reads, in every one of its steps."""
+    return pinned_read(instance, run_id, ref)[1]
+
+
+def pinned_read(instance: dg.DagsterInstance, run_id: str, ref: ProductRef, major: int | None = None
+                ) -> tuple[int | None, int]:
+    """(port, version) that run `run_id` reads of `ref` pinned to `major`: port None is the
+    product's own port (its current major); a number is the port of that older major."""
     for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         materialization = record.asset_materialization
         if materialization is not None and materialization.asset_key == ref.asset_key:
-            return _port_version(materialization, ref)
-    pinned = _latest_before(instance, ref, _run_position(instance, run_id))
+            return _port_version(materialization, ref, major)
+    pinned = _latest_before(instance, ref, _run_position(instance, run_id), major)
     if pinned is None:
         raise ProductNotPublishedError(
             f"Product {ref} had no published version when run {run_id[:8]} started. "
@@ -45,9 +54,9 @@ def versions_in_use(instance: dg.DagsterInstance, ref: ProductRef) -> set[int]:
     """Versions of `ref` that a queued or running run may still read: retention keeps them."""
     in_use = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
-        version = _latest_before(instance, ref, _run_position(instance, run.run_id))
-        if version is not None:
-            in_use.add(version)
+        pinned = _latest_before(instance, ref, _run_position(instance, run.run_id))
+        if pinned is not None:
+            in_use.add(pinned[1])
     return in_use
 
 
@@ -57,7 +66,7 @@ def record_unreported(instance: dg.DagsterInstance, history: Iterable[PortVersio
     recorded = _latest_before(instance, ProductRef.from_asset_key(asset_key), None)
     reported = []
     for version in sorted(history, key=lambda item: item.version):
-        if recorded is not None and version.version <= recorded:
+        if recorded is not None and version.version <= recorded[1]:
             continue
         run = instance.get_run_by_id(version.run_id)
         if run is not None and run.status in UNFINISHED:
@@ -100,20 +109,34 @@ def _run_position(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return None
 
 
-def _latest_before(instance: dg.DagsterInstance, ref: ProductRef, storage_id: int | None) -> int | None:
+def _latest_before(instance: dg.DagsterInstance, ref: ProductRef, storage_id: int | None,
+                   major: int | None = None) -> tuple[int | None, int] | None:
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=ref.asset_key, before_storage_id=storage_id), limit=1, ascending=False
     )
     if not result.records:
         return None
-    return _port_version(result.records[0].asset_materialization, ref)
+    return _port_version(result.records[0].asset_materialization, ref, major)
 
 
-def _port_version(materialization: dg.AssetMaterialization, ref: ProductRef) -> int:
-    value = materialization.metadata.get(PORT_VERSION)
+def _port_version(materialization: dg.AssetMaterialization, ref: ProductRef, major: int | None = None
+                  ) -> tuple[int | None, int]:
+    metadata = materialization.metadata
+    value = metadata.get(PORT_VERSION)
     if value is None:
         raise ProductNotPublishedError(
             f"The latest materialization of {ref} records no port version (it predates Mesh's Delta Lake "
             f"ports). Materialize the '{ref.domain}' domain again: `mesh materialize --domain {ref.domain}`."
         )
-    return int(value.value)
+    current = major_of(getattr(metadata.get("mesh/version"), "value", ""))
+    if major is None or major == current:
+        return None, int(value.value)
+    older = getattr(metadata.get(MAJOR_VERSIONS), "value", None) or {}
+    if str(major) in older:
+        return major, int(older[str(major)])
+    beside = f" (and {', '.join(sorted(older))} beside it)" if older else ""
+    raise ProductNotPublishedError(
+        f"{ref}@{major} is not published: the version of {ref} this run reads is major {current}{beside}. "
+        f"Check the consumer against major {current} and pin '{ref}@{current}', or ask the '{ref.domain}' owners "
+        f"to keep major {major} published with previous_majors=[PreviousMajor(...)]."
+    )

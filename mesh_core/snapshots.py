@@ -4,13 +4,16 @@ Each public product's contract is kept as an ODCS v3 YAML document in its domain
 one per major version: `<domain folder>/snapshots/<domain>.<product>.v<major>.odcs.yaml`,
 committed and reviewed like code. `mesh contracts check` (and `mesh lint`) compares the code
 with the snapshot of the same major: a breaking change without a major bump is an error that
-names every product of every domain reading it, with its owners.
+names every product of every domain that relies on what changed, with its owners. A reader that
+declares its columns (`Input(..., columns=[...])`) relies on those only; one that does not relies
+on every column. A column-level breaking change no reader relies on only leaves the snapshot behind.
 
 Breaking: a column removed, its type changed, a required column made nullable, a column or
 table check removed or changed (a changed check counts as removed: Mesh does not judge whether
 it was loosened), the product removed or made internal. Not breaking: a column added, a
 nullable column made required, a check added, documentation changed. After a major bump the
-old snapshot stays, and lint lists the readers to check, until it is deleted.
+old major can stay published beside the new one (`PreviousMajor`): its snapshot stays, is
+checked against the old contract, and lint lists who still pins it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Sequence
 import dagster as dg
 import yaml
 
+from mesh_core import consumers
+from mesh_core.contract import specs_from_schema
 from mesh_core.errors import Violation
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
@@ -34,6 +39,20 @@ ODCS_VERSION = "v3.0.2"
 class Change:
     what: str
     breaking: bool
+    column: str | None = None  # the column it is about; None: the whole product
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A product that reads another: its owners, the major it pins, the columns it relies on."""
+
+    consumer: ProductRef
+    owners: tuple[str, ...]
+    major: int | None
+    relied: frozenset[str] | None  # None: it has not said, so it relies on every column
+
+    def affected_by(self, change: Change) -> bool:
+        return change.column is None or self.relied is None or change.column in self.relied
 
 
 def major(version: str) -> str:
@@ -50,17 +69,21 @@ def snapshot_path(location: Location, ref: ProductRef, version: str) -> Path:
     return snapshot_folder(location) / f"{ref}.v{major(version)}.odcs.yaml"
 
 
-def contract_document(ref: ProductRef, spec: dg.AssetSpec) -> dict:
-    """The product's published contract as an ODCS v3 document, from what its asset declares."""
-    schema = spec.metadata["dagster/column_schema"]
-    columns = getattr(schema, "schema", schema).columns  # a TableSchema, or its metadata value
-    table = spec.metadata.get("mesh/table_checks")
+def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None = None) -> dict:
+    """The product's published contract as an ODCS v3 document, from what its asset declares;
+    with `previous` (an entry of `mesh/previous_majors`), the contract of that older major."""
+    if previous is None:
+        columns = specs_from_schema(spec.metadata["dagster/column_schema"])
+        table = spec.metadata.get("mesh/table_checks")
+        table, version = getattr(table, "value", table), spec.metadata["mesh/version"]
+    else:
+        columns, table, version = previous["columns"], previous["table_checks"], previous["version"]
     return {
         "apiVersion": ODCS_VERSION,
         "kind": "DataContract",
         "id": str(ref),
         "name": ref.product,
-        "version": spec.metadata["mesh/version"],
+        "version": version,
         "status": spec.tags.get("mesh/status", "active"),
         "domain": ref.domain,
         "description": {"purpose": spec.description or ""},
@@ -68,17 +91,16 @@ def contract_document(ref: ProductRef, spec: dg.AssetSpec) -> dict:
         "schema": [{
             "name": ref.product,
             "physicalType": "table",
-            "quality": [{"type": "custom", "engine": "pandera", "implementation": check}
-                        for check in getattr(table, "value", table) or []],
+            "quality": [{"type": "custom", "engine": "pandera", "implementation": check} for check in table or []],
             "properties": [
                 {
-                    "name": column.name,
-                    "physicalType": column.type,
-                    "description": column.description or "",
-                    "required": not column.constraints.nullable,
-                    "unique": bool(column.constraints.unique),
+                    "name": column["name"],
+                    "physicalType": column["type"],
+                    "description": column["description"] or "",
+                    "required": not column["nullable"],
+                    "unique": column["unique"],
                     "quality": [{"type": "custom", "engine": "pandera", "implementation": check}
-                                for check in column.constraints.other],
+                                for check in column["checks"]],
                 }
                 for column in columns
             ],
@@ -102,63 +124,75 @@ def compare(old: dict, new: dict | None) -> list[Change]:
     for name, was in before.items():
         now = after.get(name)
         if now is None:
-            changes.append(Change(f"column '{name}' was removed", True))
+            changes.append(Change(f"column '{name}' was removed", True, name))
             continue
         if was["physicalType"] != now["physicalType"]:
-            changes.append(Change(f"column '{name}' changed type {was['physicalType']} -> {now['physicalType']}", True))
+            changes.append(Change(f"column '{name}' changed type {was['physicalType']} -> {now['physicalType']}", True, name))
         if was["required"] and not now["required"]:
-            changes.append(Change(f"column '{name}' may now be null", True))
+            changes.append(Change(f"column '{name}' may now be null", True, name))
         elif now["required"] and not was["required"]:
-            changes.append(Change(f"column '{name}' may no longer be null", False))
+            changes.append(Change(f"column '{name}' may no longer be null", False, name))
         old_checks = {q["implementation"] for q in was.get("quality", [])}
         new_checks = {q["implementation"] for q in now.get("quality", [])}
-        changes += [Change(f"column '{name}' lost check {check}", True) for check in sorted(old_checks - new_checks)]
-        changes += [Change(f"column '{name}' gained check {check}", False) for check in sorted(new_checks - old_checks)]
+        changes += [Change(f"column '{name}' lost check {check}", True, name) for check in sorted(old_checks - new_checks)]
+        changes += [Change(f"column '{name}' gained check {check}", False, name) for check in sorted(new_checks - old_checks)]
         if was.get("description") != now.get("description"):
-            changes.append(Change(f"column '{name}' description changed", False))
-    changes += [Change(f"column '{name}' was added", False) for name in after if name not in before]
+            changes.append(Change(f"column '{name}' description changed", False, name))
+    changes += [Change(f"column '{name}' was added", False, name) for name in after if name not in before]
     if old.get("description") != new.get("description"):
         changes.append(Change("the description changed", False))
     return changes
 
 
 def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Violation]]:
-    """(errors, warnings) of every public product's contract against its snapshots."""
+    """(errors, warnings) of every public product's contracts, current and older majors, against
+    their snapshots; and of every domain's consumers file against its consumers' code."""
     readers = _readers(workspace)
     errors, warnings = [], []
-    current = {ref: (loc, spec) for loc in workspace.locations for ref, spec in loc.products.items()}
+    current = workspace.products()
     for ref, (location, spec) in current.items():
         if spec.metadata["mesh/access"] != "public":
             continue
         version = spec.metadata["mesh/version"]
+        previous = _json(spec.metadata.get("mesh/previous_majors")) or []
         path = snapshot_path(location, ref, version)
         if not path.exists():
             errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
                                     f"has no contract snapshot for major version {major(version)} ({path}).",
                                     "run `mesh contracts update` and commit the file it writes."))
             continue
-        older = [p for p in sorted(path.parent.glob(f"{ref}.v*.odcs.yaml")) if p != path]
-        if older:  # consumers cannot pin a major yet: whoever read the old one must be checked by hand
+        of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
+        found_errors, found_warnings = _gate(ref, path, contract_document(ref, spec), of_current, version)
+        errors += found_errors
+        warnings += found_warnings
+        for item in previous:  # each older major still declared keeps its own promise
+            old_path = snapshot_path(location, ref, item["version"])
+            pinned = [r for r in readers.get(ref, []) if r.major == item["major"]]
+            if not old_path.exists():
+                errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
+                                        f"publishes major {item['major']} beside major {major(version)}, but has no snapshot "
+                                        f"for it ({old_path}).", "restore the snapshot of that major from version control."))
+                continue
+            found_errors, found_warnings = _gate(ref, old_path, contract_document(ref, spec, item), pinned, item["version"])
+            errors += found_errors
+            warnings += found_warnings
+            warnings.append(Violation(ref.domain, ref.product, "old-major-readers",
+                                      f"publishes major {item['major']} beside major {major(version)} until {item['until']}; "
+                                      f"still pinned to it: {_impact(pinned)}.",
+                                      f"ask them to move to major {major(version)}; remove the PreviousMajor once none is left."))
+        declared = {str(item["major"]) for item in previous} | {major(version)}
+        for old in sorted(path.parent.glob(f"{ref}.v*.odcs.yaml")):
+            old_major = old.name[len(f"{ref}.v"):-len(".odcs.yaml")]
+            if old_major in declared:
+                continue
+            pinned = [r for r in readers.get(ref, []) if str(r.major) == old_major]
             warnings.append(Violation(
                 ref.domain, ref.product, "contract-major-migrated",
-                f"is at major version {major(version)}, and {', '.join(p.name for p in older)} remain(s). Readers written "
-                f"against an older major: {_impact(readers.get(ref, []))}.",
-                "check each reader against the new contract, then delete the old snapshot(s).",
+                f"is at major version {major(version)} and no longer publishes major {old_major}, but {old.name} "
+                f"remains. Pinned to major {old_major}: {_impact(pinned)}.",
+                "delete the old snapshot (publish it beside the new major with previous_majors=[PreviousMajor(...)] "
+                "while readers migrate).",
             ))
-        changes = compare(yaml.safe_load(path.read_text()), contract_document(ref, spec))
-        breaking = [c.what for c in changes if c.breaking]
-        if breaking:
-            errors.append(Violation(
-                ref.domain, ref.product, "contract-compatible",
-                f"breaking change(s) without a major version bump: {'; '.join(breaking)}. "
-                f"Read by: {_impact(readers.get(ref, []))}.",
-                f"bump the major version (version='{int(major(version)) + 1 if major(version).isdigit() else 'N'}.0.0') "
-                "and run `mesh contracts update`, or undo the change.",
-            ))
-        elif changes:
-            warnings.append(Violation(ref.domain, ref.product, "contract-snapshot-current",
-                                      f"the snapshot {path.name} is behind the code: {'; '.join(c.what for c in changes)}.",
-                                      "run `mesh contracts update` and commit the file."))
     for location in workspace.locations:  # snapshots whose product is gone
         for path in sorted(snapshot_folder(location).glob(f"{location.name}.*.odcs.yaml")):
             ref = ProductRef.parse(path.name.split(".v")[0])
@@ -167,36 +201,103 @@ def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Vio
                                         f"was removed, but its contract {path.name} is still published. "
                                         f"Read by: {_impact(readers.get(ref, []))}.",
                                         "delete the snapshot once no domain reads the product."))
+    errors += _consumers_files_current(workspace)
     return errors, warnings
 
 
+def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], version: str
+          ) -> tuple[list[Violation], list[Violation]]:
+    """One major's snapshot against the code: a breaking change is an error when it touches a
+    reader that relies on it (or the whole product); otherwise the snapshot is only behind."""
+    changes = compare(yaml.safe_load(path.read_text()), document)
+    breaking = [c for c in changes if c.breaking]
+    affected = sorted({r for c in breaking for r in readers if r.affected_by(c)}, key=lambda r: r.consumer)
+    breaks = [c for c in breaking if c.column is None or any(r.affected_by(c) for r in readers)]
+    if breaks:
+        return [Violation(
+            ref.domain, ref.product, "contract-compatible",
+            f"breaking change(s) to major {major(version)} without a major version bump: {'; '.join(c.what for c in breaks)}. "
+            f"Read by: {_impact(affected)}.",
+            f"bump the major version (version='{int(major(version)) + 1 if major(version).isdigit() else 'N'}.0.0') "
+            "and run `mesh contracts update`, or undo the change.",
+        )], []
+    if changes:
+        unused = [c.what for c in breaking]
+        note = f" ({'; '.join(unused)}: no reader relies on it)" if unused else ""
+        return [], [Violation(ref.domain, ref.product, "contract-snapshot-current",
+                              f"the snapshot {path.name} is behind the code: {'; '.join(c.what for c in changes)}{note}.",
+                              "run `mesh contracts update` and commit the file.")]
+    return [], []
+
+
+def _consumers_files_current(workspace: MeshWorkspace) -> list[Violation]:
+    reads = [item for location in workspace.locations for item in location.reads()]
+    found = []
+    for location in workspace.locations:
+        path = snapshot_folder(location) / consumers.file_name(location.name)
+        wanted = consumers.reliance_document(reads, location.name)
+        try:
+            committed = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+        except (OSError, yaml.YAMLError):
+            committed = None
+        if committed != wanted:
+            found.append(Violation(location.name, None, "consumer-expectations-current",
+                                   f"{path.name} is behind what consumers of the '{location.name}' domain rely on, so its "
+                                   "audits would run stale expectations.",
+                                   "run `mesh contracts update` and commit the file."))
+    return found
+
+
 def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = None) -> list[Path]:
-    """Write the current contract of every public product to its major's snapshot."""
+    """Write the current contract of every public product to its major's snapshot (and an older
+    major's that is missing), and each domain's consumers file."""
     written = []
+    reads = [item for location in workspace.locations for item in location.reads()]
+
+    def write(path: Path, text: str) -> None:
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            written.append(path)
+
     for location in workspace.locations:
         if domains and location.name not in domains:
             continue
         for ref, spec in location.products.items():
             if spec.metadata["mesh/access"] != "public":
                 continue
-            path = snapshot_path(location, ref, spec.metadata["mesh/version"])
-            text = yaml.safe_dump(contract_document(ref, spec), sort_keys=False, allow_unicode=True)
-            if not path.exists() or path.read_text() != text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-                written.append(path)
+            write(snapshot_path(location, ref, spec.metadata["mesh/version"]), _render(contract_document(ref, spec)))
+            for item in _json(spec.metadata.get("mesh/previous_majors")) or []:
+                path = snapshot_path(location, ref, item["version"])
+                if not path.exists():  # an older major's snapshot is its promise: never rewritten
+                    write(path, _render(contract_document(ref, spec, item)))
+        document = consumers.reliance_document(reads, location.name)
+        path = snapshot_folder(location) / consumers.file_name(location.name)
+        if document or path.exists():
+            write(path, consumers.render(document))
     return written
 
 
-def _readers(workspace: MeshWorkspace) -> dict[ProductRef, list[tuple[ProductRef, tuple[str, ...]]]]:
-    readers: dict[ProductRef, list] = {}
+def _render(document: dict) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def _readers(workspace: MeshWorkspace) -> dict[ProductRef, list[Reader]]:
+    readers: dict[ProductRef, list[Reader]] = {}
     for location in workspace.locations:
-        for consumer, upstream in location.inputs():
-            readers.setdefault(upstream, []).append((consumer, tuple(location.products[consumer].owners)))
+        for consumer, _, spec in location.reads():
+            relied = spec.relied_on()
+            readers.setdefault(spec.ref, []).append(Reader(
+                consumer, tuple(location.products[consumer].owners), spec.major,
+                None if relied is None else frozenset(relied)))
     return readers
 
 
-def _impact(readers: list[tuple[ProductRef, tuple[str, ...]]]) -> str:
+def _impact(readers: list[Reader]) -> str:
     if not readers:
         return "no product in this mesh"
-    return ", ".join(f"{consumer} ({', '.join(owners)})" for consumer, owners in sorted(readers))
+    return ", ".join(sorted({f"{r.consumer} ({', '.join(r.owners)})" for r in readers}))
+
+
+def _json(value):
+    return getattr(value, "value", value)

@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
 
-from mesh_core.errors import AccessDeniedError, MeshError, StorageError
+from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, StorageError
 from mesh_core.failpoints import failpoint
+from mesh_core.majors import major_of
 from mesh_core.names import quote_identifier
 from mesh_core.port import OutputPort, PortVersion
 from mesh_core.ref import ProductRef
@@ -101,25 +102,28 @@ class DomainStorage:
         # Not named like the schema inside it: DuckDB finds 'x.duckdb' holding schema 'x' ambiguous.
         return self.warehouse.path
 
-    def port(self, ref: ProductRef) -> OutputPort:
-        return OutputPort(ref, f"{self.ports_uri}/{ref.domain}/ports/{ref.product}")
+    def port(self, ref: ProductRef, major: int | None = None) -> OutputPort:
+        """The product's port; with `major`, the port of an older major published beside it."""
+        folder = ref.product if major is None else f"{ref.product}.v{int(major)}"
+        return OutputPort(ref, f"{self.ports_uri}/{ref.domain}/ports/{folder}")
 
     # -- writing (own domain only) ---------------------------------------------------
 
     def publish(self, product: str, frame: pd.DataFrame, *, version: str, access: str, run_id: str,
-                contract_fingerprint: str = "", in_use: Iterable[int] = ()) -> Publication:
+                contract_fingerprint: str = "", in_use: Iterable[int] = (), major: int | None = None) -> Publication:
         """Commit `frame` as the product's next version, then sync the DuckDB store and apply retention.
+        With `major`, publish an older major to its own port (the DuckDB store holds current majors only).
 
         Once the port commit has succeeded the publish has happened: a later failure of the
         DuckDB store or of retention is returned as a warning, not raised, and repaired later."""
-        port = self.port(ProductRef(self.domain, product))  # validates the name before any path
+        port = self.port(ProductRef(self.domain, product), major)  # validates the name before any path
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with self._publish_lock(product):
             history = port.history()
             removed = port.remove_uncommitted(history)
             published = port.publish(table, run_id=run_id, product_version=version,
                                      contract_fingerprint=contract_fingerprint, access=access)
-            sync_problems = self._sync(product, port, published, table)
+            sync_problems = self._sync(product, port, published, table) if major is None else []
             warnings = list(sync_problems)
             failpoint("storage:before-retention")
             keep = self.retention.versions_to_keep([published, *history], now=self.clock(), in_use=in_use)
@@ -192,15 +196,26 @@ class DomainStorage:
 
     # -- reading (any domain's public ports, this domain's internal ones) ------------
 
-    def current(self, ref: ProductRef) -> PortVersion:
-        return self.port(ref).latest()
+    def current(self, ref: ProductRef, major: int | None = None) -> PortVersion:
+        return self.port(ref, major).latest()
 
-    def history(self, ref: ProductRef) -> list[PortVersion]:
-        return self.port(ref).history()
+    def history(self, ref: ProductRef, major: int | None = None) -> list[PortVersion]:
+        return self.port(ref, major).history()
 
-    def read(self, ref: ProductRef, version: int | None = None) -> pd.DataFrame:
-        """The product at `version` (a Delta version), else at its current version."""
-        port = self.port(ref)
+    def port_major(self, ref: ProductRef, major: int | None) -> int | None:
+        """The port holding `major` of `ref`: None (its own port) when that is its current major."""
+        if major is None:
+            return None
+        current = major_of(self.current(ref).product_version)
+        if current is not None and major > current:
+            raise ProductNotPublishedError(f"{ref} is at major {current}; it has never published major {major}.")
+        return None if current == major else major
+
+    def read(self, ref: ProductRef, version: int | None = None, *, major: int | None = None,
+             columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The product at `version` (a Delta version), else at its current version; with `major`,
+        from the port of that older major; with `columns`, only those columns."""
+        port = self.port(ref, major)
         latest = port.latest()
         if latest.access != "public" and ref.domain != self.domain:
             raise AccessDeniedError(
@@ -208,5 +223,14 @@ class DomainStorage:
                 f"readable only inside the '{ref.domain}' domain. Ask its owners to make it public, "
                 "or read a public product instead."
             )
-        table = port.read(latest.version if version is None else version)
+        version = latest.version if version is None else version
+        table = port.read(version)
+        if columns is not None:
+            missing = [c for c in columns if c not in table.column_names]
+            if missing:
+                raise ProductNotPublishedError(
+                    f"{ref}{'' if major is None else f'@{major}'} has no column(s) {missing} at version "
+                    f"{version}; its columns: {', '.join(table.column_names)}. "
+                    "Read only columns its contract publishes (`mesh lint` checks this).")
+            table = table.select(list(columns))
         return table.to_pandas(coerce_temporal_nanoseconds=True)

@@ -19,7 +19,9 @@ import dagster as dg
 import yaml
 
 from mesh_core.errors import DefinitionError, Violation, WorkspaceError
+from mesh_core.inputs import Input
 from mesh_core.lifecycle import Lifecycle, read_findings
+from mesh_core.majors import major_of
 from mesh_core.ref import ProductRef
 
 
@@ -39,6 +41,14 @@ class Location:
             for spec in self.defs.resolve_all_asset_specs()
             if "mesh/version" in spec.metadata
         }
+
+    def reads(self) -> list[tuple[ProductRef, str, Input]]:
+        """(consumer, parameter, Input) of this location's products: pins, columns and expectations."""
+        found = []
+        for ref, spec in self.products.items():
+            declared = getattr(spec.metadata.get("mesh/inputs"), "value", None) or {}
+            found += [(ref, param, Input.from_dict(value)) for param, value in declared.items()]
+        return found
 
     def inputs(self) -> list[tuple[ProductRef, ProductRef]]:
         """(consumer, input) pairs of this location's products."""
@@ -149,6 +159,18 @@ class MeshWorkspace:
                 errors, warned = read_findings(consumer, upstream, Lifecycle.from_metadata(metadata), today)
                 found += errors
                 warnings += warned
+            for consumer, param, spec in location.reads():
+                if spec.ref in products:
+                    errors, warned = _reliance_findings(consumer, param, spec, products[spec.ref][1].metadata, today)
+                    found += errors
+                    warnings += warned
+            for ref, spec in location.products.items():  # a producer's older majors past their window
+                for item in _json(spec.metadata, "mesh/previous_majors") or []:
+                    if date.fromisoformat(item["until"]) <= today:
+                        warnings.append(Violation(ref.domain, ref.product, "previous-major-ended",
+                                                  f"still declares major {item['major']}, whose window ended on {item['until']}; "
+                                                  "it is no longer published.",
+                                                  f"remove PreviousMajor('{item['version']}', ...) and its snapshot."))
         return found, warnings
 
     def domain_order(self) -> list[Location]:
@@ -162,6 +184,53 @@ class MeshWorkspace:
                 "Break the cycle: a consumer-aligned domain should read source-aligned ones, not the reverse."
             ) from None
         return [self.location(name) for name in order if name in graph]
+
+
+def published_columns(metadata, major: int | None) -> tuple[int | None, list[str] | None, dict | None]:
+    """(major read, its columns, the older major's record) of a producer for a reader pinned to
+    `major`; columns None when the producer does not publish that major."""
+    current = major_of(_json(metadata, "mesh/version") or "")
+    if major is None or major == current:
+        schema = metadata["dagster/column_schema"]
+        return current, [c.name for c in getattr(schema, "schema", schema).columns], None
+    older = next((item for item in _json(metadata, "mesh/previous_majors") or [] if item["major"] == major), None)
+    return major, ([c["name"] for c in older["columns"]] if older else None), older
+
+
+def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, today: date
+                       ) -> tuple[list[Violation], list[Violation]]:
+    """A reader's pin and the columns it relies on, against what the producer publishes."""
+    def violation(rule: str, message: str, fix: str) -> Violation:
+        return Violation(consumer.domain, consumer.product, rule, message, fix)
+
+    current = major_of(_json(metadata, "mesh/version") or "")
+    major, columns, older = published_columns(metadata, spec.major)
+    if columns is None:
+        return [violation("reads-published-major",
+                          f"input '{param}' pins {spec}, but {spec.ref} publishes major {current} only"
+                          + "".join(f", and {item['major']} until {item['until']}" for item in _json(metadata, "mesh/previous_majors") or [])
+                          + ".", f"check the product against major {current} and pin '{spec.ref}@{current}' (or drop the pin).")], []
+    errors, warnings = [], []
+    if older is not None:
+        until = date.fromisoformat(older["until"])
+        found = violation("reads-current-major",
+                          f"input '{param}' reads {spec}, published beside major {current} "
+                          + (f"until {until.isoformat()}." if today < until else f"only until {until.isoformat()}."),
+                          f"check the product against major {current} of {spec.ref}, then pin '{spec.ref}@{current}' (or drop the pin).")
+        (warnings if today < until else errors).append(found)
+    relied = spec.relied_on()
+    missing = sorted(relied - set(columns)) if relied is not None else []
+    if missing:
+        errors.append(violation("relies-on-published-columns",
+                                f"input '{param}' relies on column(s) {', '.join(missing)} of {spec}, which "
+                                f"{spec.ref} does not publish at major {major} (its columns: {', '.join(columns)}).",
+                                f"rely only on published columns, or ask the '{spec.ref.domain}' owners to publish them."))
+    return errors, warnings
+
+
+def _json(metadata, key: str):
+    value = metadata.get(key)
+    return getattr(value, "value", getattr(value, "data", value))
 
 
 def _read_entries(path: Path) -> list[tuple[str, str, str]]:

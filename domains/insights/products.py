@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from domains.insights import contracts, suites
-from mesh_core import data_product
+from mesh_core import Expectation, Input, data_product
 
 OWNERS = ["team:network-insights"]
 DELAYED_MINUTES = 15
@@ -22,7 +22,8 @@ MAX_PLAUSIBLE_WIND_MPH = 150
     contract=contracts.CarrierOnTimePerformanceContract,
     suite=suites.CARRIER_ON_TIME_PERFORMANCE,
     version="1.0.0",
-    inputs={"flights": "operations.flights", "airlines": "reference.airlines"},
+    inputs={"flights": Input("operations.flights", columns=["carrier", "status", "arr_delay"]),
+            "airlines": "reference.airlines"},
 )
 def carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFrame:
     completed = flights["status"].isin(["on_time", "delayed"])
@@ -56,7 +57,16 @@ def carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -
     contract=contracts.DelayVsWeatherContract,
     suite=suites.DELAY_VS_WEATHER,
     version="1.0.0",
-    inputs={"flights": "operations.flights", "weather": "weather.hourly_observations"},
+    inputs={
+        "flights": Input(
+            "operations.flights", columns=["origin", "time_hour", "status", "dep_delay"],
+            # What this product relies on; the operations domain's audit runs it before publishing.
+            expectations=[Expectation("ExpectColumnValuesToNotBeNull", column="dep_delay", name="departed_have_delay",
+                                      row_condition='status != "cancelled"', condition_parser="pandas",
+                                      description="dep_delay is known for every flight that departed")],
+        ),
+        "weather": "weather.hourly_observations",
+    },
 )
 def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
     departed = flights[flights["status"] != "cancelled"]
@@ -84,7 +94,8 @@ def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
     contract=contracts.FleetUtilisationContract,
     suite=suites.FLEET_UTILISATION,
     version="1.0.0",
-    inputs={"flights": "operations.flights", "aircraft": "fleet.aircraft"},
+    inputs={"flights": Input("operations.flights", columns=["carrier", "tailnum", "status", "distance", "air_time"]),
+            "aircraft": Input("fleet.aircraft", columns=["tailnum", "manufacturer", "model", "seats"])},
 )
 def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataFrame:
     flown = flights[flights["tailnum"].notna() & (flights["status"] != "cancelled")]
@@ -110,7 +121,8 @@ def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataF
     contract=contracts.RoutePerformanceContract,
     suite=suites.ROUTE_PERFORMANCE,
     version="1.0.0",
-    inputs={"flights": "operations.flights", "airports": "reference.airports"},
+    inputs={"flights": Input("operations.flights", columns=["origin", "dest", "status", "arr_delay", "distance"]),
+            "airports": Input("reference.airports", columns=["faa", "name"])},
 )
 def route_performance(flights: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFrame:
     routes = (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+import dagster as dg
 import pytest
 
 from mesh_core import ProductRef
@@ -26,38 +28,68 @@ def mesh(*args, copy, home):
     return run_mesh(*args, "-w", str(copy / "workspace.yaml"), home=home, cwd=copy)
 
 
-def test_a_breaking_change_fails_lint_naming_every_reader_until_the_major_is_bumped(mesh_copy, tmp_path):
-    home = make_dagster_home(tmp_path)
-    readers = [(consumer, spec.owners) for loc in MeshWorkspace.load(REPO / "workspace.yaml").locations
-               for consumer, upstream in loc.inputs() if upstream == FLIGHTS
-               for spec in [loc.products[consumer]]]
-    assert readers, "the example mesh has consumers of operations.flights"
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
 
-    contracts = mesh_copy / "domains" / "operations" / "contracts.py"
-    contracts.write_text("\n".join(line for line in contracts.read_text().splitlines() if "air_time:" not in line) + "\n")
+
+def test_a_breaking_change_end_to_end_lint_names_who_relies_on_it_then_a_major_bump_publishes_both_majors(mesh_copy, tmp_path):
+    """Rename flights.air_time in a temp copy of the repository: lint fails naming exactly the products
+    (and owners) that rely on it; bump the major keeping major 1 published, pin those readers to @1,
+    and the whole mesh materializes with both majors, the pinned reader still reading the old one."""
+    home = make_dagster_home(tmp_path)
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
+    owners = {ref: spec.owners for ref, (_, spec) in workspace.products().items()}
+    reads = [(consumer, spec) for loc in workspace.locations for consumer, _, spec in loc.reads() if spec.ref == FLIGHTS]
+    relying = {c for c, spec in reads if spec.relied_on() is None or "air_time" in spec.relied_on()}
+    others = {c for c, _ in reads} - relying
+    assert relying == {ProductRef("insights", "fleet_utilisation")} and others, "the example mesh this test edits"
+
+    operations, insights = mesh_copy / "domains" / "operations", mesh_copy / "domains" / "insights"
+    shutil.copy(operations / "contracts.py", operations / "contracts_v1.py")  # major 1's contract, kept
+    edit(operations / "contracts.py", "air_time:", "air_minutes:")
+    edit(operations / "products.py", '"air_time": raw["air_time"]', '"air_minutes": raw["air_time"]')
     broken = mesh("lint", copy=mesh_copy, home=home)
     assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert ("[contract-compatible] operations.flights: breaking change(s) without a major version bump: "
-            "column 'air_time' was removed.") in broken.stdout
-    for consumer, owners in readers:
-        assert f"{consumer} ({', '.join(owners)})" in broken.stdout
-    assert "Fix: bump the major version (version='2.0.0') and run `mesh contracts update`" in broken.stdout
+    [gate] = [line for line in broken.stdout.splitlines() if "[contract-compatible]" in line]
+    assert ("[contract-compatible] operations.flights: breaking change(s) to major 1 without a major version bump: "
+            "column 'air_time' was removed.") in gate
+    assert "Read by: " + ", ".join(f"{c} ({', '.join(owners[c])})" for c in sorted(relying)) + "." in gate
+    assert not [c for c in others if str(c) in gate], "only readers that rely on air_time are named"
+    assert "Fix: bump the major version (version='2.0.0') and run `mesh contracts update`" in gate
     assert mesh("contracts", "check", copy=mesh_copy, home=home).returncode == 1
 
-    products = mesh_copy / "domains" / "operations" / "products.py"
-    products.write_text(products.read_text().replace('version="1.0.0"', 'version="2.0.0"'))
-    unsnapshotted = mesh("lint", copy=mesh_copy, home=home)
-    assert unsnapshotted.returncode == 1 and "[contract-snapshotted] operations.flights" in unsnapshotted.stdout
+    edit(operations / "products.py", 'version="1.0.0",', """version="2.0.0",
+    previous_majors=[PreviousMajor("1.0.0", contract=FlightsContractV1, until="2099-12-31",
+                                   adapt=lambda flights: flights.rename(columns={"air_minutes": "air_time"}))],""")
+    edit(operations / "products.py", "from mesh_core import ", "from domains.operations.contracts_v1 import FlightsContract as FlightsContractV1\n"
+                                                            "from mesh_core import PreviousMajor, ")
+    unpinned = mesh("lint", copy=mesh_copy, home=home)
+    assert unpinned.returncode == 1
+    assert ("[relies-on-published-columns] insights.fleet_utilisation: input 'flights' relies on column(s) air_time of "
+            "operations.flights, which operations.flights does not publish at major 2") in unpinned.stdout
+    edit(insights / "products.py", 'Input("operations.flights", columns=["carrier", "tailnum"',
+         'Input("operations.flights@1", columns=["carrier", "tailnum"')
     updated = mesh("contracts", "update", copy=mesh_copy, home=home)
     assert updated.returncode == 0 and "operations.flights.v2.odcs.yaml" in updated.stdout
     clean = mesh("lint", copy=mesh_copy, home=home)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    # Readers cannot pin a major yet: lint lists whom to check until the old snapshot is deleted.
-    assert "warning  [contract-major-migrated] operations.flights: is at major version 2" in clean.stdout
-    for consumer, owners in readers:
-        assert f"{consumer} ({', '.join(owners)})" in clean.stdout
-    snapshots = sorted(p.name for p in (mesh_copy / "domains" / "operations" / "snapshots").iterdir())
+    assert ("warning  [old-major-readers] operations.flights: publishes major 1 beside major 2 until 2099-12-31; still "
+            "pinned to it: insights.fleet_utilisation (team:network-insights).") in clean.stdout
+    snapshots = sorted(p.name for p in (operations / "snapshots").glob("*.odcs.yaml"))
     assert snapshots == ["operations.flights.v1.odcs.yaml", "operations.flights.v2.odcs.yaml"]
+
+    run = mesh("materialize", copy=mesh_copy, home=home)
+    assert run.returncode == 0, run.stdout + run.stderr
+    current = json.loads(mesh("read", "operations.flights", "--json", "--limit", "1", copy=mesh_copy, home=home).stdout)
+    old = json.loads(mesh("read", "operations.flights@1", "--json", "--limit", "1", copy=mesh_copy, home=home).stdout)
+    assert "air_minutes" in current["records"][0] and "air_time" not in current["records"][0]
+    assert old["records"][0]["air_time"] == current["records"][0]["air_minutes"]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["insights", "fleet_utilisation"]))
+        read = event.asset_materialization.metadata["mesh/input_versions"].value
+    assert read == {"operations.flights@1": old["version"], "fleet.aircraft": 0}, read
 
 
 def test_non_breaking_changes_only_ask_for_the_snapshot_to_be_updated(mesh_copy, tmp_path):

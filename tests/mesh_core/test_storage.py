@@ -238,3 +238,23 @@ def test_a_relative_data_folder_reads_and_writes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     publish(DomainStorage("data", "sales"), pd.DataFrame({"n": [1]}))
     assert DomainStorage("data", "reports").read(REF)["n"].tolist() == [1]
+
+
+def test_an_older_major_has_its_own_port_beside_the_current_one_and_no_duckdb_table(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    publish(storage, pd.DataFrame({"order_id": [1], "amount": [2.0]}))
+    storage.publish("orders", pd.DataFrame({"order_id": [1], "total": [2.0]}), version="1.3.0", access="public",
+                    run_id="run00001-xyz", major=1)
+    assert list(storage.read(REF, major=1).columns) == ["order_id", "total"]
+    assert list(storage.read(REF).columns) == ["order_id", "amount"]
+    assert storage.port(REF, 1).uri.endswith("/sales/ports/orders.v1")
+    assert list(table(storage).columns) == ["order_id", "amount"]  # the DuckDB store holds current majors only
+
+
+def test_a_reader_gets_only_the_columns_it_declares_and_a_missing_one_is_named(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    publish(storage, pd.DataFrame({"order_id": [1, 2], "amount": [9.5, 3.0], "note": ["a", "b"]}))
+    assert list(storage.read(REF, columns=["amount", "order_id"]).columns) == ["amount", "order_id"]
+    with pytest.raises(ProductNotPublishedError, match=r"sales\.orders has no column\(s\) \['colour'\] at version 0; "
+                                                       r"its columns: order_id, amount, note"):
+        storage.read(REF, columns=["order_id", "colour"])

@@ -1,0 +1,99 @@
+"""Consumer-driven contracts: what consumers rely on, checked against producers, run by producers.
+
+A consumer declares, per input, the columns it reads and expectations of its own
+(`Input("operations.flights", columns=[...], expectations=[...])`). Three things use that:
+
+- `mesh lint` fails when a consumer relies on a column the producer (at the pinned major)
+  does not publish, naming both sides;
+- the breaking-change gate counts only the consumers that rely on what changed;
+- the producer's write-audit-publish runs its consumers' expectations, at the level
+  `governance.yaml` sets (`consumer_expectations: warn` by default; `error` blocks the publish).
+
+Domains never import each other, so the producer learns its consumers' expectations from a
+committed file in its own folder, `snapshots/<domain>.consumers.yaml`, which
+`mesh contracts update` writes and `mesh lint` keeps current (like a Pact file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import yaml
+
+from mesh_core.errors import DefinitionError, Violation
+from mesh_core.expectation import Expectation, Severity
+from mesh_core.inputs import Input
+from mesh_core.policies import Level
+from mesh_core.ref import ProductRef
+
+HEADER = ("# Written by `mesh contracts update` from the consumers' code: what each product of this domain\n"
+          "# is relied on for. The domain's write-audit-publish runs these expectations. Do not edit.\n")
+
+
+def file_name(domain: str) -> str:
+    return f"{domain}.consumers.yaml"
+
+
+def reliance_document(reads: Sequence[tuple[ProductRef, str, Input]], domain: str) -> dict:
+    """{producer product: [{consumer, input, major, columns, expectations}]} for one producing
+    domain, from every (consumer, parameter, Input) of the mesh; only inputs with expectations."""
+    document: dict[str, list] = {}
+    for consumer, param, spec in sorted(reads, key=lambda item: (str(item[2].ref), str(item[0]), item[1])):
+        if spec.ref.domain != domain or not spec.expectations:
+            continue
+        document.setdefault(spec.ref.product, []).append({
+            "consumer": str(consumer), "input": param, "major": spec.major,
+            "columns": None if spec.columns is None else list(spec.columns),
+            # The level is the mesh's (governance.yaml), not the consumer's: no severity here.
+            "expectations": [{k: v for k, v in item.as_dict().items() if k != "severity"} for item in spec.expectations],
+        })
+    return document
+
+
+def render(document: dict) -> str:
+    return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def read_reliance(folder: Path, domain: str) -> dict[str, list[dict]]:
+    """The committed file of `domain` in `folder`; empty when there is none."""
+    path = folder / file_name(domain)
+    if not path.exists():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(document, dict):
+            raise ValueError("it is not a mapping of product to consumers")
+        for entries in document.values():
+            for entry in entries:
+                ProductRef.parse(entry["consumer"])
+                [Expectation.from_dict(item) for item in entry["expectations"]]
+    except (OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DefinitionError([Violation(domain, None, "consumer-expectations-current",
+                                         f"cannot read {path}: {' '.join(str(exc).split())}.",
+                                         "run `mesh contracts update` to write it again from the consumers' code.")]) from None
+    return document
+
+
+def consumer_expectations(product: str, reliance: Mapping[str, list[dict]], level: Level) -> tuple[Expectation, ...]:
+    """The expectations `product`'s consumers rely on, as checks of the producer, at `level`."""
+    if level is Level.OFF:
+        return ()
+    severity = Severity.ERROR if level is Level.ERROR else Severity.WARNING
+    found = []
+    for entry in reliance.get(product, []):
+        consumer = ProductRef.parse(entry["consumer"])
+        for item in map(Expectation.from_dict, entry["expectations"]):
+            found.append(Expectation.from_dict({
+                **item.as_dict(), "severity": severity.value, "name": _check_name(consumer, entry["input"], item.name),
+                "description": f"Relied on by {consumer} (input '{entry['input']}'): {item.description or item.summary()}",
+            }))
+    return tuple(found)
+
+
+def _check_name(consumer: ProductRef, param: str, name: str) -> str:
+    full = f"{consumer.domain}__{consumer.product}__{param}__{name}"
+    if len(full) <= 100:
+        return full
+    return f"{full[:83]}_{hashlib.sha256(full.encode()).hexdigest()[:16]}"
