@@ -305,6 +305,8 @@ def _dev(args) -> int:
     if report.exit_code:  # never serve a mesh that `mesh lint` rejects
         print("The mesh breaks its rules; `mesh lint` says:", file=sys.stderr)
         return _show_lint(report, as_json=False)
+    for warning in report.warnings:  # e.g. reads of deprecated products or of an older major: shown as it starts
+        print(f"  warning  {warning}", file=sys.stderr)
     if not args.skip_materialize:
         code = _materialize(args)
         if code == EXIT_FAILED:

@@ -63,9 +63,13 @@ class Input:
         """The producer's columns this consumer relies on; None when it has not said (all of them)."""
         if self.columns is None:
             return None
-        named = {item.params.get(key) for item in self.expectations for key in ("column_A", "column_B")}
-        listed = {c for item in self.expectations for c in item.params.get("column_list") or ()}
-        return set(self.columns) | {item.column for item in self.expectations if item.column} | listed | (named - {None})
+        found = set(self.columns)
+        for item in self.expectations:
+            found |= {item.column} if item.column else set()
+            found |= {item.params[key] for key in ("column_A", "column_B") if isinstance(item.params.get(key), str)}
+            found |= set(item.params.get("column_list") or ())
+            found |= _condition_columns(item.params.get("row_condition"), item.params.get("condition_parser"))
+        return found
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,21 @@ class Input:
 
     def __str__(self) -> str:
         return f"{self.ref}@{self.major}" if self.major is not None else str(self.ref)
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NAME = re.compile(r"(?<![.\w])([a-z_][a-z0-9_]*)\b(?!\s*\()")
+_GX_COLUMN = re.compile(r"col\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)")
+_NOT_COLUMNS = {"and", "or", "not", "in", "is", "true", "false", "none", "nan"}
+
+
+def _condition_columns(condition: object, parser: object) -> set[str]:
+    """Columns a row condition reads: `col("x")` for GX's parser; bare names for pandas' query syntax."""
+    if not isinstance(condition, str):
+        return set()
+    if parser == "great_expectations":
+        return set(_GX_COLUMN.findall(condition))
+    return {name for name in _NAME.findall(_QUOTED.sub(" ", condition)) if name not in _NOT_COLUMNS}
 
 
 def _split(source: "ProductRef | str") -> tuple[ProductRef, int | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import pytest
 from dagster._core.workspace.context import WorkspaceProcessContext
@@ -44,6 +46,8 @@ def test_every_domain_loads_as_its_own_code_location(graph):
 
 def test_every_product_carries_owners_docs_contract_suite_and_domain(graph, declared):
     _, asset_graph = graph
+    # What consumers rely on: run as the producer's checks (read by the producer from its consumers file).
+    reads = [item for location in MeshWorkspace.load(REPO / "workspace.yaml").locations for item in location.reads()]
     assert len(declared) >= 9
     for ref, product in declared.items():
         node = asset_graph.get(ref.asset_key)
@@ -56,15 +60,18 @@ def test_every_product_carries_owners_docs_contract_suite_and_domain(graph, decl
         assert schema_columns == list(product.contract.to_schema().columns)
         assert node.code_version == product.version and node.tags["mesh/access"] == product.access.value
         checks = {key.name for key in node.check_keys}
-        assert checks == {"contract", *(item.name for item in product.suite)}
+        relied_on = {f"{consumer.domain}__{consumer.product}__{param}__{item.name}"
+                     for consumer, param, spec in reads if spec.ref == ref for item in spec.expectations}
+        older = {f"contract_v{item.major}" for item in product.previous_majors if item.published_on(date.today())}
+        assert checks == {"contract", *older, *(item.name for item in product.suite), *relied_on}
 
 
 def test_every_cross_domain_input_is_a_lineage_edge(graph, declared):
     _, asset_graph = graph
     cross_domain = 0
     for ref, product in declared.items():
-        assert asset_graph.get(ref.asset_key).parent_keys == {up.asset_key for up in product.inputs.values()}
-        for upstream in product.inputs.values():
+        assert asset_graph.get(ref.asset_key).parent_keys == {up.ref.asset_key for up in product.inputs.values()}
+        for upstream in (spec.ref for spec in product.inputs.values()):
             # The producer's real node (not the consumer's stub) is what the graph shows.
             assert asset_graph.get(upstream.asset_key).is_materializable
             cross_domain += upstream.domain != ref.domain

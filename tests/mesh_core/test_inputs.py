@@ -34,9 +34,12 @@ def test_two_different_pins_or_bad_columns_are_refused():
 def test_what_a_consumer_relies_on_includes_its_expectations_columns():
     spec = Input("operations.flights", columns=["carrier"], expectations=[
         Expectation("ExpectColumnValuesToNotBeNull", column="dep_delay"),
-        Expectation("ExpectColumnPairValuesAToBeGreaterThanB", column_A="arr_delay", column_B="dep_delay"),
+        Expectation("ExpectColumnPairValuesAToBeGreaterThanB", column_A="arr_delay", column_B="dep_delay",
+                    row_condition='status != "cancelled" and origin.str.len() == 3', condition_parser="pandas"),
+        Expectation("ExpectColumnValuesToNotBeNull", column="tailnum", row_condition='col("carrier_code") == "UA"',
+                    condition_parser="great_expectations"),
     ])
-    assert spec.relied_on() == {"carrier", "dep_delay", "arr_delay"}
+    assert spec.relied_on() == {"carrier", "dep_delay", "arr_delay", "status", "origin", "tailnum", "carrier_code"}
     assert Input("operations.flights").relied_on() is None  # not said: every column
     assert Input.from_dict(spec.as_dict()) == spec
     assert Input.from_dict("operations.flights@3") == Input("operations.flights@3")

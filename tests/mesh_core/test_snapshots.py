@@ -2,7 +2,10 @@ import copy
 
 import pytest
 
+from mesh_core import ProductRef
 from mesh_core.snapshots import compare
+from mesh_core.workspace import MeshWorkspace
+from tests.support import WORKSPACES
 
 
 def document(access="public", **columns):
@@ -53,3 +56,28 @@ def test_table_checks_are_part_of_the_contract():
     with_check["schema"][0]["quality"] = [{"type": "custom", "engine": "pandera", "implementation": "unique(item_id, label)"}]
     assert [(c.what, c.breaking) for c in compare(with_check, BASE)] == [("the table lost check unique(item_id, label)", True)]
     assert [(c.what, c.breaking) for c in compare(BASE, with_check)] == [("the table gained check unique(item_id, label)", False)]
+
+
+def test_a_breaking_change_counts_only_readers_that_rely_on_it(tmp_path):
+    import yaml
+
+    from mesh_core.snapshots import Reader, _gate, contract_document
+
+    workspace = MeshWorkspace.load(WORKSPACES / "supplier_buyer.yaml")
+    parts = ProductRef("supplier", "parts")
+    document = contract_document(parts, workspace.products()[parts][1])
+    snapshot = tmp_path / "supplier.parts.v2.odcs.yaml"
+    snapshot.write_text(yaml.safe_dump(document))
+    without_status = {**document, "schema": [{**document["schema"][0], "properties": [
+        column for column in document["schema"][0]["properties"] if column["name"] != "status"]}]}
+    priced = Reader(ProductRef("buyer", "prices"), ("team:buyer",), None, frozenset({"part_id", "price"}))
+    everything = Reader(ProductRef("audit", "all_parts"), ("team:audit",), None, None)
+
+    errors, [warning] = _gate(parts, snapshot, without_status, [priced], "2.1.0")
+    assert errors == [] and warning.rule == "contract-snapshot-current"
+    assert "column 'status' was removed: no reader relies on it" in warning.message
+    [error], warnings = _gate(parts, snapshot, without_status, [priced, everything], "2.1.0")
+    assert warnings == [] and error.message.endswith("Read by: audit.all_parts (team:audit).")
+    made_internal = {**document, "customProperties": [{"property": "access", "value": "internal"}]}
+    [error], _ = _gate(parts, snapshot, made_internal, [priced], "2.1.0")  # the whole product: every reader
+    assert "the product was made internal" in error.message and "buyer.prices (team:buyer)" in error.message
