@@ -4,6 +4,7 @@ Everything a domain engineer or operator needs is importable from here; the
 modules behind it are private to Mesh.
 """
 
+from mesh_core.cadence import Cadence as Cadence
 from mesh_core.definitions import domain_definitions as domain_definitions
 from mesh_core.errors import (
     AccessDeniedError as AccessDeniedError,
@@ -23,6 +24,7 @@ from mesh_core.expectation import Expectation as Expectation, Severity as Severi
 from mesh_core.inputs import Input as Input
 from mesh_core.io_manager import MeshIOManager as MeshIOManager
 from mesh_core.majors import PreviousMajor as PreviousMajor
+from mesh_core.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
 from mesh_core.governance import Governance as Governance
 from mesh_core.lifecycle import Lifecycle as Lifecycle, Status as Status
 from mesh_core.policies import (
@@ -38,6 +40,7 @@ from mesh_core.ref import ProductRef as ProductRef
 from mesh_core.sources import package_data_path as package_data_path
 from mesh_core.port import OutputPort as OutputPort, PortVersion as PortVersion
 from mesh_core.retention import Retention as Retention
+from mesh_core.slo import SLO as SLO
 from mesh_core.storage import DomainStorage as DomainStorage, Publication as Publication
 
 __version__ = "0.1.0"

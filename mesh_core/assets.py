@@ -7,6 +7,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
+from mesh_core.cadence import automation_condition
 from mesh_core.contract import column_schema, contract_fingerprint, table_checks
 from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.expectation import Severity
@@ -60,6 +61,7 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/previous_majors": dg.MetadataValue.json([item.metadata() for item in product.previous_majors]),
         "mesh/min_rows": product.min_rows,
         **product.lifecycle.metadata(),
+        **product.slo.metadata(),
     }
 
 
@@ -81,6 +83,8 @@ def build_product_asset(product: DataProduct, *, today: date | None = None) -> d
         metadata=product_metadata(product),
         code_version=product.version,
         check_specs=check_specs(product, previous),
+        freshness_policy=product.slo.freshness_policy(),
+        automation_condition=automation_condition(product),
         # Write-audit-publish: no Output is yielded unless every error-severity check passed,
         # so the IO manager never sees bad data.
         output_required=False,

@@ -10,11 +10,13 @@ from typing import Mapping, Sequence
 import dagster as dg
 
 from mesh_core.assets import build_product_asset
+from mesh_core.cadence import Cadence, automation_sensor, schedules
 from mesh_core.consumers import consumer_expectations, read_reliance
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.governance import Governance, evaluate
 from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
 from mesh_core.names import is_valid_name
+from mesh_core.notify import JsonLinesNotifier, Notifier, failure_sensor
 from mesh_core.policies import DomainScope, Policy
 from mesh_core.product import DataProduct
 
@@ -29,6 +31,8 @@ def domain_definitions(
     policies: Sequence[Policy] = (),
     levels: Mapping[str, str] | None = None,
     governance: Governance | None = None,
+    cadence: Cadence | str | None = None,
+    notifier: Notifier | None = None,
 ) -> dg.Definitions:
     """The Dagster Definitions of one domain's code location.
 
@@ -36,8 +40,21 @@ def domain_definitions(
     (plus the domain's own `policies`, at the `levels` it may set; `teams` are the owners
     its products must have), adds a stub for each product read from another domain so it
     loads as a lineage edge, and gives the domain its own storage.
+
+    Operating: `cadence` (a cron string or `Cadence(cron, timezone)`) schedules the products that
+    read no other product; the others run by automation once what they read was published; the
+    `notifier` (default: a JSON-lines file, see mesh_core.notify) hears of every product a run did
+    not publish. Runs execute in one process: a domain's steps share its storage lock anyway.
     """
     violations = list(_domain_violations(domain, products))
+    try:
+        cadence = Cadence.parse(cadence) if cadence is not None else None
+    except ValueError as exc:
+        violations.append(Violation(str(domain), None, "cadence-valid", str(exc),
+                                    "pass cadence='0 6 * * *' or Cadence('0 6 * * *', timezone='Europe/Paris')."))
+    if notifier is not None and not isinstance(notifier, Notifier):
+        violations.append(Violation(str(domain), None, "notifier-valid", f"notifier={notifier!r} is not a Notifier.",
+                                    "pass an instance of a mesh_core.Notifier subclass, e.g. JsonLinesNotifier()."))
     if violations:
         raise DefinitionError(violations)
     if governance is None:  # the governance.yaml of the mesh this domain's code lives in
@@ -51,6 +68,9 @@ def domain_definitions(
     stubs = [dg.AssetSpec(ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for ref in foreign]
     return dg.Definitions(
         assets=[*(build_product_asset(p) for p in products), *stubs],
+        schedules=schedules(domain, products, cadence),
+        sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
+        executor=dg.in_process_executor,
         resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
         metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},

@@ -18,6 +18,7 @@ from mesh_core.majors import PreviousMajor, major_of
 from mesh_core.names import is_valid_name
 from mesh_core.policies import BASELINE_RULES
 from mesh_core.ref import ProductRef
+from mesh_core.slo import SLO
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")  # a Dagster tag value
 # Check names Mesh itself reports; a suite expectation may not take them.
@@ -55,6 +56,7 @@ class DataProduct:
     lifecycle: Lifecycle = Lifecycle()
     previous_majors: tuple[PreviousMajor, ...] = ()
     relied_on: tuple[Expectation, ...] = ()  # consumers' expectations, added when the domain loads
+    slo: SLO = SLO()
 
     def __post_init__(self) -> None:
         violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
@@ -125,6 +127,9 @@ class DataProduct:
                 "deprecation-complete", "is deprecated without a date and a successor.",
                 "pass deprecated_on='YYYY-MM-DD' (reading it is an error from then on) and successor='<domain>.<product>'.",
             )
+        if not isinstance(self.slo, SLO):
+            yield self._violation("slo-valid", f"slo={self.slo!r} is not an SLO.",
+                                  "declare slo=SLO(max_age_hours=6) or SLO(due_by='07:00', timezone='Europe/Paris').")
         yield from self._major_violations()
         params = [p for p in inspect.signature(self.fn).parameters if p != "context"]
         if sorted(params) != sorted(self.inputs):
@@ -167,13 +172,15 @@ def data_product(
     deprecated_on: date | str | None = None,
     successor: ProductRef | str | None = None,
     previous_majors: Iterable[PreviousMajor] = (),
+    slo: SLO | None = None,
 ) -> Callable[[Callable[..., Any]], DataProduct]:
     """Declare the decorated function, which returns a pandas DataFrame, as a data product.
 
     `inputs` maps each function parameter to the product it receives, in this domain
     or another: `inputs={"flights": "operations.flights"}`, pinned to a major version with
     `"operations.flights@1"`, or an `Input(...)` naming the columns and expectations the
-    product relies on. `previous_majors` keeps older majors published for a window. `waivers` exempts the product
+    product relies on. `previous_majors` keeps older majors published for a window. `slo` sets
+    its freshness and quality objectives (default: no freshness objective, 99% clean runs). `waivers` exempts the product
     from a policy, with the reason written down: `waivers={"column-descriptions": "..."}`.
     `status` is draft, active (the default), deprecated (with `deprecated_on` and a
     `successor`) or retired.
@@ -217,6 +224,7 @@ def data_product(
             tags=MappingProxyType(dict(tags or {})),
             waivers=MappingProxyType(dict(waivers or {})),
             lifecycle=lifecycle,
+            slo=SLO() if slo is None else slo,
             previous_majors=(previous_majors,) if isinstance(previous_majors, PreviousMajor) else tuple(previous_majors),
         )
 

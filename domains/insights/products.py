@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 
 from domains.insights import contracts, suites
-from mesh_core import Expectation, Input, data_product
+from mesh_core import SLO, Expectation, Input, data_product
 
 OWNERS = ["team:network-insights"]
+DAILY = SLO(max_age_hours=26)  # refreshed after each day's upstream publishes, with two hours to spare
 DELAYED_MINUTES = 15
 # Readings above this are instrument faults (weather.hourly_observations warns on them).
 MAX_PLAUSIBLE_WIND_MPH = 150
@@ -22,6 +23,7 @@ MAX_PLAUSIBLE_WIND_MPH = 150
     contract=contracts.CarrierOnTimePerformanceContract,
     suite=suites.CARRIER_ON_TIME_PERFORMANCE,
     version="1.0.0",
+    slo=DAILY,
     inputs={"flights": Input("operations.flights", columns=["carrier", "status", "arr_delay"]),
             "airlines": "reference.airlines"},
 )
@@ -57,6 +59,7 @@ def carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -
     contract=contracts.DelayVsWeatherContract,
     suite=suites.DELAY_VS_WEATHER,
     version="1.0.0",
+    slo=DAILY,
     inputs={
         "flights": Input(
             "operations.flights", columns=["origin", "time_hour", "status", "dep_delay"],
@@ -94,6 +97,7 @@ def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
     contract=contracts.FleetUtilisationContract,
     suite=suites.FLEET_UTILISATION,
     version="1.0.0",
+    slo=DAILY,
     inputs={"flights": Input("operations.flights", columns=["carrier", "tailnum", "status", "distance", "air_time"]),
             "aircraft": Input("fleet.aircraft", columns=["tailnum", "manufacturer", "model", "seats"])},
 )
@@ -121,6 +125,7 @@ def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataF
     contract=contracts.RoutePerformanceContract,
     suite=suites.ROUTE_PERFORMANCE,
     version="1.0.0",
+    slo=DAILY,
     inputs={"flights": Input("operations.flights", columns=["origin", "dest", "status", "arr_delay", "distance"]),
             "airports": Input("reference.airports", columns=["faa", "name"])},
 )

