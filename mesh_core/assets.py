@@ -43,7 +43,7 @@ def check_specs(product: DataProduct, previous: tuple[PreviousMajor, ...] = ()) 
             description=item.description or item.summary(),
             metadata={"suite": product.suite_name, "severity": item.severity.value},
         )
-        for item in (*product.suite, *product.relied_on)
+        for item in (*product.suite, *(expectation for _, expectation in product.relied_on))
     ]
 
 

@@ -17,12 +17,12 @@ committed file in its own folder, `snapshots/<domain>.consumers.yaml`, which
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import yaml
 
-from mesh_core.errors import DefinitionError, Violation
 from mesh_core.expectation import Expectation, Severity
 from mesh_core.inputs import Input
 from mesh_core.policies import Level
@@ -57,7 +57,9 @@ def render(document: dict) -> str:
 
 
 def read_reliance(folder: Path, domain: str) -> dict[str, list[dict]]:
-    """The committed file of `domain` in `folder`; empty when there is none."""
+    """The committed file of `domain` in `folder`; empty when there is none, or when it cannot be
+    read (then the domain still loads, so `mesh contracts update` can rewrite it, and `mesh lint`
+    fails until it does)."""
     path = folder / file_name(domain)
     if not path.exists():
         return {}
@@ -68,16 +70,22 @@ def read_reliance(folder: Path, domain: str) -> dict[str, list[dict]]:
         for entries in document.values():
             for entry in entries:
                 ProductRef.parse(entry["consumer"])
+                major = entry.get("major")
+                if not isinstance(entry["input"], str) or (major is not None and (type(major) is not int or major < 0)):
+                    raise ValueError(f"entry {entry!r} has no valid input or major")
                 [Expectation.from_dict(item) for item in entry["expectations"]]
     except (OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DefinitionError([Violation(domain, None, "consumer-expectations-current",
-                                         f"cannot read {path}: {' '.join(str(exc).split())}.",
-                                         "run `mesh contracts update` to write it again from the consumers' code.")]) from None
+        logging.getLogger("mesh").warning(
+            "%s cannot be read (%s): %s's audits run without its consumers' expectations until "
+            "`mesh contracts update` rewrites it.", path, " ".join(str(exc).split()), domain)
+        return {}
     return document
 
 
-def consumer_expectations(product: str, reliance: Mapping[str, list[dict]], level: Level) -> tuple[Expectation, ...]:
-    """The expectations `product`'s consumers rely on, as checks of the producer, at `level`."""
+def consumer_expectations(product: str, reliance: Mapping[str, list[dict]], level: Level
+                          ) -> tuple[tuple[int | None, Expectation], ...]:
+    """The expectations `product`'s consumers rely on, as checks of the producer at `level`, each
+    with the major its consumer reads (None: the current one)."""
     if level is Level.OFF:
         return ()
     severity = Severity.ERROR if level is Level.ERROR else Severity.WARNING
@@ -85,10 +93,10 @@ def consumer_expectations(product: str, reliance: Mapping[str, list[dict]], leve
     for entry in reliance.get(product, []):
         consumer = ProductRef.parse(entry["consumer"])
         for item in map(Expectation.from_dict, entry["expectations"]):
-            found.append(Expectation.from_dict({
+            found.append((entry.get("major"), Expectation.from_dict({
                 **item.as_dict(), "severity": severity.value, "name": _check_name(consumer, entry["input"], item.name),
                 "description": f"Relied on by {consumer} (input '{entry['input']}'): {item.description or item.summary()}",
-            }))
+            })))
     return tuple(found)
 
 

@@ -59,14 +59,14 @@ class Governance:
             value = "off" if value is False else value  # YAML reads a bare `off` as false
             if name not in known:
                 problems.append(f"unknown policy {name!r} (known: {', '.join(sorted(known))})")
-            elif value not in {level.value for level in Level}:
+            elif not isinstance(value, str) or value not in {level.value for level in Level}:
                 problems.append(f"policy {name!r} has level {value!r}; use error, warn or off")
             else:
                 levels[name] = Level(value)
         problems += [f"domains_may_override names unknown policy {name!r}" for name in overridable if name not in known]
         consumer_level = document.get("consumer_expectations", Level.WARN.value)
         consumer_level = "off" if consumer_level is False else consumer_level
-        if consumer_level not in {level.value for level in Level}:
+        if not isinstance(consumer_level, str) or consumer_level not in {level.value for level in Level}:
             problems.append(f"consumer_expectations is {consumer_level!r}; use error, warn or off")
         if problems:
             raise _config_error(path, "; ".join(problems) + ".", "use the policy names and levels listed.")
@@ -115,7 +115,7 @@ def evaluate(products: Sequence, domain: DomainScope, governance: Governance, *,
         if name not in names:
             problems.append(Violation(domain.name, None, "policy-levels-valid", f"sets a level for unknown policy {name!r}.",
                                       f"name one of {', '.join(sorted(names))}."))
-        elif value not in {level.value for level in Level}:
+        elif not isinstance(value, str) or value not in {level.value for level in Level}:
             problems.append(Violation(domain.name, None, "policy-levels-valid", f"sets policy {name!r} to {value!r}.",
                                       "use error, warn or off."))
         elif name in mesh_wide and name not in governance.domains_may_override:

@@ -44,6 +44,8 @@ class Input:
         bad = [c for c in columns or () if not is_valid_name(c)]
         if bad:
             raise ValueError(f"Invalid column name(s) {bad} read from {ref}: columns are lower snake case names.")
+        if columns is not None and len(set(columns)) != len(columns):
+            raise ValueError(f"Columns read from {ref} name a column twice: {list(columns)}.")
         expectations = tuple(expectations)
         if not all(isinstance(item, Expectation) for item in expectations):
             raise ValueError(f"Expectations on {ref} must be mesh_core.Expectation('ExpectColumn...', column=...).")
@@ -61,9 +63,11 @@ class Input:
 
     def relied_on(self) -> set[str] | None:
         """The producer's columns this consumer relies on; None when it has not said (all of them)."""
-        if self.columns is None:
-            return None
-        found = set(self.columns)
+        return None if self.columns is None else self.named_columns()
+
+    def named_columns(self) -> set[str]:
+        """Every column this input names: those it reads and those its expectations check."""
+        found = set(self.columns or ())
         for item in self.expectations:
             found |= {item.column} if item.column else set()
             found |= {item.params[key] for key in ("column_A", "column_B") if isinstance(item.params.get(key), str)}

@@ -47,6 +47,10 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 180
   cancel_timeout_seconds: 180
+
+# The daemon evaluates each product's freshness objective (its SLO) and records fresh / late / failing.
+freshness:
+  enabled: true
 """
 
 

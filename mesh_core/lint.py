@@ -50,7 +50,7 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     except WorkspaceError as exc:
         violations.append(Violation("*", None, "no-domain-cycles", str(exc).split(". Break")[0] + ".",
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
-    contract_errors, contract_warnings = check_contracts(workspace)
+    contract_errors, contract_warnings = check_contracts(workspace, unavailable=[f.name for f in failures])
     violations += contract_errors
     workspace_warnings = cross_warnings + contract_warnings
     findings = [finding for loc in workspace.locations

@@ -55,7 +55,8 @@ class DataProduct:
     waivers: Mapping[str, str] = field(default_factory=dict)  # policy name -> the written reason
     lifecycle: Lifecycle = Lifecycle()
     previous_majors: tuple[PreviousMajor, ...] = ()
-    relied_on: tuple[Expectation, ...] = ()  # consumers' expectations, added when the domain loads
+    # Consumers' expectations, each with the major its consumer reads; added when the domain loads.
+    relied_on: tuple[tuple[int | None, Expectation], ...] = ()
     slo: SLO = SLO()
 
     def __post_init__(self) -> None:
@@ -109,7 +110,7 @@ class DataProduct:
                 "use a whole number >= 0 (0 allows publishing an empty product).",
             )
         seen: set[str] = set()
-        for item in (*self.suite, *self.relied_on):
+        for item in (*self.suite, *(expectation for _, expectation in self.relied_on)):
             if not isinstance(item, Expectation):
                 yield self._violation(
                     "suite-items", f"suite item {item!r} is not an Expectation.",
@@ -225,7 +226,7 @@ def data_product(
             waivers=MappingProxyType(dict(waivers or {})),
             lifecycle=lifecycle,
             slo=SLO() if slo is None else slo,
-            previous_majors=(previous_majors,) if isinstance(previous_majors, PreviousMajor) else tuple(previous_majors),
+            previous_majors=(previous_majors,) if isinstance(previous_majors, PreviousMajor) else tuple(previous_majors or ()),
         )
 
     return decorator

@@ -19,6 +19,7 @@ checked against the old contract, and lint lists who still pins it.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -33,6 +34,7 @@ from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
 
 ODCS_VERSION = "v3.0.2"
+_SNAPSHOT_NAME = re.compile(r"^(?P<ref>[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.v(?P<major>[^.]+)\.odcs\.yaml$")
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,12 @@ def compare(old: dict, new: dict | None) -> list[Change]:
     return changes
 
 
-def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Violation]]:
+def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()) -> tuple[list[Violation], list[Violation]]:
     """(errors, warnings) of every public product's contracts, current and older majors, against
-    their snapshots; and of every domain's consumers file against its consumers' code."""
+    their snapshots; and of every domain's consumers file against its consumers' code. Readers in
+    `unavailable` domains (listed, but failed to load) cannot be known: the messages say so."""
     readers = _readers(workspace)
+    unknown = tuple(sorted(unavailable))
     errors, warnings = [], []
     current = workspace.products()
     for ref, (location, spec) in current.items():
@@ -162,7 +166,7 @@ def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Vio
                                     "run `mesh contracts update` and commit the file it writes."))
             continue
         of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
-        found_errors, found_warnings = _gate(ref, path, contract_document(ref, spec), of_current, version)
+        found_errors, found_warnings = _gate(ref, path, contract_document(ref, spec), of_current, version, current=True, unknown=unknown)
         errors += found_errors
         warnings += found_warnings
         for item in previous:  # each older major still declared keeps its own promise
@@ -173,12 +177,13 @@ def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Vio
                                         f"publishes major {item['major']} beside major {major(version)}, but has no snapshot "
                                         f"for it ({old_path}).", "restore the snapshot of that major from version control."))
                 continue
-            found_errors, found_warnings = _gate(ref, old_path, contract_document(ref, spec, item), pinned, item["version"])
+            found_errors, found_warnings = _gate(ref, old_path, contract_document(ref, spec, item), pinned, item["version"],
+                                                 current=False, unknown=unknown)
             errors += found_errors
             warnings += found_warnings
             warnings.append(Violation(ref.domain, ref.product, "old-major-readers",
                                       f"publishes major {item['major']} beside major {major(version)} until {item['until']}; "
-                                      f"still pinned to it: {_impact(pinned)}.",
+                                      f"still pinned to it: {_impact(pinned, unknown)}.",
                                       f"ask them to move to major {major(version)}; remove the PreviousMajor once none is left."))
         declared = {str(item["major"]) for item in previous} | {major(version)}
         for old in sorted(path.parent.glob(f"{ref}.v*.odcs.yaml")):
@@ -189,37 +194,44 @@ def check_contracts(workspace: MeshWorkspace) -> tuple[list[Violation], list[Vio
             warnings.append(Violation(
                 ref.domain, ref.product, "contract-major-migrated",
                 f"is at major version {major(version)} and no longer publishes major {old_major}, but {old.name} "
-                f"remains. Pinned to major {old_major}: {_impact(pinned)}.",
+                f"remains. Pinned to major {old_major}: {_impact(pinned, unknown)}.",
                 "delete the old snapshot (publish it beside the new major with previous_majors=[PreviousMajor(...)] "
                 "while readers migrate).",
             ))
     for location in workspace.locations:  # snapshots whose product is gone
         for path in sorted(snapshot_folder(location).glob(f"{location.name}.*.odcs.yaml")):
-            ref = ProductRef.parse(path.name.split(".v")[0])
+            named = _SNAPSHOT_NAME.fullmatch(path.name)
+            if named is None:
+                continue
+            ref = ProductRef.parse(named["ref"])
             if ref not in current:
                 errors.append(Violation(ref.domain, ref.product, "contract-compatible",
                                         f"was removed, but its contract {path.name} is still published. "
-                                        f"Read by: {_impact(readers.get(ref, []))}.",
+                                        f"Read by: {_impact(readers.get(ref, []), unknown)}.",
                                         "delete the snapshot once no domain reads the product."))
-    errors += _consumers_files_current(workspace)
+    if not unavailable:  # the consumers of a domain that did not load are unknown
+        errors += _consumers_files_current(workspace)
     return errors, warnings
 
 
-def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], version: str
-          ) -> tuple[list[Violation], list[Violation]]:
+def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], version: str, *, current: bool = True,
+          unknown: Sequence[str] = ()) -> tuple[list[Violation], list[Violation]]:
     """One major's snapshot against the code: a breaking change is an error when it touches a
     reader that relies on it (or the whole product); otherwise the snapshot is only behind."""
     changes = compare(yaml.safe_load(path.read_text()), document)
     breaking = [c for c in changes if c.breaking]
     affected = sorted({r for c in breaking for r in readers if r.affected_by(c)}, key=lambda r: r.consumer)
-    breaks = [c for c in breaking if c.column is None or any(r.affected_by(c) for r in readers)]
+    # With a domain that did not load, its readers are unknown: every breaking change counts.
+    breaks = [c for c in breaking if c.column is None or unknown or any(r.affected_by(c) for r in readers)]
     if breaks:
         return [Violation(
             ref.domain, ref.product, "contract-compatible",
             f"breaking change(s) to major {major(version)} without a major version bump: {'; '.join(c.what for c in breaks)}. "
-            f"Read by: {_impact(affected)}.",
+            f"Read by: {_impact(affected, unknown)}.",
             f"bump the major version (version='{int(major(version)) + 1 if major(version).isdigit() else 'N'}.0.0') "
-            "and run `mesh contracts update`, or undo the change.",
+            "and run `mesh contracts update`, or undo the change." if current else
+            f"major {major(version)} is what its pinned readers rely on: give PreviousMajor('{version}', ...) a contract "
+            f"that keeps {path.name}.",
         )], []
     if changes:
         unused = [c.what for c in breaking]
@@ -269,8 +281,10 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             write(snapshot_path(location, ref, spec.metadata["mesh/version"]), _render(contract_document(ref, spec)))
             for item in _json(spec.metadata.get("mesh/previous_majors")) or []:
                 path = snapshot_path(location, ref, item["version"])
-                if not path.exists():  # an older major's snapshot is its promise: never rewritten
-                    write(path, _render(contract_document(ref, spec, item)))
+                document = contract_document(ref, spec, item)
+                # An older major's snapshot is its promise: rewritten for documentation only, never for a break.
+                if not path.exists() or not any(c.breaking for c in compare(yaml.safe_load(path.read_text()), document)):
+                    write(path, _render(document))
         document = consumers.reliance_document(reads, location.name)
         path = snapshot_folder(location) / consumers.file_name(location.name)
         if document or path.exists():
@@ -293,10 +307,11 @@ def _readers(workspace: MeshWorkspace) -> dict[ProductRef, list[Reader]]:
     return readers
 
 
-def _impact(readers: list[Reader]) -> str:
+def _impact(readers: list[Reader], unknown: Sequence[str] = ()) -> str:
+    note = f" (and any in domain(s) {', '.join(unknown)}, which did not load)" if unknown else ""
     if not readers:
-        return "no product in this mesh"
-    return ", ".join(sorted({f"{r.consumer} ({', '.join(r.owners)})" for r in readers}))
+        return "no product in this mesh" + note
+    return ", ".join(sorted({f"{r.consumer} ({', '.join(r.owners)})" for r in readers})) + note
 
 
 def _json(value):

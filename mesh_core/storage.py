@@ -209,6 +209,10 @@ class DomainStorage:
         current = major_of(self.current(ref).product_version)
         if current is not None and major > current:
             raise ProductNotPublishedError(f"{ref} is at major {current}; it has never published major {major}.")
+        if current != major and not self.port(ref, major).exists():
+            raise ProductNotPublishedError(
+                f"{ref} does not publish major {major} beside major {current}: its owners keep an older major "
+                "published with previous_majors=[PreviousMajor(...)].")
         return None if current == major else major
 
     def read(self, ref: ProductRef, version: int | None = None, *, major: int | None = None,

@@ -218,8 +218,7 @@ def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, 
                           + (f"until {until.isoformat()}." if today < until else f"only until {until.isoformat()}."),
                           f"check the product against major {current} of {spec.ref}, then pin '{spec.ref}@{current}' (or drop the pin).")
         (warnings if today < until else errors).append(found)
-    relied = spec.relied_on()
-    missing = sorted(relied - set(columns)) if relied is not None else []
+    missing = sorted(spec.named_columns() - set(columns))
     if missing:
         errors.append(violation("relies-on-published-columns",
                                 f"input '{param}' relies on column(s) {', '.join(missing)} of {spec}, which "

@@ -12,7 +12,7 @@ from mesh_core.majors import PreviousMajor
 from mesh_core.product import DataProduct
 from mesh_core.validation.contract import run_contract
 from mesh_core.validation.outcome import CheckOutcome
-from mesh_core.validation.suite import run_suite
+from mesh_core.validation.suite import build_gx_expectations, run_suite
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ def audit(product: DataProduct, frame: pd.DataFrame, previous_majors: Sequence[P
     each older major still published from the validated output and audit it against its own contract."""
     contract_outcome, validated = run_contract(product.contract, frame, min_rows=product.min_rows)
     checked = validated if validated is not None else frame
-    outcomes = [contract_outcome, *run_suite(product.suite_name, product.suite, checked),
-                *_consumers_expectations(product, checked)]
+    outcomes = [contract_outcome, *run_suite(product.suite_name, product.suite, checked)]
     previous = {}
     for item in previous_majors:
         name = previous_check_name(item.major)
@@ -45,7 +44,7 @@ def audit(product: DataProduct, frame: pd.DataFrame, previous_majors: Sequence[P
                                          "the current output failed its contract."))
             continue
         try:
-            adapted = item.adapt(validated.copy(deep=False))
+            adapted = item.adapt(validated.copy(deep=True))  # never the frame that is published
             if not isinstance(adapted, pd.DataFrame):
                 raise TypeError(f"it returned {type(adapted).__name__}, not a pandas DataFrame")
         except Exception as exc:  # the producer's own code: report it as this major's failed check
@@ -57,20 +56,32 @@ def audit(product: DataProduct, frame: pd.DataFrame, previous_majors: Sequence[P
                                 description=f"Major {item.major}: {outcome.description}"))
         if old is not None:
             previous[item.major] = old
+    outcomes += _consumers_expectations(product, checked, previous)
     return AuditReport(tuple(outcomes), validated, previous)
 
 
-def _consumers_expectations(product: DataProduct, frame: pd.DataFrame) -> list[CheckOutcome]:
-    """The expectations consumers rely on: one that GX cannot even build (a consumer's typo)
-    is reported as a failed warning, never a reason to stop the producer's run."""
-    if not product.relied_on:
-        return []
-    try:
-        return run_suite(f"{product.suite_name}.consumers", product.relied_on, frame)
-    except Exception as exc:
-        return [CheckOutcome(item.name, False, Severity.WARNING,
-                             f"{item.description}: could not be evaluated: {type(exc).__name__}: {exc}")
-                for item in product.relied_on]
+def _consumers_expectations(product: DataProduct, current: pd.DataFrame, previous: Mapping[int, pd.DataFrame]
+                            ) -> list[CheckOutcome]:
+    """The expectations consumers rely on, each on the major its consumer reads. One that GX
+    cannot build (a consumer's typo), or whose major is not published, fails alone, as a warning:
+    never a reason to stop the producer, nor to skip the other consumers' checks."""
+    outcomes, runnable = [], {}
+    for major, item in product.relied_on:
+        frame = current if major is None or major == product.major else previous.get(major)
+        problem = None if frame is not None else f"major {major} was not derived in this run"
+        if problem is None:
+            try:
+                build_gx_expectations([item])
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            outcomes.append(CheckOutcome(item.name, False, Severity.WARNING, f"{item.description}: could not be evaluated: {problem}"))
+        else:
+            runnable.setdefault(major if frame is not current else None, (frame, []))[1].append(item)
+    for major, (frame, items) in runnable.items():
+        suffix = "" if major is None else f".v{major}"
+        outcomes += run_suite(f"{product.suite_name}.consumers{suffix}", items, frame)
+    return outcomes
 
 
 def previous_check_name(major: int) -> str:

@@ -107,3 +107,12 @@ def test_a_broken_governance_file_is_one_load_error(mesh_copy, tmp_path):
     run = mesh("lint", copy=mesh_copy, home=make_dagster_home(tmp_path))
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.count("policy 'grain-in-description' has level 'fatal'; use error, warn or off") == 1, run.stderr
+
+
+def test_a_snapshot_left_behind_by_a_removed_product_is_named_whatever_its_name(mesh_copy, tmp_path):
+    snapshots = mesh_copy / "domains" / "reference" / "snapshots"
+    shutil.copy(snapshots / "reference.airlines.v1.odcs.yaml", snapshots / "reference.vendors.v1.odcs.yaml")
+    run = mesh("lint", copy=mesh_copy, home=make_dagster_home(tmp_path))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert ("[contract-compatible] reference.vendors: was removed, but its contract reference.vendors.v1.odcs.yaml is "
+            "still published.") in run.stdout

@@ -7,12 +7,13 @@ reads major 2 and declares expectations that supplier's audit runs; buyer.legacy
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from fixture_domains import supplier
-from mesh_core import DomainStorage, Governance, Input, Level, PreviousMajor, ProductRef, data_product, domain_definitions
+from mesh_core import DomainStorage, Expectation, Governance, Input, Level, PreviousMajor, ProductRef, data_product, domain_definitions
 from mesh_core.lint import lint_mesh
 from mesh_core.materialize import materialize_domain
 from mesh_core.workspace import Location, MeshWorkspace
@@ -131,7 +132,12 @@ def test_lint_checks_pins_and_relied_on_columns_against_the_producer(workspace):
                   inputs={"parts": Input("supplier.parts", columns=["part_id", "colour"])})
     def colours(parts):
         return parts
-    buyer = Location("buyer", "fixture_domains.buyer", domain_definitions("buyer", [careless, colours]))
+    @data_product(domain="buyer", name="checker", description="One row per part.", owners=["team:buyer"],
+                  contract=supplier.Parts, suite=supplier.SUITE, inputs={"parts": Input("supplier.parts", expectations=[
+                      Expectation("ExpectColumnValuesToNotBeNull", column="prise")])})  # all columns, and a typo
+    def checker(parts):
+        return parts
+    buyer = Location("buyer", "fixture_domains.buyer", domain_definitions("buyer", [careless, colours, checker]))
     found = {str(v) for v in MeshWorkspace(workspace.path, (workspace.location("supplier"), buyer)).violations()}
     assert found == {
         "[reads-published-major] buyer.careless: input 'parts' pins supplier.parts@3, but supplier.parts publishes "
@@ -139,4 +145,87 @@ def test_lint_checks_pins_and_relied_on_columns_against_the_producer(workspace):
         "[relies-on-published-columns] buyer.colours: input 'parts' relies on column(s) colour of supplier.parts, which "
         "supplier.parts does not publish at major 2 (its columns: part_id, status, price). Fix: rely only on published "
         "columns, or ask the 'supplier' owners to publish them.",
+        "[relies-on-published-columns] buyer.checker: input 'parts' relies on column(s) prise of supplier.parts, which "
+        "supplier.parts does not publish at major 2 (its columns: part_id, status, price). Fix: rely only on published "
+        "columns, or ask the 'supplier' owners to publish them.",
     }
+
+
+def declared(**overrides):
+    """supplier.parts declared again, with some of its arguments changed."""
+    arguments = dict(domain="supplier", name="parts", description="One row per part in the catalogue.",
+                     owners=["team:supplier"], suite=supplier.SUITE, contract=supplier.Parts, version="2.1.0",
+                     previous_majors=supplier.parts.previous_majors)
+    return data_product(**{**arguments, **overrides})(supplier.parts.fn)
+
+
+def test_adapt_cannot_change_the_current_major_it_derives_from(instance, dagster_home):
+    def in_place(parts):
+        parts.loc[:, "price"] = parts["price"] * 100  # a careless adapt: edits its argument
+        return parts.rename(columns={"price": "cost"})
+
+    older = PreviousMajor("1.4.0", contract=supplier.PartsV1, until="2099-01-01", adapt=in_place)
+    location = Location("supplier", "fixture_domains.supplier", domain_definitions("supplier", [declared(previous_majors=[older])]))
+    assert checks(materialize_domain(location, instance), "parts")[0].ok
+    assert storage(dagster_home).read(PARTS)["price"].tolist()[0] == 9.5
+    assert storage(dagster_home).read(PARTS, major=1)["cost"].tolist()[0] == 950.0
+
+
+def test_a_consumer_expectation_gx_cannot_build_fails_alone_and_the_others_still_block(instance, dagster_home, tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    # The supplier's module, beside a consumers file in which one consumer made a typo.
+    folder = tmp_path / "pkg"
+    (folder / "snapshots").mkdir(parents=True)
+    shutil.copy(supplier.__file__, folder / "typo_supplier.py")
+    reliance = yaml.safe_load((Path(supplier.__file__).parent / "snapshots" / "supplier.consumers.yaml").read_text())
+    reliance["parts"].append({"consumer": "buyer.sloppy", "input": "parts", "major": None, "columns": None,
+                              "expectations": [{"type": "ExpectColumnValuesToBeFooBar", "column": "price", "name": "typo"}]})
+    (folder / "snapshots" / "supplier.consumers.yaml").write_text(yaml.safe_dump(reliance))
+    monkeypatch.syspath_prepend(str(folder))
+    import importlib
+
+    module = importlib.import_module("typo_supplier")
+    strict = Governance(consumer_expectations=Level.ERROR)
+    location = Location("supplier", "typo_supplier", domain_definitions("supplier", [module.parts], governance=strict))
+    parts, by_name = checks(materialize_domain(location, instance), "parts")
+    assert not by_name["buyer__sloppy__parts__typo"].passed and by_name["buyer__sloppy__parts__typo"].severity == "WARN"
+    assert "could not be evaluated" in by_name["buyer__sloppy__parts__typo"].description
+    assert parts.status == "blocked" and not by_name[RELIED].passed  # the real expectation still blocks
+
+
+def test_a_reader_pinned_to_an_older_major_has_its_expectations_run_on_that_major(instance, dagster_home, tmp_path, monkeypatch):
+    import importlib
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "pkg"
+    (folder / "snapshots").mkdir(parents=True)
+    shutil.copy(supplier.__file__, folder / "pinned_supplier.py")
+    (folder / "snapshots" / "supplier.consumers.yaml").write_text(yaml.safe_dump({"parts": [
+        {"consumer": "buyer.legacy_prices", "input": "parts", "major": 1, "columns": ["part_id", "cost"],
+         "expectations": [{"type": "ExpectColumnValuesToBeBetween", "column": "cost", "name": "cost_sane",
+                           "params": {"min_value": 0, "max_value": 100}}]}]}))
+    monkeypatch.syspath_prepend(str(folder))
+    module = importlib.import_module("pinned_supplier")
+    strict = Governance(consumer_expectations=Level.ERROR)
+    location = Location("supplier", "pinned_supplier", domain_definitions("supplier", [module.parts], governance=strict))
+    parts, by_name = checks(materialize_domain(location, instance), "parts")
+    assert parts.ok and by_name["buyer__legacy_prices__parts__cost_sane"].passed, by_name
+
+
+def test_an_unreadable_consumers_file_still_loads_so_update_can_rewrite_it(tmp_path, monkeypatch):
+    import importlib
+    import shutil
+
+    folder = tmp_path / "pkg"
+    (folder / "snapshots").mkdir(parents=True)
+    shutil.copy(supplier.__file__, folder / "corrupt_supplier.py")
+    (folder / "snapshots" / "supplier.consumers.yaml").write_text("parts: [\n")
+    monkeypatch.syspath_prepend(str(folder))
+    module = importlib.import_module("corrupt_supplier")
+    asset = domain_definitions("supplier", [module.parts]).resolve_assets_def(PARTS.asset_key)
+    assert not [s for s in asset.check_specs if s.name.startswith("buyer__")]

@@ -26,6 +26,8 @@ def test_two_different_pins_or_bad_columns_are_refused():
         Input("operations.flights@1", major=2)
     with pytest.raises(ValueError, match=r"Invalid column name\(s\) \['Dep Delay'\]"):
         Input("operations.flights", columns=["Dep Delay"])
+    with pytest.raises(ValueError, match="name a column twice"):
+        Input("operations.flights", columns=["carrier", "carrier"])
     twice = Expectation("ExpectColumnValuesToNotBeNull", column="a")
     with pytest.raises(ValueError, match="use a check name twice"):
         Input("operations.flights", columns=["a"], expectations=[twice, twice])

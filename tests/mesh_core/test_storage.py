@@ -251,6 +251,16 @@ def test_an_older_major_has_its_own_port_beside_the_current_one_and_no_duckdb_ta
     assert list(table(storage).columns) == ["order_id", "amount"]  # the DuckDB store holds current majors only
 
 
+def test_asking_for_a_major_that_is_not_published_says_why(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    storage.publish("orders", pd.DataFrame({"order_id": [1]}), version="2.0.0", access="public", run_id="run00001-xyz")
+    assert storage.port_major(REF, 2) is None and storage.port_major(REF, None) is None
+    with pytest.raises(ProductNotPublishedError, match=r"sales\.orders is at major 2; it has never published major 3\."):
+        storage.port_major(REF, 3)
+    with pytest.raises(ProductNotPublishedError, match=r"does not publish major 1 beside major 2: .*previous_majors"):
+        storage.port_major(REF, 1)
+
+
 def test_a_reader_gets_only_the_columns_it_declares_and_a_missing_one_is_named(tmp_path):
     storage = DomainStorage(tmp_path, "sales")
     publish(storage, pd.DataFrame({"order_id": [1, 2], "amount": [9.5, 3.0], "note": ["a", "b"]}))
