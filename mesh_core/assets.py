@@ -123,11 +123,25 @@ def build_product_asset(product: DataProduct, *, today: date | None = None) -> d
         # The Output first, then the check results: Dagster attaches checks to the latest
         # materialization, so the version these checks allowed is the one that owns them.
         yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
-                                                **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {})})
+                                                **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {}),
+                                                **_scores(context, product, previous)})
         for outcome in report.outcomes:
             yield outcome.to_check_result(key)
 
     return _product
+
+
+def _scores(context: dg.AssetExecutionContext, product: DataProduct, previous) -> dict:
+    """The product's objectives as of this publish (see mesh_core.scorecard); never a reason to fail it."""
+    from mesh_core.scorecard import score_metadata, score_product
+
+    try:
+        keys = [dg.AssetCheckKey(product.ref.asset_key, spec.name) for spec in check_specs(product, previous)]
+        return score_metadata(score_product(context.instance, product.ref, product.slo, check_keys=keys,
+                                            publishing_run=context.run_id))
+    except Exception as exc:
+        context.log.warning(f"Could not score {product.ref} against its objectives: {exc}")
+        return {}
 
 
 def _publish_previous(context: dg.AssetExecutionContext, product: DataProduct, report) -> dict[str, int]:

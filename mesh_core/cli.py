@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("product", help="the product, as domain.product (domain.product@N: its older major N)")
     command("repair", "bring DuckDB stores and the instance back in line with the ports", _repair,
             domains="only this domain (repeatable); default: all", json_help="print the results as JSON")
+    status = command("status", "score every product against its objectives (exit 1 if any is breached)", _status,
+                     domains="only this domain (repeatable)", json_help="print the scores as JSON")
+    status.add_argument("--window-days", type=_days, help="look back this many days (default: each product's SLO window)")
 
     dev = commands.add_parser("dev", help="materialize the mesh, then start the Dagster webserver and daemon")
     common(dev)
@@ -280,6 +283,45 @@ def _history(args) -> int:
         print(f"{v.version:>7}  {v.committed_at:%Y-%m-%d %H:%M:%S}  {v.rows:>10,}  {v.product_version:9}  "
               f"{v.contract_fingerprint or '-':16}  {'yes' if readable[v.version] else 'no':6}  {v.run_id}")
     return EXIT_OK
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, at least 1")
+    return int(text)
+
+
+def _status(args) -> int:
+    import dagster as dg
+
+    from mesh_core.scorecard import domain_state, score_mesh
+
+    workspace, _ = _prepare(args)
+    unknown = sorted(set(args.domain or ()) - {loc.name for loc in workspace.locations})
+    if unknown:
+        print(f"mesh: error: no domain {', '.join(unknown)} in {workspace.path}.", file=sys.stderr)
+        return EXIT_USAGE
+    with dg.DagsterInstance.get() as instance:
+        scores = score_mesh(workspace, instance, domains=args.domain, window_days=args.window_days)
+    breached = any(s.state == "breached" for group in scores.values() for s in group)
+    if args.json:
+        print(json.dumps({"domains": [{"domain": domain, "state": domain_state(group), "products": [s.as_dict() for s in group]}
+                                      for domain, group in scores.items()]}, indent=2))
+        return EXIT_FAILED if breached else EXIT_OK
+    rate = lambda value: "-" if value is None else f"{value:.0%}"  # noqa: E731
+    fresh = {"PASS": "fresh", "WARN": "late", "FAIL": "stale", "UNKNOWN": "unknown", "NOT_APPLICABLE": "-"}
+    print(f"{'product':40} {'state':9} {'fresh':7} {'last publish (UTC)':19} {'age h':>6} {'published':>11} "
+          f"{'checks':>6} {'budget':>6}  rows (latest last)")
+    for domain, group in scores.items():
+        print(f"{domain}: {domain_state(group)} ({len(group)} product(s))")
+        for s in group:
+            last = s.last_publish.replace("T", " ")[:19] if s.last_publish else "never"
+            print(f"  {s.product:38} {s.state:9} {fresh[s.freshness]:7} {last:19} {'-' if s.age_hours is None else f'{s.age_hours:.1f}':>6} "
+                  f"{f'{s.published}/{s.attempts}':>6} {rate(s.publish_rate):>4} {rate(s.check_pass_rate):>6} "
+                  f"{rate(s.error_budget_left):>6}  {' > '.join(f'{r:,}' for r in s.rows) or '-'}")
+            for reason in s.reasons:
+                print(f"      {reason}")
+    return EXIT_FAILED if breached else EXIT_OK
 
 
 def _repair(args) -> int:

@@ -69,6 +69,16 @@ class SLO:
                  else f"published by {self.due_by} {self.timezone} each day" if self.due_by else "no freshness objective")
         return f"{fresh}; error-severity checks pass on >= {self.pass_rate:.1%} of runs over {self.window_days} days"
 
+    @classmethod
+    def from_metadata(cls, metadata) -> "SLO":
+        """The SLO a product's asset declares in its metadata (see `metadata`)."""
+        value = lambda key: getattr(metadata.get(key), "value", metadata.get(key))  # noqa: E731
+        due = value("mesh/slo_due_by")
+        due_by, zone = due.split(" ", 1) if due else (None, "UTC")
+        return cls(max_age_hours=value("mesh/slo_max_age_hours"), due_by=due_by, timezone=zone,
+                   pass_rate=value("mesh/slo_pass_rate") or cls.pass_rate,
+                   window_days=int(value("mesh/slo_window_days") or cls.window_days))
+
     def metadata(self) -> dict:
         return {"mesh/slo": self.describe(), "mesh/slo_pass_rate": float(self.pass_rate),
                 "mesh/slo_window_days": self.window_days,
