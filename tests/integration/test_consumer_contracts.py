@@ -151,6 +151,22 @@ def test_lint_checks_pins_and_relied_on_columns_against_the_producer(workspace):
     }
 
 
+def supplier_beside(consumers_file: dict | str, module: str, tmp_path, monkeypatch):
+    """supplier's module imported again from a temp folder, with this consumers file beside it."""
+    import importlib
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "pkg"
+    (folder / "snapshots").mkdir(parents=True)
+    shutil.copy(supplier.__file__, folder / f"{module}.py")
+    text = consumers_file if isinstance(consumers_file, str) else yaml.safe_dump(consumers_file)
+    (folder / "snapshots" / "supplier.consumers.yaml").write_text(text)
+    monkeypatch.syspath_prepend(str(folder))
+    return importlib.import_module(module)
+
+
 def declared(**overrides):
     """supplier.parts declared again, with some of its arguments changed."""
     arguments = dict(domain="supplier", name="parts", description="One row per part in the catalogue.",
@@ -172,22 +188,13 @@ def test_adapt_cannot_change_the_current_major_it_derives_from(instance, dagster
 
 
 def test_a_consumer_expectation_gx_cannot_build_fails_alone_and_the_others_still_block(instance, dagster_home, tmp_path, monkeypatch):
-    import shutil
-
     import yaml
 
-    # The supplier's module, beside a consumers file in which one consumer made a typo.
-    folder = tmp_path / "pkg"
-    (folder / "snapshots").mkdir(parents=True)
-    shutil.copy(supplier.__file__, folder / "typo_supplier.py")
+    # The consumers file as committed, plus one consumer that made a typo.
     reliance = yaml.safe_load((Path(supplier.__file__).parent / "snapshots" / "supplier.consumers.yaml").read_text())
     reliance["parts"].append({"consumer": "buyer.sloppy", "input": "parts", "major": None, "columns": None,
                               "expectations": [{"type": "ExpectColumnValuesToBeFooBar", "column": "price", "name": "typo"}]})
-    (folder / "snapshots" / "supplier.consumers.yaml").write_text(yaml.safe_dump(reliance))
-    monkeypatch.syspath_prepend(str(folder))
-    import importlib
-
-    module = importlib.import_module("typo_supplier")
+    module = supplier_beside(reliance, "typo_supplier", tmp_path, monkeypatch)
     strict = Governance(consumer_expectations=Level.ERROR)
     location = Location("supplier", "typo_supplier", domain_definitions("supplier", [module.parts], governance=strict))
     parts, by_name = checks(materialize_domain(location, instance), "parts")
@@ -197,20 +204,10 @@ def test_a_consumer_expectation_gx_cannot_build_fails_alone_and_the_others_still
 
 
 def test_a_reader_pinned_to_an_older_major_has_its_expectations_run_on_that_major(instance, dagster_home, tmp_path, monkeypatch):
-    import importlib
-    import shutil
-
-    import yaml
-
-    folder = tmp_path / "pkg"
-    (folder / "snapshots").mkdir(parents=True)
-    shutil.copy(supplier.__file__, folder / "pinned_supplier.py")
-    (folder / "snapshots" / "supplier.consumers.yaml").write_text(yaml.safe_dump({"parts": [
+    module = supplier_beside({"parts": [
         {"consumer": "buyer.legacy_prices", "input": "parts", "major": 1, "columns": ["part_id", "cost"],
          "expectations": [{"type": "ExpectColumnValuesToBeBetween", "column": "cost", "name": "cost_sane",
-                           "params": {"min_value": 0, "max_value": 100}}]}]}))
-    monkeypatch.syspath_prepend(str(folder))
-    module = importlib.import_module("pinned_supplier")
+                           "params": {"min_value": 0, "max_value": 100}}]}]}, "pinned_supplier", tmp_path, monkeypatch)
     strict = Governance(consumer_expectations=Level.ERROR)
     location = Location("supplier", "pinned_supplier", domain_definitions("supplier", [module.parts], governance=strict))
     parts, by_name = checks(materialize_domain(location, instance), "parts")
@@ -218,14 +215,6 @@ def test_a_reader_pinned_to_an_older_major_has_its_expectations_run_on_that_majo
 
 
 def test_an_unreadable_consumers_file_still_loads_so_update_can_rewrite_it(tmp_path, monkeypatch):
-    import importlib
-    import shutil
-
-    folder = tmp_path / "pkg"
-    (folder / "snapshots").mkdir(parents=True)
-    shutil.copy(supplier.__file__, folder / "corrupt_supplier.py")
-    (folder / "snapshots" / "supplier.consumers.yaml").write_text("parts: [\n")
-    monkeypatch.syspath_prepend(str(folder))
-    module = importlib.import_module("corrupt_supplier")
+    module = supplier_beside("parts: [\n", "corrupt_supplier", tmp_path, monkeypatch)
     asset = domain_definitions("supplier", [module.parts]).resolve_assets_def(PARTS.asset_key)
     assert not [s for s in asset.check_specs if s.name.startswith("buyer__")]
