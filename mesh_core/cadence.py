@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
+from mesh_core.errors import DefinitionError, Violation
 from mesh_core.product import DataProduct
 
 # How often each domain's automation sensor evaluates; the daemon's own default is 30 s.
@@ -32,10 +33,12 @@ class Cadence:
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.cron, str) or not is_valid_cron_string(self.cron):
+        if not isinstance(self.cron, str) or self.cron != self.cron.strip() or not is_valid_cron_string(self.cron):
             problems.append(f"cron={self.cron!r} is not a cron expression such as '0 6 * * *' (06:00 daily)")
         try:
-            ZoneInfo(str(self.timezone))
+            if not isinstance(self.timezone, str):
+                raise ValueError(self.timezone)
+            ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"timezone={self.timezone!r} is not an IANA time zone such as 'Europe/Paris'")
         if problems:
@@ -44,6 +47,16 @@ class Cadence:
     @classmethod
     def parse(cls, value: "Cadence | str") -> "Cadence":
         return value if isinstance(value, Cadence) else cls(value)
+
+
+def interval_seconds(variable: str, default: int = 30) -> int:
+    """A sensor interval from the environment: whole seconds, at least 1."""
+    value = os.environ.get(variable, "").strip() or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise DefinitionError([Violation("*", None, "sensor-interval-valid",
+                                         f"{variable}={os.environ.get(variable)!r} is not a whole number of seconds.",
+                                         f"set {variable} to a number of seconds, at least 1, or unset it ({default}).")])
+    return int(value)
 
 
 def source_aligned(products: Sequence[DataProduct]) -> list[DataProduct]:
@@ -73,7 +86,7 @@ def automation_sensor(domain: str, products: Sequence[DataProduct]) -> list[dg.A
     automated = [p.ref.asset_key for p in products if automation_condition(p) is not None]
     if not automated:
         return []
-    interval = int(os.environ.get(AUTOMATION_INTERVAL_ENV, "30"))
+    interval = interval_seconds(AUTOMATION_INTERVAL_ENV)
     return [dg.AutomationConditionSensorDefinition(
         f"{domain}_automation", target=dg.AssetSelection.assets(*automated),
         default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval,

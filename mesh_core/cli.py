@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         print(f"mesh: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug, or a failure Mesh does not know yet: exit 1 means "not published" only
+        if args.verbose:
+            traceback.print_exc()
+        print(f"mesh: error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -241,7 +249,8 @@ def _reader(args):
 
     home = _home(args)
     if not home.is_dir():  # reading never creates an instance: a typo must not look like an empty mesh
-        raise MeshError(f"DAGSTER_HOME {home} does not exist; point it (or --dagster-home) at the mesh's instance folder.")
+        raise MeshError(f"DAGSTER_HOME {home} {'is a file' if home.exists() else 'does not exist'}; point it "
+                        "(or --dagster-home) at the mesh's instance folder.")
     try:
         spec = Input(args.product)
     except ValueError as exc:
@@ -286,8 +295,10 @@ def _history(args) -> int:
 
 
 def _days(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, at least 1")
+    from mesh_core.slo import MAX_DAYS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to {MAX_DAYS}")
     return int(text)
 
 
@@ -297,10 +308,8 @@ def _status(args) -> int:
     from mesh_core.scorecard import domain_state, score_mesh
 
     workspace, _ = _prepare(args)
-    unknown = sorted(set(args.domain or ()) - {loc.name for loc in workspace.locations})
-    if unknown:
-        print(f"mesh: error: no domain {', '.join(unknown)} in {workspace.path}.", file=sys.stderr)
-        return EXIT_USAGE
+    for name in args.domain or ():
+        workspace.location(name)  # an unknown domain: a usage error that names the candidates
     with dg.DagsterInstance.get() as instance:
         scores = score_mesh(workspace, instance, domains=args.domain, window_days=args.window_days)
     breached = any(s.state == "breached" for group in scores.values() for s in group)
@@ -359,6 +368,10 @@ def _dev(args) -> int:
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(Path(args.workspace).resolve()),
                "-h", args.host, "-p", str(args.port)]
     print(f"Starting Dagster: http://{args.host}:{args.port}", flush=True)
+    # A shell starts background jobs with SIGINT ignored, and exec keeps that; so would Dagster,
+    # which then ignores SIGTERM too. Restore the defaults so SIGTERM stops the whole tree.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     os.execv(sys.executable, command)
 
 

@@ -16,7 +16,7 @@ from dagster import MetadataValue
 
 from mesh_core.errors import Violation, WorkspaceError
 from mesh_core.snapshots import check_contracts
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.workspace import MeshWorkspace, did_you_mean, unlisted_hint
 
 EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
 
@@ -41,7 +41,9 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
     listed = tuple(sorted([loc.name for loc in workspace.locations] + [f.name for f in failures]))
     unknown = sorted(set(domains or ()) - set(listed))
     if unknown:
-        raise WorkspaceError(f"No domain {', '.join(map(repr, unknown))} in {workspace.path}; domains: {', '.join(listed)}.")
+        raise WorkspaceError(f"No domain {', '.join(map(repr, unknown))} in {workspace.path}"
+                             f"{did_you_mean(unknown[0], listed)}; domains: {', '.join(listed)}."
+                             f"{unlisted_hint(workspace.path, unknown[0])}")
     violations = [v for failure in failures for v in failure.violations]
     cross_errors, cross_warnings = workspace.cross_domain_findings(unavailable=[f.name for f in failures])
     violations += cross_errors

@@ -8,6 +8,7 @@ appear in the UI like any other.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import dagster as dg
 from mesh_core.errors import MeshError
 from mesh_core.instance import fail_dead_runs, run_tags
 from mesh_core.lifecycle import Lifecycle, Status
+from mesh_core.notify import notify_headless_run
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
 
@@ -116,6 +118,12 @@ def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started
+    if not result.success:  # no sensor sees an in-process run: tell the owners as the daemon would
+        try:
+            notify_headless_run(location.defs, location.name, instance, result.run_id)
+        except Exception as exc:
+            logging.getLogger("mesh").warning("Could not notify the owners of %s's failed run %s: %s",
+                                              location.name, result.run_id, exc)
     return DomainResult(location.name, result.run_id, seconds, tuple(_product_results(location, result.all_events)))
 
 

@@ -38,8 +38,9 @@ class Notification:
 
 
 class Notifier:
-    """Where notifications go. Subclass and override `notify`; keep it quick and never raise for
-    a delivery problem you can log instead (the sensor retries a tick that raises)."""
+    """Where notifications go. Subclass and override `notify`. If it raises, the notification is
+    kept in $DAGSTER_HOME/mesh/undelivered.jsonl and logged as an error: Dagster does not retry
+    a run-failure sensor, so nothing else would keep it."""
 
     def notify(self, notification: Notification, log) -> None:
         raise NotImplementedError
@@ -59,34 +60,86 @@ class JsonLinesNotifier(Notifier):
     def notify(self, notification: Notification, log) -> None:
         log.warning(f"{notification.product} was {notification.outcome} in run {notification.run_id}; "
                     f"owners {', '.join(notification.owners)}: {notification.message}")
-        path = self.target()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:  # one write per line: appends do not interleave
-            handle.write(json.dumps(notification.as_dict()) + "\n")
+        _append(self.target(), notification.as_dict())
+
+
+def _append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:  # one write per line: appends do not interleave
+        handle.write(json.dumps(record) + "\n")
+
+
+def deliver(notifier: Notifier, notification: Notification, log) -> None:
+    """Hand one notification to the notifier; keep it (and say so) if the notifier fails."""
+    try:
+        notifier.notify(notification, log)
+    except Exception as exc:
+        record = {**notification.as_dict(), "undelivered_because": f"{type(exc).__name__}: {exc}"}
+        log.error(f"The notifier {type(notifier).__name__} failed ({exc}); the notification is kept: {json.dumps(record)}")
+        try:
+            _append(Path(os.environ.get("DAGSTER_HOME", ".")) / "mesh" / "undelivered.jsonl", record)
+        except OSError as spool:
+            log.error(f"Could not keep the undelivered notification either: {spool}")
+
+
+def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, products: Sequence[DataProduct],
+                          step_failures: Sequence, run_failure_message: str | None) -> list[Notification]:
+    """One notification per product of `products` that the failed run did not publish: from its
+    failed steps, else (a run killed mid-step) from what it planned and never published."""
+    by_step = {p.ref.asset_key.to_python_identifier(): p for p in products}
+    by_key = {p.ref.asset_key: p for p in products}
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    found: dict[str, Notification] = {}
+    for event in step_failures:
+        product = by_step.get(event.step_key or "")
+        if product is None:
+            continue
+        error = event.event_specific_data.error if event.event_specific_data else None
+        classes, message = _error_chain(error)
+        found[str(product.ref)] = Notification(str(product.ref), tuple(product.owners),
+                                               "blocked" if "PublishBlockedError" in classes else "failed",
+                                               run.run_id, message, at)
+    if not found:
+        planned = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records}
+        published = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
+        for key in sorted(planned - published, key=lambda k: k.to_user_string()):
+            if key in by_key:
+                product = by_key[key]
+                found[str(product.ref)] = Notification(
+                    str(product.ref), tuple(product.owners), "failed", run.run_id,
+                    run_failure_message or "the run stopped before this product was published", at)
+    return list(found.values())
 
 
 def failure_sensor(domain: str, products: Sequence[DataProduct], notifier: Notifier) -> dg.RunFailureSensorDefinition:
-    by_step = {p.ref.asset_key.to_python_identifier(): p for p in products}
-    interval = int(os.environ.get(FAILURE_SENSOR_INTERVAL_ENV, "30"))
+    from mesh_core.cadence import interval_seconds
 
     @dg.run_failure_sensor(name=f"{domain}_failures", default_status=dg.DefaultSensorStatus.RUNNING,
-                           minimum_interval_seconds=interval,
+                           minimum_interval_seconds=interval_seconds(FAILURE_SENSOR_INTERVAL_ENV),
                            description=f"Tells the owners of {domain}'s products when a run did not publish them.")
     def _failures(context: dg.RunFailureSensorContext):
-        for event in context.get_step_failure_events():
-            product = by_step.get(event.step_key or "")
-            if product is None:
-                continue
-            error = event.event_specific_data.error if event.event_specific_data else None
-            classes, message = _error_chain(error)
-            notifier.notify(Notification(
-                product=str(product.ref), owners=tuple(product.owners),
-                outcome="blocked" if "PublishBlockedError" in classes else "failed",
-                run_id=context.dagster_run.run_id, message=message,
-                at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            ), context.log)
+        for notification in notifications_for_run(context.instance, context.dagster_run, products,
+                                                  context.get_step_failure_events(), context.failure_event.message):
+            deliver(notifier, notification, context.log)
 
     return _failures
+
+
+def notify_headless_run(defs: dg.Definitions, domain: str, instance: dg.DagsterInstance, run_id: str) -> None:
+    """`mesh materialize` runs in process, where no sensor sees its runs: tell owners the same way."""
+    sensor = next((s for s in defs.sensors or () if s.name == f"{domain}_failures"), None)
+    run = instance.get_run_by_id(run_id)
+    if sensor is None or run is None or run.status != dg.DagsterRunStatus.FAILURE:
+        return
+    [failure] = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records or [None]
+    if failure is None:
+        return
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=failure.event_log_entry.dagster_event, dagster_instance=instance,
+        dagster_run=run).for_run_failure()
+    sensor(context)
 
 
 def _error_chain(error) -> tuple[set[str], str]:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
+from dagster._core.definitions.utils import is_valid_owner
+
 from mesh_core.contract import is_contract
 from mesh_core.errors import Violation
 
@@ -60,7 +62,8 @@ class OwnersValid(Rule):
 
     def check(self, product):
         for owner in product.owners:
-            if not (isinstance(owner, str) and (_EMAIL.match(owner) or _TEAM.match(owner))):
+            # Dagster's own test too: an owner Mesh accepts must never fail later in Dagster.
+            if not (isinstance(owner, str) and (_EMAIL.match(owner) or _TEAM.match(owner)) and is_valid_owner(owner)):
                 yield self.violation(
                     product,
                     f"invalid owner {owner!r}.",

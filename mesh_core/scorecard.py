@@ -48,8 +48,9 @@ class ProductScore:
         return self.checks_passed / self.checks_run if self.checks_run else None
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "owners": list(self.owners), "rows": list(self.rows), "reasons": list(self.reasons),
-                "check_pass_rate": self.check_pass_rate}
+        values = {**asdict(self), "owners": list(self.owners), "rows": list(self.rows), "reasons": list(self.reasons),
+                  "check_pass_rate": self.check_pass_rate}
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
 
 
 def freshness_state(slo: SLO, last: datetime | None, now: datetime) -> str:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+MAX_DAYS = 3660  # ten years: the longest window or age an objective may name
 WARN_SHARE = 0.75  # freshness warns once three quarters of the allowed age has passed
 
 
@@ -38,18 +39,20 @@ class SLO:
             problems.append("give max_age_hours or due_by, not both")
         if self.max_age_hours is not None and (isinstance(self.max_age_hours, bool)
                                                or not isinstance(self.max_age_hours, (int, float))
-                                               or self.max_age_hours * 60 < 1):
-            problems.append(f"max_age_hours={self.max_age_hours!r} must be a number of hours of at least 1 minute")
+                                               or not 1 / 60 <= self.max_age_hours <= MAX_DAYS * 24):
+            problems.append(f"max_age_hours={self.max_age_hours!r} must be a number of hours from 1 minute to {MAX_DAYS} days")
         if self.due_by is not None and not (isinstance(self.due_by, str) and _CLOCK.fullmatch(self.due_by)):
             problems.append(f"due_by={self.due_by!r} must be a 24-hour time 'HH:MM', e.g. '07:00'")
         try:
-            ZoneInfo(str(self.timezone))
+            if not isinstance(self.timezone, str):
+                raise ValueError(self.timezone)
+            ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"timezone={self.timezone!r} is not an IANA time zone such as 'Europe/Paris'")
         if isinstance(self.pass_rate, bool) or not isinstance(self.pass_rate, (int, float)) or not 0 < self.pass_rate <= 1:
             problems.append(f"pass_rate={self.pass_rate!r} must be a share above 0 and at most 1, e.g. 0.99")
-        if isinstance(self.window_days, bool) or not isinstance(self.window_days, int) or self.window_days < 1:
-            problems.append(f"window_days={self.window_days!r} must be a whole number of days, at least 1")
+        if isinstance(self.window_days, bool) or not isinstance(self.window_days, int) or not 1 <= self.window_days <= MAX_DAYS:
+            problems.append(f"window_days={self.window_days!r} must be a whole number of days from 1 to {MAX_DAYS}")
         if problems:
             raise ValueError("Invalid SLO: " + "; ".join(problems) + ".")
 

@@ -6,6 +6,7 @@ loaded, can a cross-domain input be checked against the product it names.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from dataclasses import dataclass
@@ -99,17 +100,24 @@ class MeshWorkspace:
                 failures.append(LoadFailure(name, module, str(exc), exc.violations))
             except WorkspaceError as exc:
                 failures.append(LoadFailure(name, module, str(exc)))
+            except ModuleNotFoundError as exc:
+                fix = (f"check module_name in {path.name}, or create {module.replace('.', '/')}.py"
+                       if exc.name and module.startswith(exc.name) else f"install {exc.name} or fix the import")
+                failures.append(LoadFailure(name, module, f"ModuleNotFoundError: {exc}. Fix: {fix}."))
+            except SyntaxError as exc:
+                failures.append(LoadFailure(name, module, f"SyntaxError in {exc.filename}, line {exc.lineno}: {exc.msg}. "
+                                                          "Fix: correct the Python syntax there."))
             except Exception as exc:  # an import error in a domain's own code
-                failures.append(LoadFailure(name, module, f"{type(exc).__name__}: {exc}"))
+                failures.append(LoadFailure(name, module, f"{type(exc).__name__}: {exc}. "
+                                                          "Fix: run `mesh lint -v` for the traceback."))
         return cls(path, tuple(locations)), failures
 
     def location(self, name: str) -> Location:
         for location in self.locations:
             if location.name == name:
                 return location
-        raise WorkspaceError(
-            f"No domain '{name}' in {self.path}; domains: {', '.join(l.name for l in self.locations)}."
-        )
+        raise WorkspaceError(f"No domain '{name}' in {self.path}{did_you_mean(name, [l.name for l in self.locations])}; "
+                             f"domains: {', '.join(l.name for l in self.locations)}.{unlisted_hint(self.path, name)}")
 
     def products(self) -> dict[ProductRef, tuple[Location, dg.AssetSpec]]:
         return {ref: (loc, spec) for loc in self.locations for ref, spec in loc.products.items()}
@@ -146,9 +154,11 @@ class MeshWorkspace:
                 if upstream not in products and upstream.domain in unavailable:
                     continue
                 if upstream not in products:
+                    hint = did_you_mean(str(upstream), [str(ref) for ref in products])
                     found.append(Violation(consumer.domain, consumer.product, "inputs-exist",
-                                           f"reads {upstream}, which no domain in the workspace publishes.",
-                                           "fix the reference or add the domain that owns it to workspace.yaml."))
+                                           f"reads {upstream}, which no domain in the workspace publishes{hint}.",
+                                           "fix the reference or add the domain that owns it to workspace.yaml."
+                                           + unlisted_hint(self.path, upstream.domain)))
                     continue
                 metadata = products[upstream][1].metadata
                 access = metadata["mesh/access"]
@@ -184,6 +194,20 @@ class MeshWorkspace:
                 "Break the cycle: a consumer-aligned domain should read source-aligned ones, not the reverse."
             ) from None
         return [self.location(name) for name in order if name in graph]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unlisted_hint(workspace: Path, domain: str) -> str:
+    """A domain folder beside the workspace that workspace.yaml does not list."""
+    folder = workspace.parent / "domains" / str(domain)
+    if (folder / "definitions.py").exists():
+        return (f" The folder {folder} exists but {workspace.name} does not list it: add `- python_module: "
+                f"{{module_name: domains.{domain}.definitions, location_name: {domain}, working_directory: .}}`.")
+    return ""
 
 
 def published_columns(metadata, major: int | None) -> tuple[int | None, list[str] | None, dict | None]:
@@ -233,24 +257,51 @@ def _json(metadata, key: str):
 
 
 def _read_entries(path: Path) -> list[tuple[str, str, str]]:
+    """(location name, module, working directory) of each load_from entry; every mistake in the
+    file is reported at once, naming the file and how to write the entry."""
+    example = ("write each entry as `- python_module: {module_name: domains.<name>.definitions, "
+               "location_name: <name>, working_directory: .}`")
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkspaceError(f"No workspace file at {path}; run from the repository root or pass --workspace.") from None
-    entries = []
-    for item in (document or {}).get("load_from") or []:
-        target = (item or {}).get("python_module")
-        if not isinstance(target, dict) or "module_name" not in target:
-            raise WorkspaceError(
-                f"{path}: each load_from entry must be a python_module with module_name and location_name; got {item!r}."
-            )
+    except UnicodeDecodeError:
+        raise WorkspaceError(f"{path} is not a text file; a workspace file is YAML listing code locations under load_from.") from None
+    except OSError as exc:
+        raise WorkspaceError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise WorkspaceError(f"{path} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}. "
+                             "Fix the syntax (see the repository's workspace.yaml).") from None
+    items = document.get("load_from") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise WorkspaceError(f"{path} lists no code locations: it needs a `load_from:` list; {example}.")
+    entries, problems, seen = [], [], {}
+    for number, item in enumerate(items, 1):
+        target = item.get("python_module") if isinstance(item, dict) else None
+        if not isinstance(target, dict) or not isinstance(target.get("module_name"), str):
+            problems.append(f"entry {number} ({item!r}) is not a python_module with a module_name")
+            continue
         module = target["module_name"]
         name = target.get("location_name", module)
         # Like Dagster: a python_module's working_directory is relative to where the command runs.
-        working_dir = str(Path(target.get("working_directory", ".")).resolve())
-        entries.append((name, module, working_dir))
-    if not entries:
-        raise WorkspaceError(f"{path} lists no code locations under load_from.")
+        working_dir = Path(str(target.get("working_directory", "."))).resolve()
+        if not isinstance(name, str) or not name:
+            problems.append(f"entry {number} ({module}) has location_name {name!r}, not a name")
+        elif name in seen:
+            problems.append(f"entries {seen[name]} and {number} are both named '{name}': name each code location "
+                            "after its own domain")
+        elif not working_dir.is_dir():
+            problems.append(f"entry {number} ('{name}') has working_directory {working_dir}, which is not a folder "
+                            "(it is relative to where the command runs)")
+        else:
+            seen[name] = number
+            entries.append((name, module, str(working_dir)))
+    if problems:
+        raise WorkspaceError(f"{path}: " + "; ".join(problems) + f". {example[0].upper()}{example[1:]}.")
     return entries
 
 

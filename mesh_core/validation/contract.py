@@ -24,8 +24,13 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
         cases = exc.failure_cases
         metadata["failure_count"] = len(cases)
         metadata["failure_cases"] = failure_table(cases)
-        by_check = cases.groupby(["column", "check"], dropna=False).size()
-        problems += [f"{col}: {check} ({n} failures)" for (col, check), n in by_check.items()]
+        by_check = cases.groupby(["column", "check"], dropna=False)
+        for (col, check), group in by_check:
+            if str(check).startswith("dtype("):  # Pandera's own words: expected <type>, got <type>
+                got = ", ".join(sorted({str(v) for v in group["failure_case"]}))
+                problems.append(f"{col}: expected {str(check)[7:-2]}, got {got}")
+            else:
+                problems.append(f"{col}: {check} ({len(group)} failures)")
     except pandera.errors.SchemaError as exc:  # raised before lazy collection, e.g. a wrong type
         metadata["failure_count"] = 1
         problems.append(str(exc))

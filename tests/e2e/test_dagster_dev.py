@@ -12,7 +12,7 @@ import urllib.request
 import dagster as dg
 import pytest
 
-from mesh_core import ProductRef
+from mesh_core import Input
 from mesh_core.workspace import MeshWorkspace
 from tests.support import MESH, REPO, free_port, make_dagster_home, mesh_env
 
@@ -27,6 +27,8 @@ ASSET = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) 
 LAUNCH = """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 RUN = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+INSTIGATORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+  schedules { name state: scheduleState { status } } sensors { name state: sensorState { status } } } } } }"""
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
 
 
@@ -83,22 +85,39 @@ def wait_for_locations(port, process, log_path) -> list[dict]:
 
 def test_mesh_dev_materializes_then_serves_every_domain_with_lineage(dev_server):
     port, process, log_path, home = dev_server
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
     entries = wait_for_locations(port, process, log_path)
-    assert sorted(e["name"] for e in entries) == ["fleet", "insights", "operations", "reference", "weather"]
+    assert sorted(e["name"] for e in entries) == sorted(loc.name for loc in workspace.locations)
     assert all(e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries), entries
-    count = len(MeshWorkspace.load(REPO / "workspace.yaml").products())
+    count = len(workspace.products())
     assert f"{count}/{count} products published" in log_path.read_text()
 
-    node = graphql(port, ASSET, path=["insights", "fleet_utilisation"])["assetNodeOrError"]
-    assert node["groupName"] == "insights" and node["owners"] == [{"team": "network-insights"}]
-    assert {tuple(k["path"]) for k in node["dependencyKeys"]} == {("operations", "flights"), ("fleet", "aircraft")}
-    assert "tail_number_in_fleet_registry" in {c["name"] for c in node["assetChecksOrError"]["checks"]}
+    # A product that reads another domain's: its node in the UI has the lineage, owners and checks.
+    consumer_location = workspace.domain_order()[-1]
+    ref, spec = next((ref, spec) for ref, spec in consumer_location.products.items()
+                     if any(dep.asset_key.path[0] != ref.domain for dep in spec.deps))
+    node = graphql(port, ASSET, path=list(ref.asset_key.path))["assetNodeOrError"]
+    assert node["groupName"] == ref.domain
+    assert sorted(next(iter(o.values())) for o in node["owners"]) == sorted(o.removeprefix("team:") for o in spec.owners)
+    assert {tuple(k["path"]) for k in node["dependencyKeys"]} == {tuple(dep.asset_key.path) for dep in spec.deps}
+    checks = {key.name for key in consumer_location.defs.resolve_assets_def(ref.asset_key).check_keys}
+    assert {c["name"] for c in node["assetChecksOrError"]["checks"]} == checks
     assert node["assetMaterializations"], "the materialization from `mesh dev` is visible in the UI"
 
-    # A run launched as the UI launches it (queued, then started by the daemon, multiprocess
-    # executor): every step reads the version of each input pinned for the run, and records it.
-    selection = [{"path": list(ref.asset_key.path)} for ref in MeshWorkspace.load(REPO / "workspace.yaml").location("insights").products]
-    params = {"selector": {"repositoryLocationName": "insights", "repositoryName": "__repository__",
+    # Each domain's cadence, automation and failure sensors are there, and running.
+    instigators = {item["name"]: item["state"]["status"]
+                   for repo in graphql(port, INSTIGATORS)["repositoriesOrError"]["nodes"]
+                   for kind in ("schedules", "sensors") for item in repo[kind]}
+    for location in workspace.locations:
+        assert instigators[f"{location.name}_failures"] == "RUNNING", instigators
+        expected = [f"{location.name}_cadence"] * any(not spec.deps for spec in location.products.values())
+        expected += [f"{location.name}_automation"] * any(spec.deps for spec in location.products.values())
+        assert all(instigators.get(name) == "RUNNING" for name in expected), (expected, instigators)
+
+    # A run launched as the UI launches it (queued, then started by the daemon): every step reads
+    # the version of each input pinned for the run, and records it.
+    selection = [{"path": list(ref.asset_key.path)} for ref in consumer_location.products]
+    params = {"selector": {"repositoryLocationName": consumer_location.name, "repositoryName": "__repository__",
                            "jobName": "__ASSET_JOB", "assetSelection": selection}, "runConfigData": {}}
     launched = graphql(port, LAUNCH, params=params)["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -112,9 +131,37 @@ def test_mesh_dev_materializes_then_serves_every_domain_with_lineage(dev_server)
         built = [r.asset_materialization.metadata["mesh/input_versions"].value
                  for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records]
         assert len(built) == len(selection)
-        latest = {str(ProductRef.from_asset_key(key)): instance.get_latest_materialization_event(key).asset_materialization.metadata["mesh/port_version"].value
-                  for key in {dg.AssetKey(ref.split(".")) for inputs in built for ref in inputs}}
-    assert all(inputs == {ref: latest[ref] for ref in inputs} for inputs in built), (built, latest)
+        latest = {str(spec): instance.get_latest_materialization_event(spec.ref.asset_key).asset_materialization.metadata["mesh/port_version"].value
+                  for spec in {Input(ref) for inputs in built for ref in inputs} if spec.major is None}
+    assert latest and all(inputs[ref] == latest[ref] for inputs in built for ref in inputs if ref in latest), (built, latest)
 
     daemons = {d["daemonType"]: d for d in graphql(port, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]}
     assert "SCHEDULER" in daemons and "QUEUED_RUN_COORDINATOR" in daemons
+
+
+def test_sigterm_to_a_backgrounded_mesh_dev_stops_everything_it_started(tmp_path):
+    """As `make run &` from a script: the shell starts it with SIGINT ignored."""
+    home = make_dagster_home(tmp_path)
+    port = free_port()
+    log = open(tmp_path / "dev.log", "w+")
+    process = subprocess.Popen([str(MESH), "dev", "--skip-materialize", "--port", str(port)], cwd=REPO, env=mesh_env(home),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for_locations(port, process, tmp_path / "dev.log")
+        before = group_members(process.pid)
+        assert len(before) >= 3, before  # dagster dev, the webserver, the daemon (and code servers)
+        process.send_signal(signal.SIGTERM)  # to mesh dev alone, as `kill %1` does
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while group_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert group_members(process.pid) == [], f"still running after SIGTERM: {group_members(process.pid)}"
+    finally:
+        stop(process)
+        log.close()
+
+
+def group_members(pgid: int) -> list[str]:
+    found = subprocess.run(["pgrep", "-g", str(pgid), "-a"], capture_output=True, text=True)
+    return found.stdout.splitlines()

@@ -35,7 +35,7 @@ def test_status_reports_what_the_event_log_holds(tmp_path):
 
 def test_status_of_an_unknown_domain_is_a_usage_error(tmp_path):
     run = run_mesh("status", "-d", "nosuch", home=make_dagster_home(tmp_path))
-    assert run.returncode == 2 and "no domain nosuch" in run.stderr
+    assert run.returncode == 2 and "No domain 'nosuch'" in run.stderr
 
 
 def test_status_as_a_table_names_every_domain(tmp_path):

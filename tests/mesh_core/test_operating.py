@@ -1,11 +1,22 @@
 """Cadence, automation, objectives and notifications of one domain, on a real instance."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
-from mesh_core import SLO, Cadence, DefinitionError, JsonLinesNotifier, ProductRef, data_product, domain_definitions
+from mesh_core import (
+    SLO,
+    Cadence,
+    DefinitionError,
+    JsonLinesNotifier,
+    Notifier,
+    ProductRef,
+    data_product,
+    domain_definitions,
+)
+from mesh_core.workspace import Location
 from mesh_core.scorecard import score_product
 from fixture_domains._contract import SUITE, ItemsContract, items
 
@@ -103,3 +114,46 @@ def test_the_default_notifier_appends_one_json_line_per_notification(tmp_path, i
     notifier.notify(note, dg.get_dagster_logger())
     lines = (tmp_path / "out" / "notes.jsonl").read_text().splitlines()
     assert len(lines) == 2 and '"owners": ["team:shop"]' in lines[0]
+
+
+def test_a_headless_run_that_does_not_publish_notifies_the_owners(shop, instance, dagster_home):
+    from mesh_core.materialize import materialize_domain
+
+    BAD["now"] = True
+    result = materialize_domain(Location("shop", __name__, shop), instance)
+    assert {p.ref.product: p.status for p in result.products}["items"] == "blocked"
+    [line] = (dagster_home / "mesh" / "notifications.jsonl").read_text().splitlines()
+    notice = json.loads(line)
+    assert (notice["product"], notice["owners"], notice["outcome"], notice["run_id"]) == (
+        "shop.items", ["team:shop"], "blocked", result.run_id)
+
+
+class Broken(Notifier):
+    def notify(self, notification, log):
+        raise ConnectionError("slack is down")
+
+
+def test_a_notifier_that_fails_keeps_the_notification(instance, dagster_home):
+    from mesh_core.materialize import materialize_domain
+
+    BAD["now"] = True
+    defs = domain_definitions("shop", [shop_items], notifier=Broken())
+    result = materialize_domain(Location("shop", __name__, defs), instance)
+    [line] = (dagster_home / "mesh" / "undelivered.jsonl").read_text().splitlines()
+    kept = json.loads(line)
+    assert kept["product"] == "shop.items" and kept["run_id"] == result.run_id
+    assert kept["undelivered_because"] == "ConnectionError: slack is down"
+
+
+def test_a_run_killed_before_its_steps_failed_notifies_what_it_did_not_publish(shop, instance):
+    from mesh_core.notify import notifications_for_run
+
+    assert run(shop, instance, ITEMS).success
+    planned_only = run(shop, instance, ITEMS, LABELS)  # both planned and published: nothing to say
+    assert notifications_for_run(instance, instance.get_run_by_id(planned_only.run_id), [shop_items, labels], [], None) == []
+    BAD["now"] = True
+    blocked = run(shop, instance, ITEMS, LABELS)
+    notices = notifications_for_run(instance, instance.get_run_by_id(blocked.run_id), [shop_items, labels], [], "killed")
+    # No step failure events given (as for a worker killed by SIGKILL): what was planned and not published.
+    assert [(n.product, n.outcome, n.message) for n in notices] == [("shop.items", "failed", "killed"),
+                                                                     ("shop.labels", "failed", "killed")]

@@ -12,11 +12,11 @@ NOON = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_age_hours": 6, "due_by": "07:00"}, "give max_age_hours or due_by, not both"),
-    ({"max_age_hours": 0}, "at least 1 minute"),
+    ({"max_age_hours": 0}, "from 1 minute to"),
     ({"due_by": "7am"}, "must be a 24-hour time 'HH:MM'"),
     ({"due_by": "07:00", "timezone": "Paris"}, "is not an IANA time zone"),
     ({"pass_rate": 1.5}, "must be a share above 0 and at most 1"),
-    ({"window_days": 0}, "whole number of days, at least 1"),
+    ({"window_days": 0}, "whole number of days from 1"),
 ])
 def test_an_invalid_objective_says_what_to_write(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -52,3 +52,29 @@ def test_a_daily_deadline_is_met_by_a_publish_in_the_day_before_it():
     assert freshness_state(slo, yesterday_evening - timedelta(days=1), NOON + timedelta(minutes=1)) == "FAIL"
     assert freshness_state(slo, None, NOON) == "UNKNOWN"
     assert freshness_state(SLO(), NOON, NOON) == "NOT_APPLICABLE"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_age_hours": float("inf")}, "from 1 minute to 3660 days"),
+    ({"max_age_hours": float("nan")}, "from 1 minute to 3660 days"),
+    ({"window_days": 10**6}, "from 1 to 3660"),
+    ({"due_by": "07:00", "timezone": __import__("zoneinfo").ZoneInfo("Europe/Paris")}, "is not an IANA time zone"),
+])
+def test_objectives_out_of_range_are_refused_before_dagster_sees_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SLO(**kwargs)
+
+
+def test_a_cadence_and_sensor_intervals_are_checked(monkeypatch):
+    from mesh_core import Cadence
+    from mesh_core.cadence import interval_seconds
+
+    for cron in (" 0 6 * * *", "0 6 * * *\n", "0 6 * * * *"):
+        with pytest.raises(ValueError, match="is not a cron expression"):
+            Cadence(cron)
+    for value in ("abc", "2.5", "0", "-5"):
+        monkeypatch.setenv("MESH_AUTOMATION_INTERVAL_SECONDS", value)
+        with pytest.raises(DefinitionError, match=r"\[sensor-interval-valid\] \*: MESH_AUTOMATION_INTERVAL_SECONDS="):
+            interval_seconds("MESH_AUTOMATION_INTERVAL_SECONDS")
+    monkeypatch.setenv("MESH_AUTOMATION_INTERVAL_SECONDS", "")
+    assert interval_seconds("MESH_AUTOMATION_INTERVAL_SECONDS") == 30
