@@ -85,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
                      domains="only this domain (repeatable)", json_help="print the scores as JSON")
     status.add_argument("--window-days", type=_days, help="look back this many days (default: each product's SLO window)")
 
+    new = commands.add_parser("new", help="scaffold a domain or a product in the standard layout")
+    kinds = new.add_subparsers(dest="kind", metavar="KIND", required=True)
+    new_domain = kinds.add_parser("domain", help="a domain folder with a source product, its test, and its workspace entry")
+    common(new_domain)
+    new_domain.add_argument("name", help="the domain, lower snake case")
+    new_domain.add_argument("--owner", required=True, help="its owner: team:<name> or an email address")
+    new_domain.add_argument("--description", help="one line about the domain")
+    new_domain.set_defaults(run=_new_domain)
+    new_product = kinds.add_parser("product", help="a product in an existing domain; --from infers its contract")
+    common(new_product)
+    new_product.add_argument("domain", help="the domain it belongs to")
+    new_product.add_argument("name", help="the product, lower snake case")
+    new_product.add_argument("--from", dest="source", help="a .csv or .parquet file, or a published domain.product")
+    new_product.add_argument("--owner", help="its owner (default: the domain's)")
+    new_product.set_defaults(run=_new_product)
+
     dev = commands.add_parser("dev", help="materialize the mesh, then start the Dagster webserver and daemon")
     common(dev)
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -331,6 +347,51 @@ def _status(args) -> int:
             for reason in s.reasons:
                 print(f"      {reason}")
     return EXIT_FAILED if breached else EXIT_OK
+
+
+def _new_domain(args) -> int:
+    from mesh_core.scaffold import plan_domain
+
+    workspace_path = Path(args.workspace).resolve()
+    plan = plan_domain(workspace_path, args.name, args.owner, args.description)
+    return _apply(plan, workspace_path, args.name)
+
+
+def _new_product(args) -> int:
+    from mesh_core.scaffold import plan_product
+    from mesh_core.workspace import MeshWorkspace
+
+    workspace = MeshWorkspace.load(Path(args.workspace).resolve())
+
+    def read_product(ref):
+        from mesh_core.io_manager import MeshIOManager
+
+        _home(args)
+        return MeshIOManager(domain=ref.domain).storage().read(ref)
+
+    plan = plan_product(workspace, args.domain, args.name, source=args.source, owner=args.owner, read_product=read_product)
+    return _apply(plan, workspace.path, args.domain)
+
+
+def _apply(plan, workspace_path: Path, domain: str) -> int:
+    """Write the plan, then the domain's contract snapshots; a scaffold that does not load is taken back."""
+    import subprocess
+
+    written = plan.apply()
+    # Load in a fresh interpreter: this one may have imported the domain's modules before the change.
+    check = subprocess.run([sys.executable, "-m", "mesh_core.cli", "contracts", "update", "-w", str(workspace_path),
+                            "-d", domain], capture_output=True, text=True, cwd=workspace_path.parent)
+    if check.returncode != 0:
+        plan.undo()
+        print(f"mesh: error: the scaffold did not load, so it was taken back:\n{check.stderr or check.stdout}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
+        print(f"  wrote {path.relative_to(workspace_path.parent)}")
+    print(check.stdout.rstrip())
+    for warning in plan.warnings:
+        print(f"  warning  {warning}")
+    print(f"Next: fill in the TODOs, then `.venv/bin/mesh lint` and `make test`.")
+    return EXIT_OK
 
 
 def _repair(args) -> int:

@@ -197,7 +197,9 @@ class MeshWorkspace:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    known = list(known)
+    started = sorted(k for k in known if k.startswith(str(name)))  # an abbreviation: 'penguins.obs'
+    close = started or difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

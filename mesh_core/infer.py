@@ -1,0 +1,120 @@
+"""A first Pandera contract and GX suite inferred from real data: a starting point to edit.
+
+Types and nullability come from the data; ranges and allowed values from what it holds (a
+sample says what was, not what may be: review them); uniqueness where the data shows it.
+Dirty data is reported as warnings, never silently promoted into the contract.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+MAX_CATEGORIES = 12  # a text column with at most this many distinct values gets an `isin`
+
+
+@dataclass(frozen=True)
+class InferredColumn:
+    name: str  # the snake-case name the product publishes
+    source: str  # the name in the data
+    annotation: str  # pandera.typing annotation
+    field_args: tuple[str, ...]  # pa.Field(...) arguments
+    required: bool
+
+
+@dataclass
+class Inference:
+    columns: list[InferredColumn] = field(default_factory=list)
+    unique: bool = False  # some column is unique
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def renames(self) -> dict[str, str]:
+        return {c.source: c.name for c in self.columns if c.source != c.name}
+
+
+def snake_case(name: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name).strip())
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    if not text or not text[0].isalpha():
+        text = f"column_{text}" if text else "column"
+    return text[:63]
+
+
+def infer(frame: pd.DataFrame) -> Inference:
+    result = Inference()
+    seen: dict[str, str] = {}
+    rows = len(frame)
+    for source in frame.columns:
+        name = snake_case(source)
+        if name in seen:
+            name = f"{name}_{len(seen)}"
+            result.warnings.append(f"column {source!r} and {seen[snake_case(source)]!r} both become "
+                                   f"{snake_case(source)!r}; the second is published as {name!r}")
+        seen[name] = str(source)
+        series = frame[source]
+        nulls = int(series.isna().sum())
+        args: list[str] = []
+        if nulls:
+            args.append("nullable=True")
+        values = series.dropna()
+        if values.empty:
+            result.warnings.append(f"column {source!r} holds no value at all: its type is a guess (str)")
+            annotation = "str"
+        elif pd.api.types.is_bool_dtype(series):
+            annotation = "bool"
+        elif pd.api.types.is_integer_dtype(series) or (pd.api.types.is_float_dtype(series) and (values % 1 == 0).all()
+                                                       and nulls == 0):
+            annotation = "int"
+            args += [f"ge={int(values.min())}", f"le={int(values.max())}"]
+        elif pd.api.types.is_float_dtype(series):
+            annotation = "float"
+            args += [f"ge={float(values.min())!r}", f"le={float(values.max())!r}"]
+            if (values % 1 == 0).all():
+                result.warnings.append(f"column {source!r} holds whole numbers but has nulls, so it is a float")
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            annotation = f'pd.DatetimeTZDtype("ns", "{series.dtype.tz}")'
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            annotation = "pd.Timestamp"
+        else:
+            annotation = "str"
+            texts = values.astype(str)
+            kinds = {type(v).__name__ for v in values}
+            if len(kinds) > 1:
+                result.warnings.append(f"column {source!r} mixes {', '.join(sorted(kinds))} values; published as text")
+            numeric = pd.to_numeric(texts, errors="coerce").notna().mean()
+            if 0 < numeric < 1 and numeric > 0.8:
+                result.warnings.append(f"column {source!r} is {numeric:.0%} numbers stored as text: check the other values")
+            distinct = texts.unique()
+            if len(distinct) <= MAX_CATEGORIES and len(distinct) < max(rows / 2, 2):
+                args.append(f"isin={sorted(distinct.tolist())!r}")
+            blank = int((texts.str.strip() == "").sum())
+            if blank:
+                result.warnings.append(f"column {source!r} has {blank} blank text value(s)")
+        if annotation in ("int", "str") and nulls == 0 and rows > 1 and series.is_unique and "isin=" not in " ".join(args):
+            args.append("unique=True")
+            result.unique = True
+        if nulls and nulls < rows:
+            result.warnings.append(f"column {source!r} has {nulls} null(s) of {rows}: declared nullable")
+        result.columns.append(InferredColumn(name, str(source), annotation, tuple(args), nulls == 0))
+    return result
+
+
+def contract_source(class_name: str, inference: Inference) -> str:
+    lines = [f"class {class_name}(pa.DataFrameModel):"]
+    for column in inference.columns:
+        description = "TODO: what this column means." if column.source == column.name else \
+            f"TODO: what this column means (from {column.source!r})."
+        args = ", ".join([*column.field_args, f"description={description!r}"])
+        lines.append(f"    {column.name}: Series[{column.annotation}] = pa.Field({args})")
+    lines += ["", "    class Config:", "        strict = True", "        coerce = True"]
+    return "\n".join(lines) + "\n"
+
+
+def suite_source(constant: str, inference: Inference) -> str:
+    required = [c.name for c in inference.columns if c.required][:3]
+    items = [f'    Expectation("ExpectColumnValuesToNotBeNull", column={name!r}),' for name in required]
+    items.append('    Expectation("ExpectTableRowCountToBeBetween", min_value=1, severity="warning"),')
+    return f"{constant} = [\n" + "\n".join(items) + "\n]\n"

@@ -1,0 +1,310 @@
+"""`mesh new domain` and `mesh new product`: the standard layout, written for a domain engineer.
+
+A new domain is a folder under `domains/` with a source product reading a data file the
+domain ships (`data/`, packaged with it), its contract, suite, definitions, a test using
+`mesh_core.testing.run_product`, and its entry in `workspace.yaml` (comments and order kept).
+A new product `--from` a CSV or Parquet file, or from a published product, starts with a
+contract and suite inferred from that data. Everything is checked before anything is written;
+if writing fails half-way, what was written is taken back.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from mesh_core.errors import MeshError
+from mesh_core.infer import Inference, contract_source, infer, suite_source
+from mesh_core.names import is_valid_name
+
+SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
+
+
+@dataclass
+class Plan:
+    """Files to create and files to change, applied all at once or not at all."""
+
+    create: dict[Path, bytes] = field(default_factory=dict)
+    change: dict[Path, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _done: list = field(default_factory=list)  # what apply did, newest last, for undo
+
+    def apply(self) -> list[Path]:
+        try:
+            for path, data in self.create.items():
+                for parent in reversed(path.parents):
+                    if not parent.exists():
+                        parent.mkdir()
+                        self._done.append(("dir", parent, None))
+                with open(path, "xb") as handle:  # never overwrite
+                    self._done.append(("file", path, None))
+                    handle.write(data)
+            for path, text in self.change.items():
+                self._done.append(("change", path, path.read_bytes()))
+                path.write_text(text)
+        except BaseException:
+            self.undo()
+            raise
+        return [*self.create, *self.change]
+
+    def undo(self) -> None:
+        """Put the tree back as it was before `apply`."""
+        for kind, path, data in reversed(self._done):
+            if kind == "change":
+                path.write_bytes(data)
+            elif kind == "file":
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        self._done.clear()
+
+
+def plan_domain(workspace_path: Path, name: str, owner: str, description: str | None = None) -> Plan:
+    root = workspace_path.parent
+    folder = root / "domains" / name
+    _check_name("domain", name)
+    _check_owner(owner)
+    if folder.exists():
+        raise MeshError(f"domains/{name} already exists; choose another domain name or add products to it with "
+                        f"`mesh new product {name} <name>`.")
+    entries = _entries(workspace_path)
+    if name in entries:
+        raise MeshError(f"{workspace_path.name} already lists a code location named '{name}'.")
+    product = "records"
+    plan = Plan()
+    summary = description or f"The {name} domain."
+    files = {
+        "__init__.py": f'"""{summary}"""\n',
+        "contracts.py": _contracts_header(name) + "\n\n" + contract_source("RecordsContract", infer(SAMPLE)).replace(
+            "TODO: what this column means.", "TODO: describe this column."),
+        "suites.py": _suites_header(name) + "\n\n" + suite_source(product.upper(), infer(SAMPLE)),
+        "products.py": _products_header(name) + _source_product(name, product, "RecordsContract", f"data/{product}.csv",
+                                                                 owner, {}),
+        "definitions.py": (f'"""The {name} domain\'s code location."""\n\nfrom domains.{name}.products import {product}\n'
+                           f"from mesh_core import domain_definitions\n\n"
+                           f'defs = domain_definitions("{name}", [{product}]{_teams(owner)})\n'),
+    }
+    for file, text in files.items():
+        plan.create[folder / file] = text.encode()
+    plan.create[folder / "data" / f"{product}.csv"] = SAMPLE.to_csv(index=False).encode()
+    plan.create[root / "tests" / "domains" / f"test_{name}.py"] = _test(name, product, source=True).encode()
+    if not (root / "tests" / "domains" / "__init__.py").exists():
+        plan.create[root / "tests" / "domains" / "__init__.py"] = b""
+    plan.change[workspace_path] = _with_entry(workspace_path, name)
+    return plan
+
+
+def plan_product(workspace, name_domain: str, name: str, *, source: str | None = None, owner: str | None = None,
+                 read_product=None) -> Plan:
+    """`read_product(ref)` returns a published product's frame (for `--from domain.product`)."""
+    from mesh_core.inputs import Input
+
+    location = workspace.location(name_domain)  # unknown domain: did-you-mean
+    _check_name("product", name)
+    root = workspace.path.parent
+    folder = root / "domains" / name_domain
+    products_py = folder / "products.py"
+    if not products_py.exists() or not (folder / "definitions.py").exists():
+        raise MeshError(f"domains/{name_domain} does not have the standard layout (products.py, definitions.py); "
+                        "add the product there by hand.")
+    if any(ref.product == name for ref in location.products):
+        raise MeshError(f"{name_domain}.{name} already exists; choose another product name.")
+    owners = owner
+    if owners is None and location.products:  # the domain's own owners, as its first product names them
+        owners = next(iter(next(iter(location.products.values())).owners), None)
+    if owners is None:
+        raise MeshError(f"domain {name_domain} has no product to take owners from; pass --owner team:<name>.")
+    _check_owner(owners)
+    plan = Plan()
+    contract = "".join(part.title() for part in name.split("_")) + "Contract"
+    upstream = None
+    if source is None:
+        frame, data_file = SAMPLE, f"data/{name}.csv"
+        plan.create[folder / data_file] = SAMPLE.to_csv(index=False).encode()
+    elif Path(source).suffix.lower() in (".csv", ".parquet") or Path(source).exists():
+        path = Path(source)
+        if not path.is_file():
+            raise MeshError(f"--from {source}: no such file.")
+        if path.suffix.lower() not in (".csv", ".parquet"):
+            raise MeshError(f"--from {source}: Mesh infers contracts from .csv or .parquet files.")
+        try:
+            frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+        except Exception as exc:
+            raise MeshError(f"--from {source}: cannot read it as {path.suffix[1:]}: {exc}") from None
+        if frame.empty or not len(frame.columns):
+            raise MeshError(f"--from {source}: the file holds no rows; a contract is inferred from real data.")
+        data_file = f"data/{name}{path.suffix.lower()}"
+        plan.create[folder / data_file] = path.read_bytes()
+    else:
+        try:
+            upstream = Input(source)
+        except ValueError as exc:
+            raise MeshError(f"--from {source}: not a .csv/.parquet file nor a product: {exc}") from None
+        if upstream.ref not in workspace.products():
+            from mesh_core.workspace import did_you_mean
+
+            raise MeshError(f"--from {source}: no domain publishes {upstream.ref}"
+                            f"{did_you_mean(str(upstream.ref), [str(r) for r in workspace.products()])}.")
+        frame, data_file = read_product(upstream.ref), None
+    inference = infer(frame)
+    plan.warnings += inference.warnings
+    suite = name.upper()
+    changes = {
+        folder / "contracts.py": _append(folder / "contracts.py", contract_source(contract, inference),
+                                         ["import pandas as pd", "import pandera.pandas as pa", "from pandera.typing import Series"]),
+        folder / "suites.py": _append(folder / "suites.py", suite_source(suite, inference), ["from mesh_core import Expectation"]),
+    }
+    if upstream is None:
+        body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, header=False)
+    else:
+        body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames)
+    changes[products_py] = _append(products_py, body, [f"from domains.{name_domain} import contracts, suites",
+                                                       "from mesh_core import data_product, package_data_path",
+                                                       "import pandas as pd"])
+    changes[folder / "definitions.py"] = _register(folder / "definitions.py", name_domain, name)
+    plan.change.update(changes)
+    test = root / "tests" / "domains" / f"test_{name_domain}_{name}.py"
+    if not test.exists():
+        plan.create[test] = _test(name_domain, name, source=upstream is None, upstream=upstream,
+                                  sample=frame.head(5)).encode()
+        if not (root / "tests" / "domains" / "__init__.py").exists():
+            plan.create[root / "tests" / "domains" / "__init__.py"] = b""
+    return plan
+
+
+# -- checks ----------------------------------------------------------------------------
+
+def _check_name(kind: str, name: str) -> None:
+    if not is_valid_name(name):
+        raise MeshError(f"{name!r} is not a valid {kind} name: use lower snake case, a letter first, at most 63 "
+                        f"characters (e.g. {'penguins' if kind == 'domain' else 'observations'}).")
+
+
+def _check_owner(owner: str) -> None:
+    from dagster._core.definitions.utils import is_valid_owner
+
+    if not isinstance(owner, str) or not is_valid_owner(owner) or owner.strip() != owner:
+        raise MeshError(f"owner {owner!r} is not an owner: write an email address (ana@example.com) or team:<name>.")
+
+
+def _entries(workspace_path: Path) -> list[str]:
+    from mesh_core.workspace import _read_entries
+
+    return [entry[0] for entry in _read_entries(workspace_path)]
+
+
+def _teams(owner: str) -> str:
+    return f", teams=[{owner!r}]" if owner.startswith("team:") else ""
+
+
+# -- text -------------------------------------------------------------------------------
+
+def _with_entry(workspace_path: Path, name: str) -> str:
+    """workspace.yaml with one more entry after the last one, in the file's own style."""
+    text = workspace_path.read_text()
+    lines = text.splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if line.lstrip().startswith("- python_module"))
+    indent = lines[last][: len(lines[last]) - len(lines[last].lstrip())]
+    end = last + 1
+    while end < len(lines) and lines[end].strip() and (lines[end].startswith(indent + " ") and not lines[end].lstrip().startswith("- ")):
+        end += 1
+    if "{" in lines[last]:
+        block = [f"{indent}- python_module: {{module_name: domains.{name}.definitions, location_name: {name}, working_directory: .}}\n"]
+    else:
+        inner = indent + "    "
+        block = [f"{indent}- python_module:\n", f"{inner}module_name: domains.{name}.definitions\n",
+                 f"{inner}location_name: {name}\n", f"{inner}working_directory: .\n"]
+    if end == len(lines) and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    new = "".join(lines[:end] + block + lines[end:])
+    before = yaml.safe_load(text)["load_from"]
+    after = yaml.safe_load(new)["load_from"]
+    if after[:-1] != before or after[-1]["python_module"]["location_name"] != name:
+        raise MeshError(f"Could not add '{name}' to {workspace_path} safely; add this entry by hand:\n" + "".join(block))
+    return new
+
+
+def _append(path: Path, block: str, imports: list[str]) -> str:
+    text = path.read_text()
+    missing = [line for line in imports if line not in text]
+    if missing:
+        text = "\n".join(missing) + "\n" + text if not text.startswith('"""') else _after_docstring(text, missing)
+    return text.rstrip("\n") + "\n\n\n" + block
+
+
+def _after_docstring(text: str, lines: list[str]) -> str:
+    end = text.index('"""', 3) + 3
+    return text[:end] + "\n\n" + "\n".join(lines) + text[end:]
+
+
+def _register(definitions: Path, domain: str, name: str) -> str:
+    text = definitions.read_text()
+    call = f'domain_definitions("{domain}", ['
+    if call not in text:
+        raise MeshError(f"{definitions} does not call {call}...]); add {name} to its products by hand.")
+    text = text.replace(call, f"{call}{name}, ", 1)
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith(f"from domains.{domain}.products import ") and "(" not in line:
+            lines[i] = line.rstrip("\n") + f", {name}\n"
+            return "".join(lines)
+    return _after_docstring(text, [f"from domains.{domain}.products import {name}"]) if text.startswith('"""') \
+        else f"from domains.{domain}.products import {name}\n" + text
+
+
+def _contracts_header(domain: str) -> str:
+    return (f'"""What the {domain} domain promises about the data it publishes."""\n\n'
+            "import pandas as pd\nimport pandera.pandas as pa\nfrom pandera.typing import Series")
+
+
+def _suites_header(domain: str) -> str:
+    return (f'"""Great Expectations suites of the {domain} domain (GX is imported only when a run validates)."""\n\n'
+            "from mesh_core import Expectation")
+
+
+def _products_header(domain: str) -> str:
+    return (f'"""The {domain} domain\'s data products."""\n\nimport pandas as pd\n\n'
+            f"from domains.{domain} import contracts, suites\nfrom mesh_core import data_product, package_data_path\n\n\n")
+
+
+def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
+                    header: bool = True) -> str:
+    reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
+    rename = f".rename(columns={renames!r})" if renames else ""
+    return (f"@data_product(\n    domain={domain!r},\n"
+            f'    description="One row per record of {data_file}, which the domain ships. TODO: name the grain.",\n'
+            f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
+            f'    version="1.0.0",\n)\n'
+            f"def {name}() -> pd.DataFrame:\n"
+            f"    return pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r})){rename}\n")
+
+
+def _derived_product(domain: str, name: str, contract: str, upstream: str, owner: str, renames: dict) -> str:
+    rename = f".rename(columns={renames!r})" if renames else ""
+    return (f"@data_product(\n    domain={domain!r},\n"
+            f'    description="One row per row of {upstream}. TODO: say what it adds.",\n'
+            f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
+            f'    version="1.0.0",\n    inputs={{"source": {upstream!r}}},\n)\n'
+            f"def {name}(source: pd.DataFrame) -> pd.DataFrame:\n"
+            f"    return source{rename}  # TODO: the transform\n")
+
+
+def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None) -> str:
+    head = (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\n'
+            f"from domains.{domain}.products import {name}\nfrom mesh_core.testing import run_product\n")
+    if source:
+        return head + (f"\n\ndef test_{name}_publishes_its_data_file():\n    result = run_product({name})\n"
+                       "    assert result.published, result.message\n    assert len(result.output) > 0\n"
+                       "    assert all(check.passed for check in result.checks.values()), result.checks\n")
+    records = sample.to_json(orient="records", date_format="iso")
+    return (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
+            f"from domains.{domain}.products import {name}\nfrom mesh_core.testing import run_product\n\n"
+            f"# A sample of {upstream.ref} when this product was scaffolded.\nSAMPLE = {records!r}\n\n\n"
+            f"def test_{name}_publishes_from_its_input():\n"
+            f"    source = pd.DataFrame(json.loads(SAMPLE))\n"
+            f"    result = run_product({name}, inputs={{\"source\": source}})\n"
+            "    assert result.published, result.message\n    assert len(result.output) == len(source)\n")

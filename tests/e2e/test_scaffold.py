@@ -1,0 +1,88 @@
+"""`mesh new`: a domain and a product scaffolded into a temp copy of the repository lint clean,
+materialize, pass their own tests, and keep the framework's own workspace tests green."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mesh_core.workspace import MeshWorkspace
+from tests.support import FIXTURES, REPO, make_dagster_home, run_mesh
+
+
+@pytest.fixture
+def copy(tmp_path):
+    root = tmp_path / "mesh"
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    for folder in ("domains", "tests"):
+        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    for name in ("workspace.yaml", "governance.yaml", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    return root
+
+
+def tree(root) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def mesh(*args, copy, home):
+    return run_mesh(*args, "-w", str(copy / "workspace.yaml"), home=home, cwd=copy)
+
+
+def test_bad_scaffolding_input_is_refused_and_changes_nothing(copy, tmp_path):
+    home = make_dagster_home(tmp_path)
+    existing = MeshWorkspace.load(REPO / "workspace.yaml").locations[0]
+    (tmp_path / "garbage.parquet").write_bytes(b"\x00not parquet")
+    before = tree(copy)
+    cases = [
+        (["new", "domain", existing.name, "--owner", "team:x"], f"domains/{existing.name} already exists"),
+        (["new", "domain", "Bad-Name", "--owner", "team:x"], "'Bad-Name' is not a valid domain name"),
+        (["new", "domain", "birds", "--owner", "bob"], "owner 'bob' is not an owner"),
+        (["new", "domain", "birds", "--owner", "team:"], "owner 'team:' is not an owner"),
+        (["new", "product", existing.name + "x", "things"], f"No domain '{existing.name}x'"),
+        (["new", "product", existing.name, next(iter(existing.products)).product], "already exists"),
+        (["new", "product", existing.name, "9lives"], "'9lives' is not a valid product name"),
+        (["new", "product", existing.name, "things", "--from", str(tmp_path / "nosuch.csv")], "no such file"),
+        (["new", "product", existing.name, "things", "--from", str(tmp_path / "garbage.parquet")], "cannot read it as parquet"),
+        (["new", "product", existing.name, "things", "--owner", "bob"], "owner 'bob' is not an owner"),
+    ]
+    for args, message in cases:
+        run = mesh(*args, copy=copy, home=home)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stdout, run.stderr)
+        assert tree(copy) == before, f"{args} changed the tree"
+
+
+def test_a_scaffolded_domain_and_product_lint_materialize_and_pass_every_workspace_test(copy, tmp_path):
+    home = make_dagster_home(tmp_path)
+    created = mesh("new", "domain", "penguins", "--owner", "team:penguins", "--description", "Palmer penguins.",
+                   copy=copy, home=home)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "  - python_module:\n      module_name: domains.penguins.definitions\n" in (copy / "workspace.yaml").read_text()
+    assert (copy / "workspace.yaml").read_text().startswith((REPO / "workspace.yaml").read_text())  # comments, order kept
+    product = mesh("new", "product", "penguins", "observations", "--from", str(FIXTURES / "data" / "penguins.csv"),
+                   copy=copy, home=home)
+    assert product.returncode == 0, product.stdout + product.stderr
+    assert "warning  column 'body_mass_g' has 1 null(s) of 12: declared nullable" in product.stdout
+    contract = (copy / "domains" / "penguins" / "contracts.py").read_text()
+    assert "species: Series[str] = pa.Field(isin=['Adelie', 'Chinstrap', 'Gentoo']" in contract
+    assert "body_mass_g: Series[float] = pa.Field(nullable=True, ge=3250.0, le=5700.0" in contract
+
+    lint = mesh("lint", copy=copy, home=home)
+    assert lint.returncode == 0 and "0 violation(s)" in lint.stdout, lint.stdout + lint.stderr
+    run = mesh("materialize", "-d", "penguins", copy=copy, home=home)
+    assert run.returncode == 0 and "2/2 products published" in run.stdout, run.stdout + run.stderr
+    derived = mesh("new", "product", "penguins", "by_island", "--from", "penguins.observations", copy=copy, home=home)
+    assert derived.returncode == 0, derived.stdout + derived.stderr
+
+    # The scaffolded tests, and the framework's own workspace tests, on the grown mesh.
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/domains",
+         "tests/mesh_core/test_workspace.py", "tests/integration/test_workspace_graph.py"],
+        cwd=copy, capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert "3 passed" in tests.stdout or "passed" in tests.stdout.splitlines()[-1]

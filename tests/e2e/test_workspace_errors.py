@@ -1,0 +1,55 @@
+"""Every workspace.yaml mistake a new user makes is one clear error and exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import REPO, make_dagster_home, run_mesh
+
+ENTRY = "  - python_module: {{module_name: {module}, location_name: {name}, working_directory: {cwd}}}\n"
+
+
+def entry(module="domains.reference.definitions", name="reference", cwd=str(REPO)):
+    return ENTRY.format(module=module, name=name, cwd=cwd)
+
+
+CASES = {
+    "yaml syntax": ("load_from: [\n", "is not valid YAML at line 2, column 1"),
+    "wrong shape": ("load_from:\n  python_module: x\n", "lists no code locations: it needs a `load_from:` list"),
+    "binary file": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "is not a text file"),
+    "duplicate name": ("load_from:\n" + entry() + entry("domains.fleet.definitions"),
+                       "entries 1 and 2 are both named 'reference'"),
+    "missing folder": ("load_from:\n" + entry(cwd="/nonexistent/folder"),
+                       "has working_directory /nonexistent/folder, which is not a folder"),
+    "missing module": ("load_from:\n" + entry("domains.nosuch.definitions", "nosuch"),
+                       "ModuleNotFoundError: No module named 'domains.nosuch'. Fix: check module_name in workspace.yaml, "
+                       "or create domains/nosuch/definitions.py"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_workspace_mistake_is_named_with_exit_code_2(case, tmp_path):
+    content, message = CASES[case]
+    path = tmp_path / "workspace.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    home = make_dagster_home(tmp_path)
+    for command in (["lint"], ["materialize"]):
+        run = run_mesh(*command, "-w", str(path), home=home, cwd=tmp_path)
+        assert run.returncode == 2, (command, run.stdout, run.stderr)
+        assert message in run.stderr, (command, run.stderr)
+        assert "Traceback" not in run.stderr
+
+
+def test_a_misspelled_domain_or_input_suggests_the_name(tmp_path):
+    run = run_mesh("materialize", "-d", "refrence", home=make_dagster_home(tmp_path))
+    assert run.returncode == 2 and "No domain 'refrence'" in run.stderr and "(did you mean 'reference'?)" in run.stderr
+
+
+def test_a_domain_folder_missing_from_the_workspace_is_pointed_out(tmp_path):
+    (tmp_path / "domains" / "penguins").mkdir(parents=True)
+    (tmp_path / "domains" / "penguins" / "definitions.py").write_text("")
+    (tmp_path / "workspace.yaml").write_text("load_from:\n" + entry())
+    run = run_mesh("lint", "-d", "penguins", "-w", str(tmp_path / "workspace.yaml"), home=make_dagster_home(tmp_path),
+                   cwd=tmp_path)
+    assert run.returncode == 2
+    assert "domains/penguins exists but workspace.yaml does not list it" in run.stderr, run.stderr
