@@ -377,10 +377,19 @@ def _apply(plan, workspace_path: Path, domain: str) -> int:
     """Write the plan, then the domain's contract snapshots; a scaffold that does not load is taken back."""
     import subprocess
 
-    written = plan.apply()
-    # Load in a fresh interpreter: this one may have imported the domain's modules before the change.
-    check = subprocess.run([sys.executable, "-m", "mesh_core.cli", "contracts", "update", "-w", str(workspace_path),
-                            "-d", domain], capture_output=True, text=True, cwd=workspace_path.parent)
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        written = plan.apply()
+        # Load in a fresh interpreter: this one may have imported the domain's modules before the change.
+        check = subprocess.run([sys.executable, "-m", "mesh_core.cli", "contracts", "update", "-w", str(workspace_path),
+                                "-d", domain], capture_output=True, text=True, cwd=workspace_path.parent)
+    except BaseException:  # Ctrl-C or SIGTERM half-way: the tree goes back as it was
+        plan.undo()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if check.returncode != 0:
         plan.undo()
         print(f"mesh: error: the scaffold did not load, so it was taken back:\n{check.stderr or check.stdout}", file=sys.stderr)

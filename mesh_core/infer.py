@@ -7,7 +7,9 @@ Dirty data is reported as warnings, never silently promoted into the contract.
 
 from __future__ import annotations
 
+import keyword
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -36,11 +38,13 @@ class Inference:
 
 
 def snake_case(name: str) -> str:
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name).strip())
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()  # Ünïcode -> Unicode
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())
     text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
     if not text or not text[0].isalpha():
         text = f"column_{text}" if text else "column"
-    return text[:63]
+    text = text[:62]
+    return f"{text}_" if keyword.iskeyword(text) or keyword.issoftkeyword(text) else text
 
 
 def infer(frame: pd.DataFrame) -> Inference:
@@ -48,13 +52,17 @@ def infer(frame: pd.DataFrame) -> Inference:
     seen: dict[str, str] = {}
     rows = len(frame)
     for source in frame.columns:
-        name = snake_case(source)
-        if name in seen:
-            name = f"{name}_{len(seen)}"
-            result.warnings.append(f"column {source!r} and {seen[snake_case(source)]!r} both become "
-                                   f"{snake_case(source)!r}; the second is published as {name!r}")
+        name = base = snake_case(source)
+        suffix = 2
+        while name in seen or name in {str(c) for c in frame.columns if snake_case(c) == str(c) and c != source}:
+            name, suffix = f"{base[:60]}_{suffix}", suffix + 1
+        if name != base:
+            result.warnings.append(f"column {source!r} and {seen.get(base, base)!r} both become {base!r}; "
+                                   f"{source!r} is published as {name!r}")
         seen[name] = str(source)
         series = frame[source]
+        if series.map(lambda v: isinstance(v, (list, dict, tuple, set)) or hasattr(v, "__array__") and not isinstance(v, str)).any():
+            raise ValueError(f"column {source!r} holds lists or records; a contract holds flat columns: flatten it first")
         nulls = int(series.isna().sum())
         args: list[str] = []
         if nulls:
@@ -65,6 +73,11 @@ def infer(frame: pd.DataFrame) -> Inference:
             annotation = "str"
         elif pd.api.types.is_bool_dtype(series):
             annotation = "bool"
+        elif (pd.api.types.is_integer_dtype(series) or (pd.api.types.is_float_dtype(series) and (values % 1 == 0).all()
+                                                         and nulls == 0)) and not _fits_int64(values):
+            annotation = "str"
+            result.warnings.append(f"column {source!r} holds whole numbers beyond what a 64-bit integer (or a float, "
+                                   "exactly) holds: published as text")
         elif pd.api.types.is_integer_dtype(series) or (pd.api.types.is_float_dtype(series) and (values % 1 == 0).all()
                                                        and nulls == 0):
             annotation = "int"
@@ -75,9 +88,15 @@ def infer(frame: pd.DataFrame) -> Inference:
             if (values % 1 == 0).all():
                 result.warnings.append(f"column {source!r} holds whole numbers but has nulls, so it is a float")
         elif isinstance(series.dtype, pd.DatetimeTZDtype):
-            annotation = f'pd.DatetimeTZDtype("ns", "{series.dtype.tz}")'
+            zone = getattr(series.dtype.tz, "key", None) or getattr(series.dtype.tz, "zone", None) or str(series.dtype.tz)
+            if zone != "UTC" and "/" not in zone:
+                raise ValueError(f"column {source!r} uses the fixed offset {series.dtype.tz}; convert it to a named "
+                                 "time zone (e.g. Europe/Paris) or to UTC first")
+            annotation = f'pd.DatetimeTZDtype("ns", "{zone}")'
+            _warn_nanoseconds(result, source, values)
         elif pd.api.types.is_datetime64_any_dtype(series):
             annotation = "pd.Timestamp"
+            _warn_nanoseconds(result, source, values)
         else:
             annotation = "str"
             texts = values.astype(str)
@@ -88,7 +107,7 @@ def infer(frame: pd.DataFrame) -> Inference:
             if 0 < numeric < 1 and numeric > 0.8:
                 result.warnings.append(f"column {source!r} is {numeric:.0%} numbers stored as text: check the other values")
             distinct = texts.unique()
-            if len(distinct) <= MAX_CATEGORIES and len(distinct) < max(rows / 2, 2):
+            if len(distinct) <= MAX_CATEGORIES and len(distinct) <= max(rows / 2, 2):
                 args.append(f"isin={sorted(distinct.tolist())!r}")
             blank = int((texts.str.strip() == "").sum())
             if blank:
@@ -100,6 +119,19 @@ def infer(frame: pd.DataFrame) -> Inference:
             result.warnings.append(f"column {source!r} has {nulls} null(s) of {rows}: declared nullable")
         result.columns.append(InferredColumn(name, str(source), annotation, tuple(args), nulls == 0))
     return result
+
+
+def _fits_int64(values: pd.Series) -> bool:
+    low, high = values.min(), values.max()
+    if pd.api.types.is_float_dtype(values):
+        return -(2**53) <= low and high <= 2**53  # beyond that a float is not an exact whole number
+    return -(2**63) <= int(low) and int(high) < 2**63
+
+
+def _warn_nanoseconds(result: Inference, source, values: pd.Series) -> None:
+    if (values.astype("int64") % 1000 != 0).any():
+        result.warnings.append(f"column {source!r} holds nanoseconds, which output ports do not keep (microseconds): "
+                               f"round it in the product, e.g. .dt.floor('us'), or the publish is refused")
 
 
 def contract_source(class_name: str, inference: Inference) -> str:

@@ -8,6 +8,10 @@ import re
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+# Schemas Mesh keeps in every domain's DuckDB store beside the domain's own: no domain may take them.
+RESERVED_DOMAINS = frozenset({"quarantine", "mesh_meta", "main", "information_schema", "pg_catalog"})
+
+
 def is_valid_name(name: object) -> bool:
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 

@@ -15,7 +15,7 @@ from mesh_core.expectation import Expectation
 from mesh_core.inputs import Input
 from mesh_core.lifecycle import Lifecycle, Status
 from mesh_core.majors import PreviousMajor, major_of
-from mesh_core.names import is_valid_name
+from mesh_core.names import RESERVED_DOMAINS, is_valid_name
 from mesh_core.policies import BASELINE_RULES
 from mesh_core.ref import ProductRef
 from mesh_core.slo import SLO
@@ -88,6 +88,11 @@ class DataProduct:
             yield self._violation(
                 "domain-name", f"invalid domain name {self.domain!r}.",
                 "use the lower snake case name of the domain folder, e.g. domain='operations'.",
+            )
+        elif self.domain in RESERVED_DOMAINS:
+            yield self._violation(
+                "domain-name", f"the domain name {self.domain!r} is reserved (a schema Mesh keeps in every domain's store).",
+                f"name the domain otherwise; reserved: {', '.join(sorted(RESERVED_DOMAINS))}.",
             )
         if not is_valid_name(self.name):
             yield self._violation(

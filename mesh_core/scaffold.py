@@ -10,6 +10,9 @@ if writing fails half-way, what was written is taken back.
 
 from __future__ import annotations
 
+import ast
+import csv
+import keyword
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,7 @@ import yaml
 
 from mesh_core.errors import MeshError
 from mesh_core.infer import Inference, contract_source, infer, suite_source
-from mesh_core.names import is_valid_name
+from mesh_core.names import RESERVED_DOMAINS, is_valid_name
 
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
 
@@ -45,7 +48,7 @@ class Plan:
                     handle.write(data)
             for path, text in self.change.items():
                 self._done.append(("change", path, path.read_bytes()))
-                path.write_text(text)
+                path.write_bytes(text.encode("utf-8"))  # as given: line endings kept
         except BaseException:
             self.undo()
             raise
@@ -78,7 +81,7 @@ def plan_domain(workspace_path: Path, name: str, owner: str, description: str | 
     plan = Plan()
     summary = description or f"The {name} domain."
     files = {
-        "__init__.py": f'"""{summary}"""\n',
+        "__init__.py": f"{summary!r}\n",
         "contracts.py": _contracts_header(name) + "\n\n" + contract_source("RecordsContract", infer(SAMPLE)).replace(
             "TODO: what this column means.", "TODO: describe this column."),
         "suites.py": _suites_header(name) + "\n\n" + suite_source(product.upper(), infer(SAMPLE)),
@@ -104,10 +107,11 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
     from mesh_core.inputs import Input
 
     location = workspace.location(name_domain)  # unknown domain: did-you-mean
-    _check_name("product", name)
     root = workspace.path.parent
     folder = root / "domains" / name_domain
     products_py = folder / "products.py"
+    _check_name("product", name, _module_names(products_py, folder / "contracts.py", folder / "suites.py")
+                - {ref.product for ref in location.products})
     if not products_py.exists() or not (folder / "definitions.py").exists():
         raise MeshError(f"domains/{name_domain} does not have the standard layout (products.py, definitions.py); "
                         "add the product there by hand.")
@@ -122,17 +126,20 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
     plan = Plan()
     contract = "".join(part.title() for part in name.split("_")) + "Contract"
     upstream = None
+    sep = ","
     if source is None:
         frame, data_file = SAMPLE, f"data/{name}.csv"
         plan.create[folder / data_file] = SAMPLE.to_csv(index=False).encode()
     elif Path(source).suffix.lower() in (".csv", ".parquet") or Path(source).exists():
+        sep = ","
         path = Path(source)
         if not path.is_file():
             raise MeshError(f"--from {source}: no such file.")
         if path.suffix.lower() not in (".csv", ".parquet"):
             raise MeshError(f"--from {source}: Mesh infers contracts from .csv or .parquet files.")
+        sep = _delimiter(path) if path.suffix.lower() == ".csv" else ","
         try:
-            frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+            frame = pd.read_csv(path, sep=sep) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
         except Exception as exc:
             raise MeshError(f"--from {source}: cannot read it as {path.suffix[1:]}: {exc}") from None
         if frame.empty or not len(frame.columns):
@@ -150,7 +157,10 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
             raise MeshError(f"--from {source}: no domain publishes {upstream.ref}"
                             f"{did_you_mean(str(upstream.ref), [str(r) for r in workspace.products()])}.")
         frame, data_file = read_product(upstream.ref), None
-    inference = infer(frame)
+    try:
+        inference = infer(frame)
+    except ValueError as exc:
+        raise MeshError(f"--from {source}: {exc}") from None
     plan.warnings += inference.warnings
     suite = name.upper()
     changes = {
@@ -159,7 +169,7 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
         folder / "suites.py": _append(folder / "suites.py", suite_source(suite, inference), ["from mesh_core import Expectation"]),
     }
     if upstream is None:
-        body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, header=False)
+        body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, sep=sep)
     else:
         body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames)
     changes[products_py] = _append(products_py, body, [f"from domains.{name_domain} import contracts, suites",
@@ -167,7 +177,7 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
                                                        "import pandas as pd"])
     changes[folder / "definitions.py"] = _register(folder / "definitions.py", name_domain, name)
     plan.change.update(changes)
-    test = root / "tests" / "domains" / f"test_{name_domain}_{name}.py"
+    test = root / "tests" / "domains" / f"test_{name_domain}__{name}.py"
     if not test.exists():
         plan.create[test] = _test(name_domain, name, source=upstream is None, upstream=upstream,
                                   sample=frame.head(5)).encode()
@@ -178,10 +188,37 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
 
 # -- checks ----------------------------------------------------------------------------
 
-def _check_name(kind: str, name: str) -> None:
+def _check_name(kind: str, name: str, taken: set[str] = frozenset()) -> None:
+    example = "penguins" if kind == "domain" else "observations"
     if not is_valid_name(name):
         raise MeshError(f"{name!r} is not a valid {kind} name: use lower snake case, a letter first, at most 63 "
-                        f"characters (e.g. {'penguins' if kind == 'domain' else 'observations'}).")
+                        f"characters (e.g. {example}).")
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise MeshError(f"{name!r} is a Python keyword, so it cannot name a {kind}: choose another (e.g. {example}).")
+    if kind == "domain" and name in RESERVED_DOMAINS:
+        raise MeshError(f"the domain name {name!r} is reserved (a schema Mesh keeps in every domain's store); "
+                        f"reserved: {', '.join(sorted(RESERVED_DOMAINS))}.")
+    if name in taken:
+        raise MeshError(f"{name!r} is already a name in the domain's modules (an import, a contract or a suite); "
+                        "a product of that name would replace it: choose another.")
+
+
+def _module_names(*paths: Path) -> set[str]:
+    """Top-level names the domain's modules define or import, which a new product must not shadow."""
+    names = {"pd", "pa", "Series", "contracts", "suites", "data_product", "package_data_path", "Input", "SLO"}
+    for path in paths:
+        try:
+            tree = ast.parse(path.read_text())
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.Assign):
+                names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return names
 
 
 def _check_owner(owner: str) -> None:
@@ -205,9 +242,16 @@ def _teams(owner: str) -> str:
 
 def _with_entry(workspace_path: Path, name: str) -> str:
     """workspace.yaml with one more entry after the last one, in the file's own style."""
-    text = workspace_path.read_text()
+    text = workspace_path.read_bytes().decode("utf-8")
+    newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines(keepends=True)
-    last = max(i for i, line in enumerate(lines) if line.lstrip().startswith("- python_module"))
+    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("- python_module")]
+    if not starts:
+        raise MeshError(f"{workspace_path} is not written one `- python_module:` entry per item, so Mesh cannot add to "
+                        f"it safely; add this entry under load_from by hand, then run `mesh contracts update`:\n"
+                        f"  - python_module: {{module_name: domains.{name}.definitions, location_name: {name}, "
+                        "working_directory: .}")
+    last = max(starts)
     indent = lines[last][: len(lines[last]) - len(lines[last].lstrip())]
     end = last + 1
     while end < len(lines) and lines[end].strip() and (lines[end].startswith(indent + " ") and not lines[end].lstrip().startswith("- ")):
@@ -218,8 +262,9 @@ def _with_entry(workspace_path: Path, name: str) -> str:
         inner = indent + "    "
         block = [f"{indent}- python_module:\n", f"{inner}module_name: domains.{name}.definitions\n",
                  f"{inner}location_name: {name}\n", f"{inner}working_directory: .\n"]
+    block = [line.replace("\n", newline) for line in block]
     if end == len(lines) and lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+        lines[-1] += newline
     new = "".join(lines[:end] + block + lines[end:])
     before = yaml.safe_load(text)["load_from"]
     after = yaml.safe_load(new)["load_from"]
@@ -271,16 +316,26 @@ def _products_header(domain: str) -> str:
             f"from domains.{domain} import contracts, suites\nfrom mesh_core import data_product, package_data_path\n\n\n")
 
 
+def _delimiter(path: Path) -> str:
+    """The CSV's delimiter, sniffed from its start: ',' unless the file clearly uses ';', tab or '|'."""
+    try:
+        sample = path.read_bytes()[:16384].decode("utf-8", errors="replace")
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except (csv.Error, OSError):
+        return ","
+
+
 def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
-                    header: bool = True) -> str:
+                    sep: str = ",") -> str:
     reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
+    options = f", sep={sep!r}" if sep != "," else ""
     rename = f".rename(columns={renames!r})" if renames else ""
     return (f"@data_product(\n    domain={domain!r},\n"
             f'    description="One row per record of {data_file}, which the domain ships. TODO: name the grain.",\n'
             f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
             f'    version="1.0.0",\n)\n'
             f"def {name}() -> pd.DataFrame:\n"
-            f"    return pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r})){rename}\n")
+            f"    return pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}\n")
 
 
 def _derived_product(domain: str, name: str, contract: str, upstream: str, owner: str, renames: dict) -> str:

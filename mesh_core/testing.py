@@ -58,6 +58,9 @@ def run_product(product: DataProduct, inputs: Mapping[str, pd.DataFrame] | None 
         raise DefinitionError([Violation(product.domain, product.name, "test-inputs-match",
                                          f"run_product got inputs {sorted(inputs)}; the product reads {sorted(product.inputs)}.",
                                          "pass one DataFrame per input parameter, e.g. inputs={'flights': frame}.")])
+    wrong = {param: type(frame).__name__ for param, frame in inputs.items() if not isinstance(frame, pd.DataFrame)}
+    if wrong:
+        raise TypeError(f"run_product inputs must be pandas DataFrames; got {wrong}. Wrap them: pd.DataFrame(...).")
     with tempfile.TemporaryDirectory(prefix="mesh-test-") as scratch:
         root = Path(folder) if folder is not None else Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,7 @@ def run_product(product: DataProduct, inputs: Mapping[str, pd.DataFrame] | None 
                                   executor=dg.in_process_executor)
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=instance, asset_selection=[product.ref.asset_key], raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
             [outcome] = [r for r in _product_results(_Only(product, defs), result.all_events) if r.ref == product.ref]
             output = (DomainStorage(root, product.domain, ports_uri=str(root)).read(product.ref)
                       if outcome.status == "published" else None)

@@ -50,6 +50,9 @@ def test_bad_scaffolding_input_is_refused_and_changes_nothing(copy, tmp_path):
         (["new", "product", existing.name, "things", "--from", str(tmp_path / "nosuch.csv")], "no such file"),
         (["new", "product", existing.name, "things", "--from", str(tmp_path / "garbage.parquet")], "cannot read it as parquet"),
         (["new", "product", existing.name, "things", "--owner", "bob"], "owner 'bob' is not an owner"),
+        (["new", "product", existing.name, "import"], "'import' is a Python keyword"),
+        (["new", "product", existing.name, "pd"], "'pd' is already a name in the domain's modules"),
+        (["new", "domain", "quarantine", "--owner", "team:x"], "the domain name 'quarantine' is reserved"),
     ]
     for args, message in cases:
         run = mesh(*args, copy=copy, home=home)
