@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                      domains="only this domain (repeatable)", json_help="print the scores as JSON")
     status.add_argument("--window-days", type=_days, help="look back this many days (default: each product's SLO window)")
 
+    catalog = command("catalog", "describe every product: owners, access, status, lineage, columns, last publish",
+                      _catalog, domains="only this domain (repeatable)", json_help="print the catalog as JSON")
+    catalog.add_argument("--markdown", metavar="DIR", help="write linked Markdown pages (one per domain and product) to DIR")
+
     new = commands.add_parser("new", help="scaffold a domain or a product in the standard layout")
     kinds = new.add_subparsers(dest="kind", metavar="KIND", required=True)
     new_domain = kinds.add_parser("domain", help="a domain folder with a source product, its test, and its workspace entry")
@@ -347,6 +351,31 @@ def _status(args) -> int:
             for reason in s.reasons:
                 print(f"      {reason}")
     return EXIT_FAILED if breached else EXIT_OK
+
+
+def _catalog(args) -> int:
+    import dagster as dg
+
+    from mesh_core.catalog import build_catalog, write_markdown
+
+    workspace, _ = _prepare(args)
+    for name in args.domain or ():
+        workspace.location(name)
+    with dg.DagsterInstance.get() as instance:
+        entries = build_catalog(workspace, instance, domains=args.domain)
+    if args.markdown:
+        written = write_markdown(entries, Path(args.markdown))
+        print(f"wrote {len(written)} page(s) to {args.markdown} (start at index.md)")
+    if args.json:
+        print(json.dumps([entry.as_dict() for entry in entries], indent=2))
+    elif not args.markdown:
+        print(f"{'product':40} {'status':10} {'access':8} {'version':8} {'last publish (UTC)':19}  owners  <- reads | read by ->")
+        for e in entries:
+            last = (e.last_publish or "never").replace("T", " ")[:19]
+            print(f"{e.product:40} {e.status:10} {e.access:8} {e.version:8} {last:19}  {', '.join(e.owners)}")
+            if e.reads or e.read_by:
+                print(f"{'':40} <- {', '.join(e.reads) or '-'} | {', '.join(e.read_by) or '-'} ->")
+    return EXIT_OK
 
 
 def _new_domain(args) -> int:
