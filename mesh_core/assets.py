@@ -124,11 +124,29 @@ def build_product_asset(product: DataProduct, *, today: date | None = None) -> d
         # materialization, so the version these checks allowed is the one that owns them.
         yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
                                                 **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {}),
-                                                **_scores(context, product, previous)})
+                                                **_scores(context, product, previous), **health(product, report)})
         for outcome in report.outcomes:
             yield outcome.to_check_result(key)
 
     return _product
+
+
+PREVIEW_ROWS, NULL_SHARE_COLUMNS = 5, 10
+
+
+def health(product: DataProduct, report) -> dict:
+    """What the product page shows of the published data: a preview, and numbers Dagster plots."""
+    frame = report.frame
+    nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable][:NULL_SHARE_COLUMNS]
+    head = frame.head(PREVIEW_ROWS).astype(str)
+    preview = "\n".join(["| " + " | ".join(map(str, head.columns)) + " |", "|" + " --- |" * len(head.columns),
+                         *("| " + " | ".join(v.replace("|", "/") for v in row) + " |" for row in head.itertuples(index=False))])
+    return {
+        "mesh/preview": dg.MetadataValue.md(preview),
+        "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),
+        "mesh/checks_run": len(report.outcomes),
+        **{f"mesh/null_share/{column}": float(frame[column].isna().mean()) if len(frame) else 0.0 for column in nullable},
+    }
 
 
 def _scores(context: dg.AssetExecutionContext, product: DataProduct, previous) -> dict:

@@ -59,6 +59,10 @@ def test_both_majors_are_published_and_a_pinned_reader_keeps_reading_the_old_one
     assert list(ports.read(PARTS, major=1).columns) == ["part_id", "status", "cost"]
     event = instance.get_latest_materialization_event(PARTS.asset_key).asset_materialization
     assert event.metadata["mesh/major_versions"].value == {"1": 0}
+    # What the product page shows of the data: a preview, and numbers Dagster plots.
+    assert event.metadata["mesh/null_share/price"].value == pytest.approx(2 / 3)
+    assert event.metadata["mesh/preview"].value.startswith("| part_id | status | price |\n| --- | --- | --- |\n| 1 | active | 9.5 |")
+    assert event.metadata["mesh/checks_run"].value == 5 and event.metadata["mesh/checks_passed"].value == 4  # a consumer warned
 
     result = materialize_domain(workspace.location("buyer"), instance)
     assert all(p.ok for p in result.products), [p.message for p in result.products]
