@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.cadence import automation_condition
-from mesh_core.contract import column_schema, contract_fingerprint, table_checks
+from mesh_core.contract import classifications, column_schema, contract_fingerprint, table_checks
 from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
@@ -57,6 +57,8 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/table_checks": dg.MetadataValue.json(table_checks(product.contract)),
         "mesh/suite": product.suite_name,
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
+        "mesh/suite_items": dg.MetadataValue.json([item.as_dict() for item in product.suite]),
+        "mesh/classifications": dg.MetadataValue.json(classifications(product.contract)),
         "mesh/inputs": dg.MetadataValue.json({p: i.as_dict() for p, i in product.inputs.items()}),
         "mesh/previous_majors": dg.MetadataValue.json([item.metadata() for item in product.previous_majors]),
         "mesh/min_rows": product.min_rows,

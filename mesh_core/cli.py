@@ -70,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
             domains="only this domain's violations (repeatable)", json_help="print the violations as JSON")
     contracts = command("contracts", "compare public contracts with their committed snapshots, or update them", _contracts,
                         domains="only this domain (repeatable)")
-    contracts.add_argument("action", choices=["check", "update"], help="check: report changes; update: rewrite the snapshots")
+    contracts.add_argument("action", choices=["check", "update", "export", "import"],
+                           help="check: report changes; update: rewrite the snapshots; export: write ODCS v3 documents "
+                                "to PATH; import: an ODCS v3 document at PATH as Python (a contract and a suite)")
+    contracts.add_argument("path", nargs="?", help="export: a folder (default: contracts); import: the ODCS YAML file")
     read = command("read", "print a product's rows, at its current or a given version", _read,
                    json_help="print the rows as JSON records")
     read.add_argument("product", help="the product, as domain.product (domain.product@N: its older major N)")
@@ -244,7 +247,37 @@ def _contracts(args) -> int:
     from mesh_core.snapshots import check_contracts, update_snapshots
     from mesh_core.workspace import MeshWorkspace
 
+    if args.action == "import":
+        from mesh_core.odcs import import_source, read_document
+
+        if not args.path:
+            print("mesh: error: `mesh contracts import FILE.yaml` needs the ODCS file.", file=sys.stderr)
+            return EXIT_USAGE
+        source, skipped = import_source(read_document(Path(args.path)))
+        print(source, end="")
+        for rule in skipped:
+            print(f"# not imported (write it as a check by hand): {rule}", file=sys.stderr)
+        return EXIT_OK
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
+    if args.action == "export":
+        import yaml
+
+        from mesh_core.io_manager import MeshIOManager
+        from mesh_core.odcs import export_document
+
+        _home(args)
+        folder = Path(args.path or "contracts")
+        folder.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for ref, (location, spec) in workspace.products().items():
+            if spec.metadata["mesh/access"] != "public" or (args.domain and ref.domain not in args.domain):
+                continue
+            uri = MeshIOManager(domain=ref.domain).storage().port(ref).uri
+            path = folder / f"{ref}.odcs.yaml"
+            path.write_text(yaml.safe_dump(export_document(ref, spec, port_uri=uri), sort_keys=False, allow_unicode=True))
+            count += 1
+        print(f"{count} ODCS v3 contract(s) written to {folder}")
+        return EXIT_OK
     if args.action == "update":
         written = update_snapshots(workspace, args.domain)
         for path in written:

@@ -75,3 +75,9 @@ def table_checks(contract: type[pa.DataFrameModel]) -> list[str]:
     """The contract's checks over whole rows or frames, and its multi-column keys."""
     schema = contract.to_schema()
     return sorted(str(check) for check in schema.checks) + ([f"unique({', '.join(schema.unique)})"] if schema.unique else [])
+
+
+def classifications(contract: type[pa.DataFrameModel]) -> dict[str, str]:
+    """Each column's `classification` (e.g. personal), as declared in its Field metadata."""
+    return {name: str(column.metadata["classification"]) for name, column in contract.to_schema().columns.items()
+            if isinstance(column.metadata, dict) and column.metadata.get("classification")}
