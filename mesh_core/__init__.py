@@ -42,5 +42,6 @@ from mesh_core.port import OutputPort as OutputPort, PortVersion as PortVersion
 from mesh_core.retention import Retention as Retention
 from mesh_core.slo import SLO as SLO
 from mesh_core.storage import DomainStorage as DomainStorage, Publication as Publication
+from mesh_core.testing import ProductRun as ProductRun, run_product as run_product
 
 __version__ = "0.1.0"

@@ -350,14 +350,14 @@ def _derived_product(domain: str, name: str, contract: str, upstream: str, owner
 
 def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None) -> str:
     head = (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\n'
-            f"from domains.{domain}.products import {name}\nfrom mesh_core.testing import run_product\n")
+            f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n")
     if source:
         return head + (f"\n\ndef test_{name}_publishes_its_data_file():\n    result = run_product({name})\n"
                        "    assert result.published, result.message\n    assert len(result.output) > 0\n"
                        "    assert all(check.passed for check in result.checks.values()), result.checks\n")
     records = sample.to_json(orient="records", date_format="iso")
     return (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
-            f"from domains.{domain}.products import {name}\nfrom mesh_core.testing import run_product\n\n"
+            f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n\n"
             f"# A sample of {upstream.ref} when this product was scaffolded.\nSAMPLE = {records!r}\n\n\n"
             f"def test_{name}_publishes_from_its_input():\n"
             f"    source = pd.DataFrame(json.loads(SAMPLE))\n"

@@ -1,6 +1,6 @@
 """Test one data product from pytest, in one call, against a throwaway instance and storage.
 
-    from mesh_core.testing import run_product
+    from mesh_core import run_product
 
     def test_flights_by_day():
         result = run_product(flights_by_day, inputs={"flights": pd.DataFrame({...})})
