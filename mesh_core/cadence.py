@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.product import DataProduct
+from mesh_core.slo import timezone_problems
 
 # How often each domain's automation sensor evaluates; the daemon's own default is 30 s.
 AUTOMATION_INTERVAL_ENV = "MESH_AUTOMATION_INTERVAL_SECONDS"
@@ -35,12 +35,7 @@ class Cadence:
         problems = []
         if not isinstance(self.cron, str) or self.cron != self.cron.strip() or not is_valid_cron_string(self.cron):
             problems.append(f"cron={self.cron!r} is not a cron expression such as '0 6 * * *' (06:00 daily)")
-        try:
-            if not isinstance(self.timezone, str):
-                raise ValueError(self.timezone)
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"timezone={self.timezone!r} is not an IANA time zone such as 'Europe/Paris'")
+        problems += timezone_problems(self.timezone)
         if problems:
             raise ValueError("Invalid cadence: " + "; ".join(problems) + ".")
 

@@ -23,6 +23,17 @@ MAX_DAYS = 3660  # ten years: the longest window or age an objective may name
 WARN_SHARE = 0.75  # freshness warns once three quarters of the allowed age has passed
 
 
+def timezone_problems(zone: object) -> list[str]:
+    """[] for an IANA time zone name, else the one problem to report."""
+    try:
+        if not isinstance(zone, str):
+            raise ValueError(zone)
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f"timezone={zone!r} is not an IANA time zone such as 'Europe/Paris'"]
+    return []
+
+
 @dataclass(frozen=True)
 class SLO:
     """A product's objectives: freshness (`max_age_hours` or `due_by` a local time) and quality."""
@@ -43,12 +54,7 @@ class SLO:
             problems.append(f"max_age_hours={self.max_age_hours!r} must be a number of hours from 1 minute to {MAX_DAYS} days")
         if self.due_by is not None and not (isinstance(self.due_by, str) and _CLOCK.fullmatch(self.due_by)):
             problems.append(f"due_by={self.due_by!r} must be a 24-hour time 'HH:MM', e.g. '07:00'")
-        try:
-            if not isinstance(self.timezone, str):
-                raise ValueError(self.timezone)
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"timezone={self.timezone!r} is not an IANA time zone such as 'Europe/Paris'")
+        problems += timezone_problems(self.timezone)
         if isinstance(self.pass_rate, bool) or not isinstance(self.pass_rate, (int, float)) or not 0 < self.pass_rate <= 1:
             problems.append(f"pass_rate={self.pass_rate!r} must be a share above 0 and at most 1, e.g. 0.99")
         if isinstance(self.window_days, bool) or not isinstance(self.window_days, int) or not 1 <= self.window_days <= MAX_DAYS:
