@@ -175,7 +175,7 @@ def _publish_previous(context: dg.AssetExecutionContext, product: DataProduct, r
         item = next(p for p in product.previous_majors if p.major == major)
         publication = storage.publish(product.name, frame, version=item.version, access=product.access.value,
                                       run_id=context.run_id, major=major,
-                                      contract_fingerprint=item.metadata()["contract_fingerprint"])
+                                      contract_fingerprint=contract_fingerprint(item.contract))
         for warning in publication.warnings:
             context.log.warning(warning)
         published[str(major)] = publication.version.version

@@ -19,6 +19,7 @@ from mesh_core.contract import specs_from_schema
 from mesh_core.lifecycle import Lifecycle
 from mesh_core.ref import ProductRef
 from mesh_core.slo import SLO
+from mesh_core.metadata import meta_value
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,6 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
             continue
         for ref, spec in sorted(location.products.items()):
             meta = spec.metadata
-            value = lambda key: getattr(meta.get(key), "value", meta.get(key))  # noqa: E731
             latest = instance.get_latest_materialization_event(ref.asset_key)
             published = latest.asset_materialization.metadata if latest else {}
             checks = []
@@ -66,10 +66,10 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
                                "at": _iso(record.create_timestamp) if record is not None else None})
             entries.append(Entry(
                 product=str(ref), domain=ref.domain, description=spec.description or "", owners=tuple(spec.owners),
-                access=value("mesh/access"), status=Lifecycle.from_metadata(meta).status.value, version=value("mesh/version"),
+                access=meta_value(meta, "mesh/access"), status=Lifecycle.from_metadata(meta).status.value, version=meta_value(meta, "mesh/version"),
                 objective=SLO.from_metadata(meta).describe(),
                 reads=tuple(sorted(f"{v['product']}@{v['major']}" if v.get("major") is not None else v["product"]
-                                   for v in (value("mesh/inputs") or {}).values())),
+                                   for v in (meta_value(meta, "mesh/inputs") or {}).values())),
                 read_by=tuple(sorted(set(readers.get(ref, ())))),
                 columns=tuple({"name": c["name"], "type": c["type"], "description": c["description"] or "",
                                "nullable": c["nullable"]} for c in specs_from_schema(meta["dagster/column_schema"])),

@@ -13,6 +13,7 @@ from datetime import date
 
 from mesh_core.errors import Violation
 from mesh_core.ref import ProductRef
+from mesh_core.metadata import meta_value
 
 
 class Status(str, enum.Enum):
@@ -37,9 +38,8 @@ class Lifecycle:
 
     @classmethod
     def from_metadata(cls, metadata) -> "Lifecycle":
-        value = lambda key: getattr(metadata.get(key), "value", metadata.get(key))  # noqa: E731
-        deprecated_on, successor = value("mesh/deprecated_on"), value("mesh/successor")
-        return cls(Status(value("mesh/status") or "active"),
+        deprecated_on, successor = meta_value(metadata, "mesh/deprecated_on"), meta_value(metadata, "mesh/successor")
+        return cls(Status(meta_value(metadata, "mesh/status") or "active"),
                    date.fromisoformat(deprecated_on) if deprecated_on else None,
                    ProductRef.parse(successor) if successor else None)
 

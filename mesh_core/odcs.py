@@ -19,6 +19,7 @@ import yaml
 from mesh_core.errors import MeshError
 from mesh_core.ref import ProductRef
 from mesh_core.snapshots import contract_document
+from mesh_core.metadata import meta_value
 
 _LOGICAL = [(r"^(u?int|Int|UInt)", "integer"), (r"^(float|Float)", "number"), (r"^(bool|boolean)", "boolean"),
             (r"^datetime64", "date"), (r"^(date)$", "date"), (r"^(str|string|object|category)", "string")]
@@ -39,8 +40,7 @@ def export_document(ref: ProductRef, spec, *, port_uri: str) -> dict:
     """The published ODCS v3 document of one public product."""
     document = contract_document(ref, spec)
     meta = spec.metadata
-    value = lambda key: getattr(meta.get(key), "value", meta.get(key))  # noqa: E731
-    classes = value("mesh/classifications") or {}
+    classes = meta_value(meta, "mesh/classifications") or {}
     schema = document["schema"][0]
     schema["logicalType"] = "object"
     for column in schema["properties"]:
@@ -53,17 +53,17 @@ def export_document(ref: ProductRef, spec, *, port_uri: str) -> dict:
          "implementation": yaml.safe_dump({"expectation_type": item["type"],
                                            "kwargs": {**({"column": item["column"]} if item.get("column") else {}),
                                                       **(item.get("params") or {})}}, sort_keys=False).strip()}
-        for item in value("mesh/suite_items") or []
+        for item in meta_value(meta, "mesh/suite_items") or []
     ]
     sla = []
-    if value("mesh/slo_max_age_hours") is not None:
-        sla.append({"property": "latency", "value": value("mesh/slo_max_age_hours"), "unit": "h", "driver": "operational"})
-    if value("mesh/slo_due_by"):
-        sla.append({"property": "timeOfAvailability", "value": value("mesh/slo_due_by"), "driver": "operational"})
+    if meta_value(meta, "mesh/slo_max_age_hours") is not None:
+        sla.append({"property": "latency", "value": meta_value(meta, "mesh/slo_max_age_hours"), "unit": "h", "driver": "operational"})
+    if meta_value(meta, "mesh/slo_due_by"):
+        sla.append({"property": "timeOfAvailability", "value": meta_value(meta, "mesh/slo_due_by"), "driver": "operational"})
     if sla:
         document["slaProperties"] = sla
     document["dataProduct"] = str(ref)
-    document["customProperties"].append({"property": "checksPassRateObjective", "value": value("mesh/slo_pass_rate")})
+    document["customProperties"].append({"property": "checksPassRateObjective", "value": meta_value(meta, "mesh/slo_pass_rate")})
     scheme = port_uri.split("://", 1)[0] if "://" in port_uri else "local"
     server = {"server": "output-port", "type": {"s3": "s3", "gs": "gcs"}.get(scheme, "local"), "format": "delta"}
     server["location" if scheme in ("s3", "gs") else "path"] = port_uri

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
+from mesh_core.metadata import meta_value
+
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 MAX_DAYS = 3660  # ten years: the longest window or age an objective may name
 WARN_SHARE = 0.75  # freshness warns once three quarters of the allowed age has passed
@@ -81,12 +83,11 @@ class SLO:
     @classmethod
     def from_metadata(cls, metadata) -> "SLO":
         """The SLO a product's asset declares in its metadata (see `metadata`)."""
-        value = lambda key: getattr(metadata.get(key), "value", metadata.get(key))  # noqa: E731
-        due = value("mesh/slo_due_by")
+        due = meta_value(metadata, "mesh/slo_due_by")
         due_by, zone = due.split(" ", 1) if due else (None, "UTC")
-        return cls(max_age_hours=value("mesh/slo_max_age_hours"), due_by=due_by, timezone=zone,
-                   pass_rate=value("mesh/slo_pass_rate") or cls.pass_rate,
-                   window_days=int(value("mesh/slo_window_days") or cls.window_days))
+        return cls(max_age_hours=meta_value(metadata, "mesh/slo_max_age_hours"), due_by=due_by, timezone=zone,
+                   pass_rate=meta_value(metadata, "mesh/slo_pass_rate") or cls.pass_rate,
+                   window_days=int(meta_value(metadata, "mesh/slo_window_days") or cls.window_days))
 
     def metadata(self) -> dict:
         return {"mesh/slo": self.describe(), "mesh/slo_pass_rate": float(self.pass_rate),

@@ -32,6 +32,7 @@ from mesh_core.contract import specs_from_schema
 from mesh_core.errors import Violation
 from mesh_core.ref import ProductRef
 from mesh_core.workspace import Location, MeshWorkspace
+from mesh_core.metadata import meta_value
 
 ODCS_VERSION = "v3.0.2"
 _SNAPSHOT_NAME = re.compile(r"^(?P<ref>[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.v(?P<major>[^.]+)\.odcs\.yaml$")
@@ -76,8 +77,7 @@ def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None
     with `previous` (an entry of `mesh/previous_majors`), the contract of that older major."""
     if previous is None:
         columns = specs_from_schema(spec.metadata["dagster/column_schema"])
-        table = spec.metadata.get("mesh/table_checks")
-        table, version = getattr(table, "value", table), spec.metadata["mesh/version"]
+        table, version = meta_value(spec.metadata, "mesh/table_checks"), spec.metadata["mesh/version"]
     else:
         columns, table, version = previous["columns"], previous["table_checks"], previous["version"]
     return {
@@ -158,7 +158,7 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
         if spec.metadata["mesh/access"] != "public":
             continue
         version = spec.metadata["mesh/version"]
-        previous = _json(spec.metadata.get("mesh/previous_majors")) or []
+        previous = meta_value(spec.metadata, "mesh/previous_majors") or []
         path = snapshot_path(location, ref, version)
         if not path.exists():
             errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
@@ -279,7 +279,7 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             if spec.metadata["mesh/access"] != "public":
                 continue
             write(snapshot_path(location, ref, spec.metadata["mesh/version"]), _render(contract_document(ref, spec)))
-            for item in _json(spec.metadata.get("mesh/previous_majors")) or []:
+            for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                 path = snapshot_path(location, ref, item["version"])
                 document = contract_document(ref, spec, item)
                 # An older major's snapshot is its promise: rewritten for documentation only, never for a break.
@@ -312,7 +312,3 @@ def _impact(readers: list[Reader], unknown: Sequence[str] = ()) -> str:
     if not readers:
         return "no product in this mesh" + note
     return ", ".join(sorted({f"{r.consumer} ({', '.join(r.owners)})" for r in readers})) + note
-
-
-def _json(value):
-    return getattr(value, "value", value)

@@ -24,6 +24,7 @@ from mesh_core.inputs import Input
 from mesh_core.lifecycle import Lifecycle, read_findings
 from mesh_core.majors import major_of
 from mesh_core.ref import ProductRef
+from mesh_core.metadata import meta_value
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,15 @@ class Location:
 
     def reads(self) -> list[tuple[ProductRef, str, Input]]:
         """(consumer, parameter, Input) of this location's products: pins, columns and expectations."""
+        return list(self._reads)
+
+    @cached_property  # lint and the contract gate ask several times
+    def _reads(self) -> tuple[tuple[ProductRef, str, Input], ...]:
         found = []
         for ref, spec in self.products.items():
-            declared = getattr(spec.metadata.get("mesh/inputs"), "value", None) or {}
+            declared = meta_value(spec.metadata, "mesh/inputs") or {}
             found += [(ref, param, Input.from_dict(value)) for param, value in declared.items()]
-        return found
+        return tuple(found)
 
     def inputs(self) -> list[tuple[ProductRef, ProductRef]]:
         """(consumer, input) pairs of this location's products."""
@@ -175,7 +180,7 @@ class MeshWorkspace:
                     found += errors
                     warnings += warned
             for ref, spec in location.products.items():  # a producer's older majors past their window
-                for item in _json(spec.metadata, "mesh/previous_majors") or []:
+                for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                     if date.fromisoformat(item["until"]) <= today:
                         warnings.append(Violation(ref.domain, ref.product, "previous-major-ended",
                                                   f"still declares major {item['major']}, whose window ended on {item['until']}; "
@@ -215,11 +220,11 @@ def unlisted_hint(workspace: Path, domain: str) -> str:
 def published_columns(metadata, major: int | None) -> tuple[int | None, list[str] | None, dict | None]:
     """(major read, its columns, the older major's record) of a producer for a reader pinned to
     `major`; columns None when the producer does not publish that major."""
-    current = major_of(_json(metadata, "mesh/version") or "")
+    current = major_of(meta_value(metadata, "mesh/version") or "")
     if major is None or major == current:
         schema = metadata["dagster/column_schema"]
         return current, [c.name for c in getattr(schema, "schema", schema).columns], None
-    older = next((item for item in _json(metadata, "mesh/previous_majors") or [] if item["major"] == major), None)
+    older = next((item for item in meta_value(metadata, "mesh/previous_majors") or [] if item["major"] == major), None)
     return major, ([c["name"] for c in older["columns"]] if older else None), older
 
 
@@ -229,12 +234,12 @@ def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, 
     def violation(rule: str, message: str, fix: str) -> Violation:
         return Violation(consumer.domain, consumer.product, rule, message, fix)
 
-    current = major_of(_json(metadata, "mesh/version") or "")
+    current = major_of(meta_value(metadata, "mesh/version") or "")
     major, columns, older = published_columns(metadata, spec.major)
     if columns is None:
         return [violation("reads-published-major",
                           f"input '{param}' pins {spec}, but {spec.ref} publishes major {current} only"
-                          + "".join(f", and {item['major']} until {item['until']}" for item in _json(metadata, "mesh/previous_majors") or [])
+                          + "".join(f", and {item['major']} until {item['until']}" for item in meta_value(metadata, "mesh/previous_majors") or [])
                           + ".", f"check the product against major {current} and pin '{spec.ref}@{current}' (or drop the pin).")], []
     errors, warnings = [], []
     if older is not None:
@@ -251,11 +256,6 @@ def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, 
                                 f"{spec.ref} does not publish at major {major} (its columns: {', '.join(columns)}).",
                                 f"rely only on published columns, or ask the '{spec.ref.domain}' owners to publish them."))
     return errors, warnings
-
-
-def _json(metadata, key: str):
-    value = metadata.get(key)
-    return getattr(value, "value", getattr(value, "data", value))
 
 
 def _read_entries(path: Path) -> list[tuple[str, str, str]]:
