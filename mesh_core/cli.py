@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -507,5 +508,19 @@ def _dev(args) -> int:
     os.execv(sys.executable, command)
 
 
+def entry() -> None:
+    """The `mesh` command. It ends with os._exit once its output is flushed: at interpreter teardown
+    a native thread pool (Arrow's, DuckDB's) can abort a command that already finished
+    ("terminate called without an active exception"), seen once in CI under load."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
