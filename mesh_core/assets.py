@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -13,6 +14,7 @@ from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError,
 from mesh_core.expectation import Severity
 from mesh_core.io_manager import IO_MANAGER_KEY
 from mesh_core.lifecycle import Status
+from mesh_core.lineage import ProductLineage
 from mesh_core.product import DataProduct
 from mesh_core.majors import PreviousMajor
 from mesh_core.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
@@ -94,43 +96,75 @@ def build_product_asset(product: DataProduct, *, today: date | None = None) -> d
         required_resource_keys={IO_MANAGER_KEY},
     )
     def _product(context, **inputs):  # no annotation: Dagster reads it, and annotations are strings here
-        from mesh_core.validation.audit import audit
-
-        if product.lifecycle.status is Status.RETIRED:
-            raise ProductRetiredError(
-                f"{product.ref} is retired and is not materialized any more"
-                + (f"; its successor is {product.lifecycle.successor}." if product.lifecycle.successor else ".")
-            )
-        _reconcile(context, product)
-        frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
-        if not isinstance(frame, pd.DataFrame):
-            raise ProductOutputError(
-                f"Product {product.ref} returned {type(frame).__name__}; a product function must "
-                "return a pandas DataFrame."
-            )
-        report = audit(product, frame, previous)
-        if report.blocked:
-            for outcome in report.outcomes:
-                yield outcome.to_check_result(key)
-            blocking = [o for o in report.outcomes if o.blocks_publish]
-            where = _quarantine(context, product, frame)
-            raise PublishBlockedError(
-                f"{product.ref} was not published: {len(blocking)} error-severity check(s) failed "
-                f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
-                f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
-            )
-        read = {str(spec): pinned_read(context.instance, context.run_id, spec.ref, spec.major)[1]
-                for spec in product.inputs.values()}
-        majors = _publish_previous(context, product, report)
-        # The Output first, then the check results: Dagster attaches checks to the latest
-        # materialization, so the version these checks allowed is the one that owns them.
-        yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
-                                                **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {}),
-                                                **_scores(context, product, previous), **health(product, report)})
-        for outcome in report.outcomes:
-            yield outcome.to_check_result(key)
+        lineage, outcomes = ProductLineage(product, context), []
+        lineage.start()
+        try:
+            read = yield from _write_audit_publish(context, product, previous, inputs, outcomes)
+        except GeneratorExit:  # Dagster stopped the step at the Output: the port write failed, or the run stopped
+            lineage.fail(PublishBlockedError(f"{product.ref} was stopped before it was published."), outcomes)
+            raise
+        except BaseException as exc:
+            lineage.fail(exc, outcomes)
+            raise
+        lineage.complete(outcomes, read.rows, read.versions, _written(context, product))
 
     return _product
+
+
+@dataclass(frozen=True)
+class _Published:
+    rows: int
+    versions: dict[str, int]  # the port version read of each input
+
+
+def _write_audit_publish(context, product: DataProduct, previous, inputs, outcomes: list):
+    """Compute, audit, publish only what passed. Fills `outcomes` as soon as the audit has run."""
+    from mesh_core.validation.audit import audit
+
+    key = product.ref.asset_key
+    if product.lifecycle.status is Status.RETIRED:
+        raise ProductRetiredError(
+            f"{product.ref} is retired and is not materialized any more"
+            + (f"; its successor is {product.lifecycle.successor}." if product.lifecycle.successor else ".")
+        )
+    _reconcile(context, product)
+    frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
+    if not isinstance(frame, pd.DataFrame):
+        raise ProductOutputError(
+            f"Product {product.ref} returned {type(frame).__name__}; a product function must "
+            "return a pandas DataFrame."
+        )
+    report = audit(product, frame, previous)
+    outcomes.extend(report.outcomes)
+    if report.blocked:
+        for outcome in report.outcomes:
+            yield outcome.to_check_result(key)
+        blocking = [o for o in report.outcomes if o.blocks_publish]
+        where = _quarantine(context, product, frame)
+        raise PublishBlockedError(
+            f"{product.ref} was not published: {len(blocking)} error-severity check(s) failed "
+            f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
+            f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
+        )
+    read = {str(spec): pinned_read(context.instance, context.run_id, spec.ref, spec.major)[1]
+            for spec in product.inputs.values()}
+    majors = _publish_previous(context, product, report)
+    # The Output first, then the check results: Dagster attaches checks to the latest
+    # materialization, so the version these checks allowed is the one that owns them.
+    yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
+                                            **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {}),
+                                            **_scores(context, product, previous), **health(product, report)})
+    for outcome in report.outcomes:
+        yield outcome.to_check_result(key)
+    return _Published(len(report.frame), read)
+
+
+def _written(context, product: DataProduct) -> int | None:
+    """The port version this run committed (the IO manager has published it by now)."""
+    try:
+        return getattr(context.resources, IO_MANAGER_KEY).storage().current(product.ref).version
+    except Exception:  # only lineage asks; it goes without the version
+        return None
 
 
 PREVIEW_ROWS, NULL_SHARE_COLUMNS = 5, 10

@@ -20,6 +20,8 @@ def _isolated_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path_factory.mktemp("unused_home")))
     monkeypatch.delenv("MESH_DATA_DIR", raising=False)
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "False")
+    for name in [n for n in __import__("os").environ if n.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(name)  # lineage goes to the test's own DAGSTER_HOME unless a test says otherwise
 
 
 @pytest.fixture
