@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 HOME_ENV := DAGSTER_HOME=$(CURDIR)/dagster_home
 
-.PHONY: run materialize test bench lock clean
+# Debian packages the tests start for real (headless Chromium for the UI tests); `make test` installs them as root.
+SYSTEM_PACKAGES := chromium
+
+.PHONY: run materialize test bench lock clean system-packages
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +26,19 @@ materialize: $(STAMP)
 	$(HOME_ENV) $(BIN)/mesh materialize
 
 ## Run the test suite (real Dagster instance, DuckDB, Pandera and GX; two workers)
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages for the tests: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "The tests need these Debian packages: $$missing. Install them (sudo apt-get install $$missing); the tests that use them fail until then." >&2; \
+	  fi; \
+	fi
 
 ## Benchmarks: ratios against a baseline measured in the same run
 bench: $(STAMP)

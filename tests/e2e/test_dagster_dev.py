@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time
-import urllib.request
 
 import dagster as dg
 import pytest
 
 from mesh_core import Input
 from mesh_core.workspace import MeshWorkspace
-from tests.support import MESH, REPO, free_port, make_dagster_home, mesh_env
+from tests.support import (MESH, REPO, STARTUP_SECONDS, free_port, graphql, make_dagster_home, mesh_env, stop,
+                           wait_for_locations)
 
-STARTUP_SECONDS = 300
-
-LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 ASSET = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {
   groupName owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
   dependencyKeys { path } assetChecksOrError { ... on AssetChecks { checks { name } } }
@@ -30,16 +24,6 @@ RUN = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 INSTIGATORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   schedules { name state: scheduleState { status } } sensors { name state: sensorState { status } } } } } }"""
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
-
-
-def graphql(port: int, query: str, **variables) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["data"]
 
 
 @pytest.fixture
@@ -54,33 +38,6 @@ def dev_server(tmp_path):
     finally:
         stop(process)
         log.close()
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop dagster dev and every process it started (webserver, daemon, code servers)."""
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def wait_for_locations(port, process, log_path) -> list[dict]:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            entries = graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                return entries
-        except OSError:
-            pass
-        time.sleep(2)
-    raise AssertionError(f"dagster dev did not load every location in {STARTUP_SECONDS}s:\n{log_path.read_text()}")
 
 
 def test_mesh_dev_materializes_then_serves_every_domain_with_lineage(dev_server):
