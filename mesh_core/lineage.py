@@ -6,7 +6,8 @@ are the products it reads (across domains too), named `<domain>.<product>` in on
 as Dagster. Events carry the contract's schema, the check results as data-quality assertions, the
 port version read and written, and the Dagster run as parent.
 
-Where they go: by default one JSON line per event in $DAGSTER_HOME/mesh/openlineage.jsonl. Any
+Where they go: by default one JSON line per event in $DAGSTER_HOME/mesh/openlineage.jsonl (the
+instance's folder; an ephemeral instance's temp folder in `run_product`). Any
 standard OpenLineage setting (OPENLINEAGE_URL, OPENLINEAGE_CONFIG, OPENLINEAGE__TRANSPORT__*, an
 openlineage.yml) sends them there instead; OPENLINEAGE_DISABLED=true turns them off. Lineage is a
 report on the run, never a reason to fail it: an emit that fails is logged as a warning.
@@ -35,8 +36,10 @@ def namespace() -> str:
     return os.environ.get(NAMESPACE_ENV) or "mesh"
 
 
-def default_path() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME", ".")) / DEFAULT_FILE
+def default_path(instance_root: str | os.PathLike) -> Path:
+    """Beside the instance's own storage: $DAGSTER_HOME, or an ephemeral instance's temp folder (so a
+    `run_product` test never writes into the project)."""
+    return Path(instance_root) / DEFAULT_FILE
 
 
 def product_run_id(dagster_run_id: str, product: DataProduct) -> str:
@@ -55,9 +58,9 @@ def _client(configured: bool, path: str):
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=path, append=True)))
 
 
-def client():
+def client(instance_root: str | os.PathLike):
     configured = any(os.environ.get(name) for name in _CONFIGURED_BY) or Path("openlineage.yml").is_file()
-    return _client(configured, str(default_path()))
+    return _client(configured, str(default_path(instance_root)))
 
 
 class ProductLineage:
@@ -78,7 +81,7 @@ class ProductLineage:
 
     def _emit(self, state: str, **details) -> None:
         try:
-            client().emit(self.event(state, **details))
+            client(self.context.instance.root_directory).emit(self.event(state, **details))
         except Exception as exc:  # lineage reports on the run; it never decides it
             self.context.log.warning(f"Could not emit the OpenLineage {state} event of {self.product.ref}: {exc}")
 

@@ -30,3 +30,12 @@ def test_run_product_shows_a_blocked_publish_and_why():
 def test_run_product_needs_one_frame_per_input():
     with pytest.raises(DefinitionError, match=r"\[test-inputs-match\] shop\.copies: run_product got inputs \[\]"):
         run_product(copies)
+
+
+def test_run_product_keeps_its_lineage_events_out_of_the_project(tmp_path, monkeypatch):
+    # A user's product tests run from their repository, often without DAGSTER_HOME.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = run_product(copies, inputs={"items": pd.DataFrame({"item_id": [1], "label": ["a"]})})
+    assert result.published, result.message
+    assert list(tmp_path.iterdir()) == []
