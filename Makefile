@@ -34,7 +34,7 @@ bench: $(STAMP)
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
 	rm -rf $(VENV) dagster_home/storage dagster_home/data dagster_home/history dagster_home/schedules dagster_home/logs
