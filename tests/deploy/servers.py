@@ -128,7 +128,9 @@ def pg_query(env: dict[str, str], sql: str, *params) -> list[tuple]:
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall() if cursor.description is not None else []
+        connection.commit()
+        return rows
     finally:
         connection.close()
 

@@ -4,6 +4,7 @@ PostgreSQL instance; runs launched through GraphQL, domains of a wave running co
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 
 import pytest
@@ -11,8 +12,9 @@ import yaml
 
 from mesh_core.servers import grpc_workspace_yaml, plan_code_servers
 from mesh_core.workspace import MeshWorkspace
-from tests.deploy.servers import launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, wait_until
-from tests.support import REPO
+from tests.deploy.servers import (launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, stop_group,
+                                  wait_until)
+from tests.support import MESH, REPO, make_dagster_home, mesh_env
 
 FAST_SENSORS = {"MESH_FAILURE_SENSOR_INTERVAL_SECONDS": "5", "MESH_AUTOMATION_INTERVAL_SECONDS": "5"}
 
@@ -67,3 +69,34 @@ def test_runs_launched_through_the_webserver_succeed_on_separate_code_servers_ag
                 assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
 
         assert process.poll() is not None
+
+
+def test_mesh_up_servers_serves_each_domain_over_grpc_and_sigterm_stops_them_all(tmp_path, workspace):
+    """`mesh up --servers`: only the code servers, for a webserver and daemon that run elsewhere."""
+    from dagster._grpc.client import DagsterGrpcClient
+    from dagster._serdes import deserialize_value
+
+    target = tmp_path / "grpc.yaml"
+    log = open(tmp_path / "up.log", "w")
+    process = subprocess.Popen([str(MESH), "up", "--servers", "--first-port", "0", "--grpc-workspace", str(target)],
+                               cwd=REPO, env=mesh_env(make_dagster_home(tmp_path)), stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_until("the gRPC workspace", target.exists, 300, alive=lambda: process.poll() is None, log=tmp_path / "up.log")
+        entries = [e["grpc_server"] for e in yaml.safe_load(target.read_text())["load_from"]]
+        assert sorted(e["location_name"] for e in entries) == sorted(loc.name for loc in workspace.locations)
+        modules = {loc.name: loc.module for loc in workspace.locations}
+        for entry in entries:  # each server answers, and serves its own domain's module only
+            client = DagsterGrpcClient(port=entry["port"], host=entry["host"])
+            assert client.ping("mesh")["echo"] == "mesh"
+            served = deserialize_value(client.list_repositories()).repository_code_pointer_dict
+            assert [pointer.module for pointer in served.values()] == [modules[entry["location_name"]]]
+        members = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(members) > len(entries)  # mesh up and, per domain, a code server and the process it loads code in
+        process.send_signal(signal.SIGTERM)  # to `mesh up` alone: it stops what it started
+        process.wait(timeout=60)
+        wait_until("every code server to stop", lambda: not subprocess.run(["pgrep", "-g", str(process.pid)],
+                                                                           capture_output=True).stdout, 60)
+    finally:
+        stop_group(process)
+        log.close()
