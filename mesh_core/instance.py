@@ -144,6 +144,18 @@ def prepare_instance(home: str | os.PathLike) -> Path:
         raise MeshError(f"Another process kept {home} locked for {INIT_LOCK_SECONDS:.0f} s while creating the instance.") from None
     except OSError as exc:
         raise MeshError(f"Cannot use DAGSTER_HOME {home}: {exc.strerror or exc}.") from exc
+    except Exception as exc:  # the database of a Postgres profile refused us or is unreachable
+        chain = [exc]
+        while chain[-1].__cause__ or chain[-1].__context__:
+            chain.append(chain[-1].__cause__ or chain[-1].__context__)
+        refused = next((e for e in chain if type(e).__name__ == "OperationalError"), None)
+        if refused is None and type(exc).__name__ != "DagsterPostgresException":
+            raise
+        reason = str(getattr(refused, "orig", None) or refused or exc).strip().splitlines()[0]
+        where = ":".join(os.environ.get(name, "?") for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT"))
+        raise MeshError(f"Cannot open the instance database of {home / 'dagster.yaml'} ({where}, user "
+                        f"{os.environ.get('DAGSTER_PG_USERNAME', '?')}): {reason}. Check DAGSTER_PG_* and that the "
+                        "server is up and accepts this user.") from None
     return home
 
 

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from mesh_core import DomainStorage
+from mesh_core.instance import POSTGRES_VARIABLES
 from mesh_core.workspace import MeshWorkspace
 from tests.deploy.servers import pg_query, postgres_server, s3_server
 from tests.support import REPO, run_mesh
@@ -30,8 +31,7 @@ def workspace():
 
 def test_the_postgres_profile_without_credentials_names_the_missing_variables(tmp_path):
     home = tmp_path / "dagster_home"
-    env = {"MESH_INSTANCE": "postgres", **{name: "" for name in
-                                           ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")}}
+    env = {"MESH_INSTANCE": "postgres", **{name: "" for name in POSTGRES_VARIABLES}}
     env["DAGSTER_PG_HOST"] = "127.0.0.1"
     run = run_mesh("materialize", home=home, env_extra=env, timeout=300)
     assert run.returncode == 2, run.stdout + run.stderr
@@ -40,6 +40,15 @@ def test_the_postgres_profile_without_credentials_names_the_missing_variables(tm
             "but they are not set. Export DAGSTER_PG_PORT=...") in run.stderr, run.stderr
     assert "storage:\n  postgres:" in (home / "dagster.yaml").read_text()  # the profile was written, with no secret in it
     assert "mesh-test" not in (home / "dagster.yaml").read_text()
+
+
+def test_a_wrong_password_is_reported_with_the_server_and_user_not_a_traceback(tmp_path, postgres):
+    home = tmp_path / "dagster_home"
+    run = run_mesh("materialize", home=home, env_extra={"MESH_INSTANCE": "postgres", **postgres, "DAGSTER_PG_PASSWORD": "wrong"})
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert (f"Cannot open the instance database of {home / 'dagster.yaml'} (127.0.0.1:{postgres['DAGSTER_PG_PORT']}, "
+            "user mesh): ") in run.stderr and "password authentication failed" in run.stderr, run.stderr
 
 
 def test_an_embedded_home_under_the_postgres_profile_is_refused(tmp_path, postgres):
