@@ -10,7 +10,7 @@ import os
 import pytest
 
 from mesh_core import DomainStorage
-from mesh_core.instance import POSTGRES_VARIABLES
+from mesh_core.instance import POSTGRES_VARIABLES, instance_yaml
 from mesh_core.workspace import MeshWorkspace
 from tests.deploy.servers import pg_query, postgres_server, s3_server
 from tests.support import REPO, run_mesh
@@ -27,6 +27,19 @@ def postgres():
 @pytest.fixture(scope="module")
 def workspace():
     return MeshWorkspace.load(REPO / "workspace.yaml")
+
+
+def test_the_postgres_profile_passes_dagsters_instance_schema_with_every_credential_from_the_environment(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+
+    (tmp_path / "dagster.yaml").write_text(instance_yaml("postgres"))
+    for name in POSTGRES_VARIABLES:
+        monkeypatch.setenv(name, "5432" if name.endswith("PORT") else f"value-of-{name}")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["storage"]["postgres"]["postgres_db"] == {
+        "hostname": {"env": "DAGSTER_PG_HOST"}, "port": {"env": "DAGSTER_PG_PORT"}, "username": {"env": "DAGSTER_PG_USERNAME"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"}, "db_name": {"env": "DAGSTER_PG_DB"}, "scheme": "postgresql+psycopg2"}
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator" and config["sensors"]["use_threads"] is True
 
 
 def test_the_postgres_profile_without_credentials_names_the_missing_variables(tmp_path):
