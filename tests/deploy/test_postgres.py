@@ -5,7 +5,6 @@ them from an S3-protocol server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
