@@ -110,7 +110,7 @@ def generated_domains(root: Path, count: int) -> list[tuple[str, str]]:
 
 
 def daemon_pass_seconds(pg: dict[str, str], domains: int, *, threads: int = 0, servers: int = 5,
-                        passes: int = 3, timeout: float = 600) -> dict[str, float]:
+                        passes: int = 3, timeout: float = 480) -> dict[str, float]:
     """The sensor daemon on `domains` simulated domains: seconds from its start until every sensor has
     ticked once, and the median gap between two ticks of one sensor (a pass over all of them; each
     sensor asks for one every SENSOR_SECONDS). `threads`: Dagster's sensors.use_threads workers."""
@@ -149,15 +149,14 @@ def daemon_pass_seconds(pg: dict[str, str], domains: int, *, threads: int = 0, s
             daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(root / "workspace.yaml")],
                                       cwd=root, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
             processes.append(daemon)
-            # A failure sensor per domain; an automation sensor in every generated domain but the first.
-            expected = sum(1 + (i % servers != 0) for i in range(domains))
+            expected = domains  # each domain's failure sensor (the sensor daemon's work; automation has its own daemon)
             by_sensor: dict[str, list] = {}
             while time.time() - started < timeout:
                 time.sleep(5)
                 by_sensor = {}
                 for selector, stamp in pg_query(pg, "SELECT selector_id, timestamp FROM job_ticks ORDER BY timestamp"):
                     by_sensor.setdefault(selector, []).append(stamp.timestamp())
-                if len(by_sensor) >= expected and all(len(stamps) > passes for stamps in by_sensor.values()):
+                if sum(len(stamps) > passes for stamps in by_sensor.values()) >= expected:
                     break
         finally:
             for process in processes:
@@ -165,7 +164,7 @@ def daemon_pass_seconds(pg: dict[str, str], domains: int, *, threads: int = 0, s
     gaps = [b - a for stamps in by_sensor.values() for a, b in zip(stamps, stamps[1:])]
     firsts = sorted(stamps[0] for stamps in by_sensor.values())
     return {"sensors": expected, "sensors_ticked": len(by_sensor), "ticks": sum(map(len, by_sensor.values())),
-            "all_ticked_once_s": round(firsts[-1] - started, 1) if len(by_sensor) >= expected else None,
+            "all_ticked_once_s": round(firsts[expected - 1] - started, 1) if len(firsts) >= expected else None,
             "median_gap_s": round(statistics.median(gaps), 1) if gaps else None,
             "p90_gap_s": round(statistics.quantiles(gaps, n=10)[-1], 1) if len(gaps) > 10 else None}
 
