@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 HOME_ENV := DAGSTER_HOME=$(CURDIR)/dagster_home
 
-# Debian packages the tests start for real (headless Chromium for the UI tests); `make test` installs them as root.
-SYSTEM_PACKAGES := chromium
+# Debian packages the tests start for real (Chromium for the UI tests, PostgreSQL and Redis for tests/deploy);
+# `make test` installs them as root.
+SYSTEM_PACKAGES := chromium postgresql redis-server
 
 .PHONY: run materialize test bench lock clean system-packages
 
@@ -48,7 +49,7 @@ bench: $(STAMP)
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
 	rm -rf $(VENV) dagster_home/storage dagster_home/data dagster_home/history dagster_home/schedules dagster_home/logs

@@ -20,8 +20,10 @@ from mesh_core.errors import (
     Violation as Violation,
     WorkspaceError as WorkspaceError,
 )
+from mesh_core.executor import mesh_executor as mesh_executor
 from mesh_core.expectation import Expectation as Expectation, Severity as Severity
 from mesh_core.inputs import Input as Input
+from mesh_core.instance import instance_yaml as instance_yaml, prepare_instance as prepare_instance
 from mesh_core.io_manager import MeshIOManager as MeshIOManager
 from mesh_core.majors import PreviousMajor as PreviousMajor
 from mesh_core.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
@@ -41,7 +43,14 @@ from mesh_core.sources import package_data_path as package_data_path
 from mesh_core.port import OutputPort as OutputPort, PortVersion as PortVersion
 from mesh_core.retention import Retention as Retention
 from mesh_core.slo import SLO as SLO
+from mesh_core.servers import CodeServer as CodeServer, grpc_workspace_yaml as grpc_workspace_yaml, plan_code_servers as plan_code_servers
 from mesh_core.storage import DomainStorage as DomainStorage, Publication as Publication
+from mesh_core.stream import (
+    OffsetRange as OffsetRange,
+    kafka_consumer as kafka_consumer,
+    read_micro_batch as read_micro_batch,
+    stream_sensor as stream_sensor,
+)
 from mesh_core.testing import ProductRun as ProductRun, run_product as run_product
 
 __version__ = "0.1.0"

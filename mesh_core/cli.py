@@ -115,6 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", default="3000", help="port (default: %(default)s)")
     dev.add_argument("--skip-materialize", action="store_true", help="start the UI on the data already published")
     dev.set_defaults(run=_dev, json=False, domain=None)
+
+    up = commands.add_parser("up", help="Dagster's production topology here: one gRPC code server per domain, "
+                                        "then the webserver and daemon on them (docs/deploy.md)")
+    common(up)
+    up.add_argument("--servers", action="store_true", help="start only the code servers and write their workspace "
+                                                           "(for a webserver and daemon that run elsewhere)")
+    up.add_argument("--host", default="127.0.0.1", help="address every server binds (default: %(default)s)")
+    up.add_argument("--port", default="3000", help="the webserver's port (default: %(default)s)")
+    up.add_argument("--first-port", type=int, default=4266,
+                    help="domain i's code server listens on FIRST_PORT + i (default: %(default)s; 0: any free ports)")
+    up.add_argument("--grpc-workspace", help="where to write the workspace of code servers "
+                                             "(default: $DAGSTER_HOME/mesh/workspace.grpc.yaml)")
+    up.set_defaults(run=_up, json=False, domain=None)
     return parser
 
 
@@ -506,6 +519,37 @@ def _dev(args) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     os.execv(sys.executable, command)
+
+
+def _up(args) -> int:
+    from mesh_core.instance import prepare_instance
+    from mesh_core.servers import ServerGroup, grpc_workspace_yaml, plan_code_servers, start_code_servers
+
+    home = prepare_instance(_home(args))  # the instance exists (and is migrated) before any server opens it
+    servers = plan_code_servers(Path(args.workspace).resolve(), host=args.host, first_port=args.first_port)
+    target = Path(args.grpc_workspace or home / "mesh" / "workspace.grpc.yaml").resolve()
+    group = ServerGroup(home / "mesh" / "logs")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print(f"Starting {len(servers)} code server(s) (logs in {group.log_dir})", flush=True)
+        start_code_servers(group, servers, on_ready=lambda s: print(f"  {s.location}: grpc {s.host}:{s.port}", flush=True))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(grpc_workspace_yaml(servers))
+        print(f"Workspace of code servers: {target}", flush=True)
+        if not args.servers:
+            bin_dir = Path(sys.executable).parent
+            group.start("webserver", [str(bin_dir / "dagster-webserver"), "-w", str(target), "-h", args.host, "-p", str(args.port)])
+            group.start("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(target)])
+            print(f"Dagster webserver: http://{args.host}:{args.port}; daemon started", flush=True)
+        gone = group.wait()
+        print(f"mesh: error: {gone} exited (see {group.log_dir / (gone + '.log')}); stopping the others", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        group.stop()
 
 
 def entry() -> None:

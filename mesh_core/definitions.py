@@ -13,6 +13,7 @@ from mesh_core.assets import build_product_asset
 from mesh_core.cadence import Cadence, automation_sensor, schedules
 from mesh_core.consumers import consumer_expectations, read_reliance
 from mesh_core.errors import DefinitionError, Violation
+from mesh_core.executor import mesh_executor
 from mesh_core.governance import Governance, evaluate
 from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
 from mesh_core.names import is_valid_name
@@ -44,7 +45,8 @@ def domain_definitions(
     Operating: `cadence` (a cron string or `Cadence(cron, timezone)`) schedules the products that
     read no other product; the others run by automation once what they read was published; the
     `notifier` (default: a JSON-lines file, see mesh_core.notify) hears of every product a run did
-    not publish. Runs execute in one process: a domain's steps share its storage lock anyway.
+    not publish. Runs execute in one process (a domain's steps share its storage lock anyway)
+    unless the deployment sets MESH_EXECUTOR=celery.
     """
     violations = list(_domain_violations(domain, products))
     try:
@@ -70,7 +72,7 @@ def domain_definitions(
         assets=[*(build_product_asset(p) for p in products), *stubs],
         schedules=schedules(domain, products, cadence),
         sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
-        executor=dg.in_process_executor,
+        executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.executor)
         resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
         metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},

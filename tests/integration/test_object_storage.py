@@ -1,50 +1,28 @@
 """Ports on object storage: a real S3-protocol server (moto's standalone server) on 127.0.0.1.
 
 The producer domain publishes there and a consumer domain reads from there, with credentials
-and endpoint only in the environment, as in production."""
+and endpoint only in the environment, as in production. tests/deploy/test_postgres.py does the same
+for the whole example mesh on a PostgreSQL instance."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
-import urllib.request
 
-import boto3
 import pytest
 
 from mesh_core import DomainStorage, IntegrityError, ProductRef
-from tests.support import FIXTURES, WORKSPACES, free_port, make_dagster_home, mesh_env
+from tests.deploy.servers import s3_server
+from tests.support import FIXTURES, WORKSPACES, make_dagster_home, mesh_env
 
 BUCKET = "lake"
 
 
 @pytest.fixture(scope="module")
 def s3():
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("moto's S3 server did not start")
-            time.sleep(0.2)
-    env = {"AWS_ACCESS_KEY_ID": "mesh-test", "AWS_SECRET_ACCESS_KEY": "mesh-test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "MESH_PORTS_URI": f"s3://{BUCKET}/mesh"}
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="mesh-test", aws_secret_access_key="mesh-test")
-    client.create_bucket(Bucket=BUCKET)
-    yield env, client
-    server.terminate()
-    server.wait(timeout=30)
+    with s3_server(BUCKET) as (env, client):
+        yield env, client
 
 
 def test_a_producer_publishes_to_s3_and_a_consumer_in_another_domain_reads_it(s3, tmp_path, monkeypatch):
