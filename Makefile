@@ -28,8 +28,8 @@ test: $(STAMP)
 
 ## Benchmarks: ratios against a baseline measured in the same run
 bench: $(STAMP)
-	$(BIN)/python benchmarks/storage.py
-	$(BIN)/python benchmarks/lint.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/lint.py
 
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)
