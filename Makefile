@@ -26,10 +26,9 @@ materialize: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-## Benchmarks: ratios against a baseline measured in the same run
+## Benchmarks: ratios against a baseline measured in the same run, one table (docs/performance.md)
 bench: $(STAMP)
-	$(BIN)/python bench/storage.py
-	$(BIN)/python bench/lint.py
+	$(BIN)/python bench/run.py $(BENCH)
 
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)
