@@ -5,10 +5,10 @@ ROWS rows under a small Pandera contract and a one-expectation GX suite; product
 reads product_00 of domain d-1, so the domains run in a chain. The baseline
 (bench/baseline_synthetic.py) does the same work in a plain script.
 
-3. `mesh materialize` on 20 x 10 against the baseline: the overhead per product is
-   (Mesh - baseline) / products. `mesh lint` at 10, 25, 50 domains x 20 products and
-   `mesh materialize` at 5, 10, 20 domains x 10 (50 x 20 with BENCH_FULL=1): time per product
-   shows whether growth is linear.
+3. `mesh materialize` on 10 x 10 (20 x 10 with BENCH_FULL=1) against the baseline: the overhead
+   per product is (Mesh - baseline) / products. `mesh lint` at 10, 25, 50 domains x 20 products
+   and `mesh materialize` at 2, 5, 10 domains x 10 (to 20 x 10 and 50 x 20 with BENCH_FULL=1):
+   the time per added product shows whether growth is linear.
 4. Importing one domain's code location (its Definitions built) against a plain Dagster
    module with the same assets and checks, importing pandas and Pandera; GX must not load.
 """
@@ -93,8 +93,8 @@ def baseline(workspace: Path, out: Path, domains: int, products: int):
 
 
 def per_product(table: Table, work: Path) -> float:
-    """Returns Mesh's median time for the 20 x 10 mesh (a point of the growth series too)."""
-    domains, products = 20, 10
+    """Returns Mesh's median time for the mesh (a point of the growth series too)."""
+    domains, products = (20, 10) if os.environ.get("BENCH_FULL") else (10, 10)
     print(f"3. per-product overhead, generated mesh {domains} x {products}", flush=True)
     workspace = generate(work / "mesh-20x10", domains, products)
     theirs, ours = alternate(lambda i: baseline(workspace, work / f"base-{i}", domains, products),
@@ -109,8 +109,9 @@ def per_product(table: Table, work: Path) -> float:
     return m
 
 
-def growth(table: Table, work: Path, at_20x10: float) -> None:
-    print("3. growth: `mesh lint` at 10/25/50 x 20, `mesh materialize` at 5/10/20 x 10", flush=True)
+def growth(table: Table, work: Path, at_largest: float) -> None:
+    print("3. growth: `mesh lint` at 10/25/50 x 20, `mesh materialize` at 2/5/10 x 10 (BENCH_FULL: to 20 x 10, 50 x 20)",
+          flush=True)
     lint = {}
     for domains in (10, 25, 50):
         workspace = generate(work / f"lint-{domains}", domains, 20)
@@ -120,16 +121,18 @@ def growth(table: Table, work: Path, at_20x10: float) -> None:
     slope = (median(lint[50]) - median(lint[10])) / (40 * 20)
     table.add("3. `mesh lint` at 10 / 25 / 50 domains x 20", "-", cells, "-", "linear", None,
               note=f"{slope * 1000:.1f} ms per added product")
-    sizes = [(5, 10), (10, 10)] + ([(50, 20)] if os.environ.get("BENCH_FULL") else [])
+    full = bool(os.environ.get("BENCH_FULL"))
+    largest = (20, 10) if full else (10, 10)
+    sizes = [(2, 10), (5, 10)] + ([(10, 10), (50, 20)] if full else [])
     seconds = {}
     for domains, products in sizes:
         workspace = generate(work / f"mat-{domains}x{products}", domains, products)
         seconds[(domains, products)] = materialize(workspace, work / f"mat-home-{domains}x{products}").seconds
         print(f"  materialize {domains} x {products}: {seconds[(domains, products)]:.1f} s", flush=True)
-    seconds[(20, 10)] = at_20x10
+    seconds[largest] = at_largest
     cells = ", ".join(f"{d}x{p}: {s:.1f} s" for (d, p), s in sorted(seconds.items(), key=lambda x: x[0][0] * x[0][1]))
-    slope = (at_20x10 - seconds[(5, 10)]) / 150
-    table.add("3. `mesh materialize` at 5 / 10 / 20 domains x 10", "-", cells, "-", "linear", None,
+    slope = (at_largest - seconds[(2, 10)]) / (largest[0] * largest[1] - 20)
+    table.add("3. `mesh materialize` growth, domains x products", "-", cells, "-", "linear", None,
               note=f"{slope:.3f} s per added product")
 
 
@@ -196,9 +199,9 @@ def main(table: Table, *, full_growth: bool = True) -> None:
     work = Path(tempfile.mkdtemp(prefix="mesh-bench-synthetic-"))
     try:
         location_load(table, work)
-        at_20x10 = per_product(table, work)
+        at_largest = per_product(table, work)
         if full_growth:
-            growth(table, work, at_20x10)
+            growth(table, work, at_largest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
