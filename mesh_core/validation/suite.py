@@ -33,11 +33,12 @@ def build_gx_expectations(expectations: Sequence[Expectation]) -> list:
 
 def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.DataFrame) -> list[CheckOutcome]:
     """Validate `frame` against the suite in an ephemeral GX context: one outcome per expectation."""
-    validation = _validation(suite_name, expectations)
-    try:
-        result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    finally:
-        _SUITES.release()
+    with _SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
+        validation = _validation(suite_name, expectations)
+        try:
+            result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        finally:
+            _SUITES.release()
 
     by_name = {item.name: item for item in expectations}
     outcomes = []
@@ -62,7 +63,7 @@ class _Suites:
     datasource and a suite costs more than validating a small product."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()
         self._context = self._source = None
         self._count = 0
         self._built: dict[str, tuple[str, object]] = {}  # suite name -> (what it was built from, definition)
@@ -71,7 +72,7 @@ class _Suites:
         import great_expectations as gx
 
         declared = json.dumps([item.as_dict() for item in expectations], sort_keys=True, default=str)
-        with self._lock:
+        with self.lock:
             built = self._built.get(suite_name)
             if built is not None and built[0] == declared:
                 return built[1]
@@ -90,10 +91,9 @@ class _Suites:
             self._built[suite_name] = (declared, definition)
             return definition
 
-
     def release(self) -> None:
         """Drop the frame GX keeps as its active batch: the validated output must not outlive its step."""
-        with self._lock:
+        with self.lock:
             if self._source is not None:
                 batches = self._source.get_execution_engine().batch_manager
                 batches.reset_batch_cache()
