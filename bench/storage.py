@@ -49,10 +49,9 @@ def measure(frame: pd.DataFrame, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def main(table=None) -> None:
-    from harness import REPEATS, Table
+def main(table) -> None:
+    from harness import REPEATS
 
-    table = table if table is not None else Table()
     _, frame = run_contract(flights.contract, flights.fn(), min_rows=1)  # the frame a run publishes
     for factor in (1, 10):
         big = frame if factor == 1 else pd.concat(
@@ -66,9 +65,11 @@ def main(table=None) -> None:
         table.add(f"   x{factor}: SHA-256 of the data file, share of a new read", "-",
                   f"{median['sha256']:.2f} s", f"{median['sha256'] / median['new read']:.0%}", "-", None)
         del big
-    if __name__ == "__main__":
-        print(table.render())
 
 
 if __name__ == "__main__":
-    main()
+    from harness import Table
+
+    result = Table()
+    main(result)
+    print(result.render())
