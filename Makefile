@@ -41,10 +41,9 @@ system-packages:
 	  fi; \
 	fi
 
-## Benchmarks: ratios against a baseline measured in the same run
+## Benchmarks: ratios against a baseline measured in the same run, one table (docs/performance.md)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/storage.py
-	$(BIN)/python benchmarks/lint.py
+	$(BIN)/python bench/run.py $(BENCH)
 
 ## Re-pin requirements.lock after changing pyproject.toml
 lock: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+from pydantic import PrivateAttr
 
 from mesh_core.errors import AccessDeniedError
 from mesh_core.inputs import Input
@@ -26,6 +27,9 @@ class MeshIOManager(dg.ConfigurableIOManager):
     ports_uri: str | None = None  # output ports: default $MESH_PORTS_URI, else data_dir; may be s3://...
     keep_versions: int = Retention.keep_versions
     keep_hours: float = Retention.keep_hours
+    # The verified files of each input version this run has read: a product read by several
+    # steps (insights reads operations.flights four times) is read and checked once per run.
+    _run_reads: tuple[str, dict] = PrivateAttr(default=("", {}))
 
     def storage(self) -> DomainStorage:
         return DomainStorage(resolve_data_dir(self.data_dir), self.domain, ports_uri=self.ports_uri,
@@ -68,7 +72,10 @@ class MeshIOManager(dg.ConfigurableIOManager):
         spec = Input.from_dict(declared) if declared else Input(ref)
         step = context.step_context
         port, version = pinned_read(step.instance, step.run_id, ref, spec.major)
-        frame = self.storage().read(ref, version=version, major=port, columns=spec.columns)
+        if self._run_reads[0] != step.run_id:  # a new run reads afresh: versions are pinned per run
+            self._run_reads = (step.run_id, {})
+        frame = self.storage().read(ref, version=version, major=port, columns=spec.columns, arrow_strings=True,
+                                    cache=self._run_reads[1])
         context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame),
                                     **({"mesh/major": port} if port is not None else {})})
         return frame

@@ -21,7 +21,7 @@ import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -115,8 +115,23 @@ class OutputPort:
             if info is not None and f"{_PREFIX}run_id" in info:
                 yield self._version(info, version)
 
-    def read(self, version: int) -> pa.Table:
-        """The product as of one published version, every data file verified against its checksum."""
+    def read(self, version: int, columns: Sequence[str] | None = None, *,
+             cache: MutableMapping[tuple[str, int], list] | None = None) -> pa.Table:
+        """The product as of one published version, every data file verified against its checksum.
+
+        With `columns`, only those are decoded (the ones the file has; the caller names the missing).
+        With `cache`, a version's verified file contents are kept there and read from there
+        next time: a run reads each input's files once, however many of its steps read it."""
+        key = (self.uri, version)
+        data = cache.get(key) if cache is not None else None
+        if data is None:
+            data = self._verified_files(version)
+            if cache is not None:
+                cache[key] = data
+        tables = [self._decode(buffer, name, version, columns) for name, buffer in data]
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _verified_files(self, version: int) -> list[tuple[str, pa.Buffer]]:
         published = self._published(version)
         fs, root = self._filesystem()
         names = self._snapshot_files(version)
@@ -125,8 +140,7 @@ class OutputPort:
                 f"The Delta log of {self.ref} at {self.uri} says version {version} holds {sorted(names)}, but its "
                 f"publish recorded {sorted(published.files)}: the port was changed outside Mesh. {self._damage_fix()}"
             )
-        tables = [self._read_file(fs, root, name, version) for name in names]
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        return [(name, self._read_file(fs, root, name, version)) for name in names]
 
     def data_files(self) -> set[str]:
         """The names of the data files stored in the port now (to tell which versions are readable)."""
@@ -191,7 +205,7 @@ class OutputPort:
         return (f"Fix: restore the file from a backup; or move {self.uri} aside and republish "
                 f"(`mesh materialize --domain {self.ref.domain}`), which starts a new history.")
 
-    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Table:
+    def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Buffer:
         path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
         match = _DATA_FILE.match(name)
         if match is None:
@@ -202,7 +216,7 @@ class OutputPort:
             )
         try:
             with fs.open_input_file(path) as handle:
-                data = handle.read()
+                data = handle.read_buffer()  # Arrow's buffer: hashed and decoded without a copy
         except FileNotFoundError:
             if self.latest().version == version:  # retention never removes the current version: someone else did
                 raise VersionNotFoundError(
@@ -216,17 +230,24 @@ class OutputPort:
             ) from None
         except OSError as exc:
             raise StorageError(f"Could not read {shown} (version {version} of {self.ref}): {_cause(exc)}") from exc
-        if hashlib.sha256(data).hexdigest() != match["sha256"]:
+        if hashlib.sha256(memoryview(data)).hexdigest() != match["sha256"]:
             raise IntegrityError(
                 f"Data file {shown} of {self.ref} version {version} is corrupt: its SHA-256 does not match "
                 f"the checksum recorded when it was published. Nothing was read from it. Ask the "
                 f"'{self.ref.domain}' owners to republish (`mesh materialize --domain {self.ref.domain}`), "
                 "or read an older version."
             )
+        return data
+
+    def _decode(self, data: pa.Buffer, name: str, version: int, columns: Sequence[str] | None) -> pa.Table:
         try:
-            return pq.read_table(pa.BufferReader(data))
+            if columns is None:
+                return pq.read_table(pa.BufferReader(data))
+            stored = pq.read_schema(pa.BufferReader(data)).names
+            return pq.read_table(pa.BufferReader(data), columns=[c for c in columns if c in stored])
         except Exception as exc:  # a checksum match makes this a writer bug, still name the file
-            raise IntegrityError(f"Data file {shown} of {self.ref} version {version} is unreadable: {_cause(exc)}") from exc
+            raise IntegrityError(f"Data file {self.uri}/{name} of {self.ref} version {version} is unreadable: "
+                                 f"{_cause(exc)}") from exc
 
     # -- writing (the owning domain only, under its publish lock) ----------------------
 

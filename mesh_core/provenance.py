@@ -91,6 +91,8 @@ def _run_position(instance: dg.DagsterInstance, run_id: str) -> int | None:
 
     A run's own event ids are not comparable across runs (sqlite keeps one database per
     run), but planned materializations are mirrored into the index with materializations."""
+    if run_id in _positions:  # logged when the run was created: it never moves
+        return _positions[run_id]
     first = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1, ascending=True
     ).records
@@ -102,11 +104,20 @@ def _run_position(instance: dg.DagsterInstance, run_id: str) -> int | None:
         page = instance.fetch_planned_materializations(key, limit=_PAGE, cursor=cursor, ascending=False)
         for record in page.records:
             if record.run_id == run_id:
+                if len(_positions) >= _KEEP_POSITIONS:
+                    _positions.clear()
+                _positions[run_id] = record.storage_id
                 return record.storage_id
         if not page.has_more:
             break
         cursor = page.cursor
     return None
+
+
+# Run positions already found, by run id (ids are UUIDs): every input and every publish of a run
+# asks for its run's position, which costs a few event-log queries to find.
+_positions: dict[str, int] = {}
+_KEEP_POSITIONS = 1000
 
 
 def _latest_before(instance: dg.DagsterInstance, ref: ProductRef, storage_id: int | None,

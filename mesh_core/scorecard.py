@@ -77,10 +77,11 @@ def score_product(instance: dg.DagsterInstance, ref: ProductRef, slo: SLO, *, ow
     key = ref.asset_key
     materializations = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_timestamp=since), limit=_PAGE, ascending=False).records
-    latest = instance.fetch_materializations(key, limit=1, ascending=False).records
-    last = datetime.fromtimestamp(latest[0].timestamp, timezone.utc) if latest else None
-    if publishing_run is not None:
+    if publishing_run is not None:  # publishing now: no need to ask when it last did
         last = now
+    else:
+        latest = materializations[:1] or instance.fetch_materializations(key, limit=1, ascending=False).records
+        last = datetime.fromtimestamp(latest[0].timestamp, timezone.utc) if latest else None
     planned = {r.run_id for r in instance.fetch_planned_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_timestamp=since), limit=_PAGE, ascending=False).records}
     finished = {run.run_id for run in instance.get_runs(filters=dg.RunsFilter(run_ids=sorted(planned)))

@@ -11,6 +11,7 @@ DAILY = SLO(max_age_hours=26)  # refreshed after each day's upstream publishes, 
 DELAYED_MINUTES = 15
 # Readings above this are instrument faults (weather.hourly_observations warns on them).
 MAX_PLAUSIBLE_WIND_MPH = 150
+CONDITIONS = ["clear", "low_visibility", "no_observation", "precipitation", "strong_wind"]  # sorted
 
 
 @data_product(
@@ -72,19 +73,25 @@ def carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -
     },
 )
 def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    departed = flights[flights["status"] != "cancelled"]
-    joined = departed.merge(weather, on=["origin", "time_hour"], how="left", indicator=True)
+    departed = flights.loc[flights["status"] != "cancelled", ["origin", "time_hour", "dep_delay"]]
+    # Only the weather columns the conditions use: the join has one row per departed flight.
+    observed = weather[["origin", "time_hour", "precip", "visib", "wind_speed"]]
+    joined = departed.merge(observed, on=["origin", "time_hour"], how="left", indicator=True)
     wind = joined["wind_speed"].where(joined["wind_speed"] <= MAX_PLAUSIBLE_WIND_MPH)
-    joined["condition"] = np.select(
+    # A category per flight (codes, not one string per row); CONDITIONS is in sorted order, as groupby sorts.
+    codes = np.select(
         [joined["_merge"] == "left_only", joined["precip"] > 0, joined["visib"] < 3, wind > 25],
-        ["no_observation", "precipitation", "low_visibility", "strong_wind"],
-        default="clear",
+        [CONDITIONS.index(c) for c in ("no_observation", "precipitation", "low_visibility", "strong_wind")],
+        default=CONDITIONS.index("clear"),
     )
-    return (
-        joined.assign(is_delayed=joined["dep_delay"] > DELAYED_MINUTES)
-        .groupby(["origin", "condition"], as_index=False)
-        .agg(flights=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean"), delayed_share=("is_delayed", "mean"))
-    )
+    per_flight = pd.DataFrame({
+        "origin": joined["origin"], "condition": pd.Categorical.from_codes(codes, categories=CONDITIONS),
+        "dep_delay": joined["dep_delay"], "is_delayed": joined["dep_delay"] > DELAYED_MINUTES,
+    })
+    del joined
+    summary = per_flight.groupby(["origin", "condition"], as_index=False, observed=True).agg(
+        flights=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean"), delayed_share=("is_delayed", "mean"))
+    return summary.astype({"condition": str})
 
 
 @data_product(
@@ -104,11 +111,14 @@ def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
 def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataFrame:
     flown = flights[flights["tailnum"].notna() & (flights["status"] != "cancelled")]
     usage = flown.groupby("tailnum", as_index=False).agg(
-        carrier=("carrier", lambda s: s.mode().iat[0]),
         flights=("carrier", "size"),
         distance_miles=("distance", "sum"),
         air_minutes=("air_time", "sum"),
     )
+    # The carrier that flew it most (ties: the first by code), without a Python call per tail number.
+    counts = flown.groupby(["tailnum", "carrier"], as_index=False).size()
+    most = counts.sort_values(["tailnum", "size", "carrier"], ascending=[True, False, True]).drop_duplicates("tailnum")
+    usage = usage.merge(most[["tailnum", "carrier"]], on="tailnum", how="left")
     usage["air_hours"] = usage.pop("air_minutes") / 60
     joined = usage.merge(aircraft[["tailnum", "manufacturer", "model", "seats"]], on="tailnum", how="left", indicator=True)
     joined["in_fleet_registry"] = joined.pop("_merge") == "both"

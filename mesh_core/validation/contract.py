@@ -46,7 +46,9 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
             f"Contract {contract.__name__} failed: " + "; ".join(problems[:5]), metadata,
         ), None
     ordered = contract_columns(contract)
-    validated = validated[ordered + [c for c in validated.columns if c not in ordered]]
+    order = ordered + [c for c in validated.columns if c not in ordered]
+    if list(validated.columns) != order:  # reordering copies the whole frame: only when needed
+        validated = validated[order]
     return CheckOutcome(
         CHECK_NAME, True, Severity.ERROR, f"Contract {contract.__name__} passed.", metadata
     ), validated

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from typing import Sequence
 
 import pandas as pd
@@ -31,20 +33,12 @@ def build_gx_expectations(expectations: Sequence[Expectation]) -> list:
 
 def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.DataFrame) -> list[CheckOutcome]:
     """Validate `frame` against the suite in an ephemeral GX context: one outcome per expectation."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("mesh")
-        .add_dataframe_asset(name=suite_name)
-        .add_batch_definition_whole_dataframe("output")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=build_gx_expectations(expectations)))
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
-    result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    with _SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
+        validation = _validation(suite_name, expectations)
+        try:
+            result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        finally:
+            _SUITES.release()
 
     by_name = {item.name: item for item in expectations}
     outcomes = []
@@ -61,6 +55,57 @@ def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.Da
         passed = bool(evr.success)
         outcomes.append(CheckOutcome(item.name, passed, item.severity, _describe(item, passed, details, exception), metadata))
     return outcomes
+
+
+class _Suites:
+    """One ephemeral GX context per process, and one validation definition per suite, built
+    the first time the suite runs and run again on every later output: setting up a context, a
+    datasource and a suite costs more than validating a small product."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self._context = self._source = None
+        self._count = 0
+        self._built: dict[str, tuple[str, object]] = {}  # suite name -> (what it was built from, definition)
+
+    def validation(self, suite_name: str, expectations: Sequence[Expectation]):
+        import great_expectations as gx
+
+        declared = json.dumps([item.as_dict() for item in expectations], sort_keys=True, default=str)
+        with self.lock:
+            built = self._built.get(suite_name)
+            if built is not None and built[0] == declared:
+                return built[1]
+            if self._context is None:
+                from great_expectations.data_context.types.base import ProgressBarsConfig
+
+                self._context = gx.get_context(mode="ephemeral")
+                self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+                self._source = self._context.data_sources.add_pandas("mesh")
+            # GX names are unique in a context: a suite declared anew (a reloaded product) gets a new name.
+            self._count += 1
+            name = f"{suite_name}#{self._count}"
+            batch = self._source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("output")
+            suite = self._context.suites.add(gx.ExpectationSuite(name=name, expectations=build_gx_expectations(expectations)))
+            definition = self._context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+            self._built[suite_name] = (declared, definition)
+            return definition
+
+    def release(self) -> None:
+        """Drop the frame GX keeps as its active batch: the validated output must not outlive its step."""
+        with self.lock:
+            if self._source is not None:
+                batches = self._source.get_execution_engine().batch_manager
+                batches.reset_batch_cache()
+                batches.batch_data_cache.clear()
+
+
+_SUITES = _Suites()
+
+
+def _validation(suite_name: str, expectations: Sequence[Expectation]):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    return _SUITES.validation(suite_name, expectations)
 
 
 def _exception_message(info) -> str | None:

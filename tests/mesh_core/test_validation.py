@@ -76,3 +76,29 @@ def test_suite_reports_a_missing_column_as_a_failed_check():
 def test_unknown_expectation_types_fail_loudly():
     with pytest.raises(ValueError, match="ExpectColumnToBeMagic is not a Great Expectations"):
         build_gx_expectations([Expectation("ExpectColumnToBeMagic", column="a")])
+
+
+def test_one_gx_context_serves_every_suite_and_keeps_no_validated_frame(monkeypatch):
+    import gc
+    import weakref
+
+    import great_expectations as gx
+
+    from mesh_core.validation import suite as engine
+
+    monkeypatch.setattr(engine, "_SUITES", engine._Suites())
+    contexts = []
+    get_context = gx.get_context
+    monkeypatch.setattr(gx, "get_context", lambda **kw: contexts.append(kw) or get_context(**kw))
+    checks = [Expectation("ExpectColumnValuesToNotBeNull", column="a")]
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    alive = weakref.ref(frame)
+    assert [o.passed for o in run_suite("lab.first", checks, frame)] == [True]
+    assert [o.passed for o in run_suite("lab.second", checks, pd.DataFrame({"a": [None]}))] == [False]
+    # The same suite declared anew (a reloaded product) is rebuilt, not served from the old one.
+    between = [Expectation("ExpectColumnValuesToBeBetween", column="a", min_value=0, max_value=1)]
+    assert [o.passed for o in run_suite("lab.first", between, pd.DataFrame({"a": [5.0]}))] == [False]
+    assert len(contexts) == 1
+    del frame
+    gc.collect()
+    assert alive() is None  # GX's batch cache let go of it

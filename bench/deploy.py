@@ -1,4 +1,4 @@
-"""`python benchmarks/deploy.py`: the figures in docs/deploy.md, measured on this machine with the
+"""`python bench/deploy.py`: the figures in docs/deploy.md, measured on this machine with the
 real servers the deployment tests start (PostgreSQL, Redis, Celery, code servers, daemon).
 
 1. The whole example mesh, the same selection each time: `mesh materialize` on the embedded sqlite
@@ -101,11 +101,11 @@ def queue_throughput(env: dict[str, str], per_domain: int = 3) -> dict[str, floa
 
 
 def generated_domains(root: Path, count: int) -> list[tuple[str, str]]:
-    """`count` small generated domains (benchmarks/lint.py's generator): (location, module) pairs."""
-    import benchmarks.lint as lint
+    """`count` small generated domains (bench/synthetic.py's generator): (location, module) pairs."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from synthetic import generate
 
-    lint.DOMAINS, lint.PRODUCTS = count, 3
-    lint.generate(root)
+    generate(root, count, 3)
     return [(f"domain_{d:02d}", f"gen.domain_{d:02d}") for d in range(count)]
 
 

@@ -1,8 +1,8 @@
-"""`make bench`: publish and read operations.flights (336,776 rows) in the old and new port formats.
+"""Benchmark 6: publish and read operations.flights in the old and new (Delta Lake) port formats.
 
-Both formats run in the same process, alternated, on the same frame; medians of REPEATS. The
-integrity check's cost is measured apart: SHA-256 over the data file against the whole read.
-Prints ratios new/old (1.00 = as fast as the foundation's format).
+At 1x (336,776 rows) and at 10x (3.4M rows: bench/flights10x.py's copies). Both formats run in
+the same process, alternated, on the same frame; medians of REPEATS. The integrity check's cost
+is measured apart: SHA-256 over the data file against the whole read. Ratios are new/old.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import legacy_port  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from domains.operations.products import flights  # noqa: E402
 from mesh_core import DomainStorage, ProductRef  # noqa: E402
 from mesh_core.validation.contract import run_contract  # noqa: E402
 
-REPEATS = 5
 REF = ProductRef("operations", "flights")
 
 
@@ -32,14 +32,12 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    _, frame = run_contract(flights.contract, flights.fn(), min_rows=1)  # the frame a run publishes
-    print(f"operations.flights: {len(frame):,} rows x {frame.shape[1]} columns, {REPEATS} repeats, medians\n")
+def measure(frame: pd.DataFrame, repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in ("old publish", "new publish", "old read", "new read", "sha256")}
     with tempfile.TemporaryDirectory() as old_root, tempfile.TemporaryDirectory() as new_root:
         storage = DomainStorage(Path(new_root), "operations")
         reader = DomainStorage(Path(new_root), "insights")
-        for i in range(REPEATS):
+        for i in range(repeats):
             times["old publish"].append(timed(lambda: legacy_port.publish(Path(old_root), "operations", "flights", frame, f"run{i:05d}")))
             times["new publish"].append(timed(lambda: storage.publish("flights", frame, version="1.0.0", access="public",
                                                                       run_id=f"run{i:05d}")))
@@ -48,14 +46,30 @@ def main() -> None:
             [name] = storage.current(REF).files
             data = (Path(new_root) / "operations" / "ports" / "flights" / name).read_bytes()
             times["sha256"].append(timed(lambda: hashlib.sha256(data).hexdigest()))
-        size = len(data)
-    median = {k: statistics.median(v) for k, v in times.items()}
-    for step in ("publish", "read"):
-        old, new = median[f"old {step}"], median[f"new {step}"]
-        print(f"{step:8} old {old * 1000:7.1f} ms   new {new * 1000:7.1f} ms   ratio new/old {new / old:5.2f}")
-    print(f"integrity: SHA-256 of the {size / 1e6:.1f} MB data file {median['sha256'] * 1000:.1f} ms, "
-          f"{median['sha256'] / median['new read']:.0%} of a new read")
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(table) -> None:
+    from harness import REPEATS
+
+    _, frame = run_contract(flights.contract, flights.fn(), min_rows=1)  # the frame a run publishes
+    for factor in (1, 10):
+        big = frame if factor == 1 else pd.concat(
+            [frame.assign(flight=frame["flight"] + k * 10_000) for k in range(factor)], ignore_index=True)
+        print(f"6. port publish and read, operations.flights x{factor}: {len(big):,} rows", flush=True)
+        median = measure(big, REPEATS)
+        for step in ("publish", "read"):
+            old, new = median[f"old {step}"], median[f"new {step}"]
+            table.add(f"6. {step} flights x{factor} ({len(big) / 1e6:.1f}M rows): Delta port vs old Parquet + pointer",
+                      f"{old:.2f} s", f"{new:.2f} s", f"{new / old:.2f}x", "report", None)
+        table.add(f"   x{factor}: SHA-256 of the data file, share of a new read", "-",
+                  f"{median['sha256']:.2f} s", f"{median['sha256'] / median['new read']:.0%}", "-", None)
+        del big
 
 
 if __name__ == "__main__":
-    main()
+    from harness import Table
+
+    result = Table()
+    main(result)
+    print(result.render())
