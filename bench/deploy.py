@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.deploy.servers import (launch_mesh_in_waves, mesh_up, pg_query, postgres_server,  # noqa: E402
+from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_up, pg_query, postgres_server,  # noqa: E402
                                   process_tree_rss, redis_server, stop_group, wait_until)
 from tests.support import MESH, mesh_env  # noqa: E402
 
@@ -65,11 +65,7 @@ def through_the_webserver(env: dict[str, str], *, celery_broker: str | None = No
             wait_until("the Celery worker", lambda: "ready." in log.read_text(), 120)
         try:
             with mesh_up(home, env, Path(tmp) / "up.log") as (port, up):
-                rss = {}
-                for line in subprocess.run(["pgrep", "-g", str(up.pid), "-a"], capture_output=True, text=True).stdout.splitlines():
-                    pid, command = line.split(" ", 1)
-                    if " code-server start " in command:
-                        rss[command.split("--location-name ")[1].split()[0]] = process_tree_rss(int(pid)) / 2**20
+                rss = {name: process_tree_rss(pid) / 2**20 for name, pid in code_server_pids(up.pid).items()}
                 started = time.perf_counter()
                 results = launch_mesh_in_waves(port, workspace, timeout=1800)
                 seconds = time.perf_counter() - started

@@ -534,6 +534,9 @@ def _up(args) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Started in the background, `mesh up` may have inherited SIGINT ignored, and so would the servers: then
+    # the interrupt they stop cleanly on (see ServerGroup.stop) would be lost, and they would take the SIGKILL.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print(f"Starting {len(servers)} code server(s) (logs in {group.log_dir})", flush=True)
         start_code_servers(group, servers, on_ready=lambda s: print(f"  {s.location}: grpc {s.host}:{s.port}", flush=True))

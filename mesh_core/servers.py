@@ -69,7 +69,9 @@ class ServerGroup:
     def start(self, name: str, command: list[str], *, cwd: str | None = None) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group: a code server runs the domain's code in a child process, which
+            # must stop with it (on SIGTERM that child waits for heartbeats and RPCs for up to 90 s).
+            process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         return process
 
@@ -84,16 +86,35 @@ class ServerGroup:
             time.sleep(poll_seconds)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Interrupt every process with its children (SIGINT, as Ctrl-C would); SIGKILL what is left after `timeout` s."""
         for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGINT)  # what Dagster's servers shut down cleanly on (Ctrl-C)
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                pass
+        while time.monotonic() < deadline and any(_group_alive(p) for p in self.processes.values()):
+            time.sleep(0.2)
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):  # the whole group is gone already
+        pass
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    try:
+        os.killpg(process.pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def start_code_servers(group: ServerGroup, servers: Sequence[CodeServer], *, timeout: float = STARTUP_SECONDS,

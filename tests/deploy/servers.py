@@ -251,6 +251,18 @@ def launch_mesh_in_waves(port: int, workspace, timeout: float = 900) -> dict[str
     return done
 
 
+def code_server_pids(pid: int) -> dict[str, int]:
+    """The `dagster code-server start` processes `mesh up` (pid) started, by location name."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        command = child.cmdline()
+        if "code-server" in command and "start" in command and "--location-name" in command:
+            found[command[command.index("--location-name") + 1]] = child.pid
+    return found
+
+
 def process_tree_rss(pid: int) -> int:
     """Resident memory in bytes of a process and all its descendants."""
     import psutil

@@ -7,12 +7,13 @@ import json
 import signal
 import subprocess
 
+import psutil
 import pytest
 import yaml
 
 from mesh_core.servers import grpc_workspace_yaml, plan_code_servers
 from mesh_core.workspace import MeshWorkspace
-from tests.deploy.servers import (launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, stop_group,
+from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, stop_group,
                                   wait_until)
 from tests.support import MESH, REPO, make_dagster_home, mesh_env
 
@@ -37,11 +38,7 @@ def test_runs_launched_through_the_webserver_succeed_on_separate_code_servers_ag
     with postgres_server() as pg:
         with mesh_up(home, {"MESH_INSTANCE": "postgres", **pg, **FAST_SENSORS}, tmp_path / "up.log") as (port, process):
             # One code server process per domain, each a child of `mesh up`, each serving only its domain.
-            servers = {}
-            for line in subprocess.run(["pgrep", "-g", str(process.pid), "-a"], capture_output=True, text=True).stdout.splitlines():
-                pid, command = line.split(" ", 1)
-                if " code-server start " in command:
-                    servers[command.split("--location-name ")[1].split()[0]] = int(pid)
+            servers = code_server_pids(process.pid)
             assert sorted(servers) == sorted(loc.name for loc in workspace.locations)
             written = yaml.safe_load((home / "mesh" / "workspace.grpc.yaml").read_text())["load_from"]
             assert sorted(e["grpc_server"]["location_name"] for e in written) == sorted(servers)
@@ -78,8 +75,9 @@ def test_mesh_up_servers_serves_each_domain_over_grpc_and_sigterm_stops_them_all
 
     target = tmp_path / "grpc.yaml"
     log = open(tmp_path / "up.log", "w")
+    home = make_dagster_home(tmp_path)
     process = subprocess.Popen([str(MESH), "up", "--servers", "--first-port", "0", "--grpc-workspace", str(target)],
-                               cwd=REPO, env=mesh_env(make_dagster_home(tmp_path)), stdout=log, stderr=subprocess.STDOUT,
+                               cwd=REPO, env=mesh_env(home), stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         wait_until("the gRPC workspace", target.exists, 300, alive=lambda: process.poll() is None, log=tmp_path / "up.log")
@@ -91,12 +89,17 @@ def test_mesh_up_servers_serves_each_domain_over_grpc_and_sigterm_stops_them_all
             assert client.ping("mesh")["echo"] == "mesh"
             served = deserialize_value(client.list_repositories()).repository_code_pointer_dict
             assert [pointer.module for pointer in served.values()] == [modules[entry["location_name"]]]
-        members = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
-        assert len(members) > len(entries)  # mesh up and, per domain, a code server and the process it loads code in
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert len(started) >= 2 * len(entries)  # per domain, a code server and the process it loads code in
         process.send_signal(signal.SIGTERM)  # to `mesh up` alone: it stops what it started
-        process.wait(timeout=60)
-        wait_until("every code server to stop", lambda: not subprocess.run(["pgrep", "-g", str(process.pid)],
-                                                                           capture_output=True).stdout, 60)
+        process.wait(timeout=90)
+        wait_until("every code server and its child to stop",
+                   lambda: not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 30)
+        for entry in entries:  # the server and the child running the domain's code both stopped by the interrupt,
+            # not left to notice a missing heartbeat (30 s, then up to 60 s for RPCs) or to be killed at the deadline
+            log_text = (home / "mesh" / "logs" / f"code-server-{entry['location_name']}.log").read_text()
+            assert "Code proxy server was interrupted" in log_text and "Code server was interrupted" in log_text, log_text[-2000:]
+            assert "No heartbeat received" not in log_text, log_text[-2000:]
     finally:
         stop_group(process)
         log.close()
