@@ -9,14 +9,12 @@ bench/baseline_mesh.py (the same work in a plain script).
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BIN, REPO, Table, alternate, median, timed  # noqa: E402
+from harness import BIN, REPO, Table, alternate, median, run_alone, scratch, timed  # noqa: E402
 
 BASELINE = [sys.executable, str(REPO / "bench" / "baseline_mesh.py")]
 MESH = [str(BIN / "mesh"), "materialize", "-w", str(REPO / "workspace.yaml")]
@@ -88,16 +86,11 @@ def ten_times(table: Table, work: Path, one_x: tuple[Path, Path]) -> None:
 
 
 def main(table: Table, *, ten_x: bool = True) -> None:
-    work = Path(tempfile.mkdtemp(prefix="mesh-bench-"))
-    try:
+    with scratch("mesh-bench-") as work:
         one_x = whole_mesh(table, work)
         if ten_x:
             ten_times(table, work, one_x)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    result = Table()
-    main(result)
-    print(result.render())
+    run_alone(main)

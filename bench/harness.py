@@ -8,13 +8,16 @@ pays them. Baseline and Mesh alternate within one run, so a busy neighbour slows
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -97,3 +100,20 @@ class Table:
         widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
         line = lambda c: "| " + " | ".join(v.ljust(w) for v, w in zip(c, widths)) + " |"  # noqa: E731
         return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells[1:])])
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A temp folder for one benchmark's meshes and instances, removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_alone(main: Callable[[Table], None]) -> None:
+    """`python bench/<one>.py`: that benchmark's rows only."""
+    table = Table()
+    main(table)
+    print(table.render())

@@ -16,16 +16,14 @@ reads product_00 of domain d-1, so the domains run in a chain. The baseline
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BIN, REPEATS, REPO, Table, alternate, median, timed  # noqa: E402
+from harness import BIN, REPEATS, REPO, Table, alternate, median, run_alone, scratch, timed  # noqa: E402
 
 ROWS = 1_000
 
@@ -198,17 +196,12 @@ def location_load(table: Table, work: Path) -> None:
 
 
 def main(table: Table, *, full_growth: bool = True) -> None:
-    work = Path(tempfile.mkdtemp(prefix="mesh-bench-synthetic-"))
-    try:
+    with scratch("mesh-bench-synthetic-") as work:
         location_load(table, work)
         at_largest = per_product(table, work)
         if full_growth:
             growth(table, work, at_largest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    result = Table()
-    main(result)
-    print(result.render())
+    run_alone(main)
