@@ -48,19 +48,22 @@ def product_run_id(dagster_run_id: str, product: DataProduct) -> str:
 
 
 @lru_cache(maxsize=None)
-def _client(configured: bool, path: str):
+def _client(settings: tuple, path: str | None):  # settings: only the cache key
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport.file import FileConfig, FileTransport
 
-    if configured or os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
+    if path is None:
         return OpenLineageClient()  # the standard resolution: URL, config file, env, or disabled
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=path, append=True)))
 
 
 def client(instance_root: str | os.PathLike):
-    configured = any(os.environ.get(name) for name in _CONFIGURED_BY) or Path("openlineage.yml").is_file()
-    return _client(configured, str(default_path(instance_root)))
+    """The client for the settings as they are now (one per distinct setting, kept for the process)."""
+    settings = (*(os.environ.get(name) for name in (*_CONFIGURED_BY, "OPENLINEAGE_DISABLED")),
+                Path("openlineage.yml").is_file())
+    configured = any(settings[:-2]) or settings[-1] or (settings[-2] or "").strip().lower() == "true"
+    return _client(settings, None if configured else str(default_path(instance_root)))
 
 
 class ProductLineage:
