@@ -81,8 +81,13 @@ def read_batch(consumer, topic: str, ranges: list[OffsetRange], *, timeout: floa
     consumer.assign([TopicPartition(topic, r.partition, r.start) for r in ranges])
     found: dict[int, list] = {r.partition: [] for r in ranges}
     deadline = time.monotonic() + timeout
+
+    def short(partition: int) -> bool:  # the next offset still wanted from it is before its range's end
+        following = found[partition][-1].offset() + 1 if found[partition] else wanted[partition].start
+        return following < wanted[partition].end
+
     try:
-        while any(found[p][-1].offset() + 1 < wanted[p].end if found[p] else wanted[p].end > wanted[p].start for p in wanted):
+        while any(short(p) for p in wanted):
             if time.monotonic() > deadline:
                 raise MeshError(f"Read {sum(map(len, found.values()))} of {sum(r.end - r.start for r in ranges)} messages "
                                 f"of topic '{topic}' in {timeout:.0f} s.")
