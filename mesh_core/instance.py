@@ -29,6 +29,12 @@ DEFAULT_DAGSTER_YAML = """\
 telemetry:
   enabled: false
 
+# The event log stays in SQLite files in this folder, with one open connection per file instead of
+# one per event (mesh_core/instance_storage.py); an explicit `storage:` section below still wins.
+instance_class:
+  module: mesh_core.instance_storage
+  class: MeshInstance
+
 # Runs launched from the UI, sensors and the daemon queue here; one run per domain at a time,
 # since a domain's DuckDB file takes one writer at a time.
 run_coordinator:
