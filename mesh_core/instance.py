@@ -29,8 +29,8 @@ DEFAULT_DAGSTER_YAML = """\
 telemetry:
   enabled: false
 
-# The event log stays in SQLite files in this folder, with one open connection per file instead of
-# one per event (mesh_core/instance_storage.py); an explicit `storage:` section below still wins.
+# Runs and the event log stay in Dagster's SQLite files in this folder, with connections kept open
+# instead of one per access (mesh_core/instance_storage.py); a `storage:` section below still wins.
 instance_class:
   module: mesh_core.instance_storage
   class: MeshInstance

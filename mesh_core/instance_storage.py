@@ -1,17 +1,17 @@
-"""The embedded instance's storage: Dagster's SQLite event log, with its connections kept open.
+"""The embedded instance's storage: Dagster's SQLite storage, with its connections kept open.
 
-Dagster's `SqliteEventLogStorage` builds a new engine and opens a new SQLite connection for every
-read and write, and closing the last connection to a WAL database checkpoints it: ~1.4 ms per
-access on this machine, and a product with c checks is ~6 + 3c event writes plus the reads around
-them (the example mesh: ~1,400 connections in one `mesh materialize`). `PooledSqliteEventLogStorage`
+Dagster's SQLite run and event-log storages build a new engine and open a new SQLite connection for
+every read and write, and closing the last connection to a WAL database checkpoints it: ~1.4 ms
+per access on this machine. One `mesh materialize` of the example mesh opened ~820 event-log and
+~160 run-storage connections; a product with c checks writes ~6 + 3c events. Here the event log
 keeps one open connection per database file (the index and the most recent run shards, bounded),
-behind the same lock Dagster already serialises them with. Files, schema and transactions are
-Dagster's own, so a home written by either class reads with the other.
+behind the lock Dagster already serialises them with, and the run storage a small pool. Files,
+schema and transactions are Dagster's own, so a home written by either reads with the other.
 
-A `dagster.yaml` selects it with `instance_class: {module: mesh_core.instance_storage, class: MeshInstance}`
-(Mesh writes that into new homes): every process that opens the instance (webserver, daemon, code
-servers, run workers, `mesh`) then uses it. An explicit `storage:` section (postgres, or sqlite with
-its own base_dir) still wins.
+A `dagster.yaml` selects it with `instance_class: {module: mesh_core.instance_storage, class:
+MeshInstance}` (Mesh writes that into new homes): every process that opens the instance (webserver,
+daemon, code servers, run workers, `mesh`) then uses it. An explicit `storage:` section (postgres,
+or sqlite with its own base_dir) still wins.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine, get_alembic_config
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
@@ -46,7 +53,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 # one file descriptor (two more for its WAL and shared memory while it is written).
 MAX_OPEN_SHARDS = 16
 
-_LIVE: weakref.WeakSet[PooledSqliteEventLogStorage] = weakref.WeakSet()
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # every pooled storage of this process, for the fork hooks
 _INHERITED: list[Engine] = []  # a forked child's share of connections its parent could not close
 
 
@@ -195,13 +202,58 @@ os.register_at_fork(before=lambda: [storage._before_fork() for storage in list(_
                     after_in_child=lambda: [storage._after_fork_in_child() for storage in list(_LIVE)])
 
 
+class PooledSqliteRunStorage(SqliteRunStorage):
+    """`SqliteRunStorage` with a small pool of open connections instead of one per access.
+
+    Dagster gives this storage no lock (threads of the webserver and daemon use it at once); the pool
+    hands each thread its own connection, keeps one open between uses and closes any extra on return."""
+
+    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(conn_string, inst_data=inst_data)
+        self._engine = self._new_engine()
+        _LIVE.add(self)
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> PooledSqliteRunStorage:  # the stock one names its class
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    def _new_engine(self) -> Engine:
+        return create_engine(self._conn_string, poolclass=QueuePool, pool_size=1, max_overflow=-1,
+                             connect_args={"check_same_thread": False})
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+        super().dispose()
+
+    # See PooledSqliteEventLogStorage: no connection crosses fork(). Idle ones are closed first; one
+    # another thread is using at that moment stays with a pool the child never touches again.
+    def _before_fork(self) -> None:
+        self._engine.dispose()
+
+    def _after_fork_in_parent(self) -> None:
+        pass
+
+    def _after_fork_in_child(self) -> None:
+        _INHERITED.append(self._engine)
+        self._engine = self._new_engine()
+
+
 class MeshSqliteStorage(DagsterSqliteStorage):
-    """Dagster's SQLite storage (runs, schedules, event log in `base_dir`), with the pooled event log."""
+    """Dagster's SQLite storage (runs, schedules, event log in `base_dir`), with the pooled run and event storage."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
-        super().__init__(base_dir, inst_data=inst_data)
-        # The stock event log built above holds no connection; this one replaces it over the same files.
+        # DagsterSqliteStorage.__init__, with the pooled classes (the stock one would open each file twice).
+        self.base_dir = base_dir
+        self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()  # what DagsterSqliteStorage's own __init__ calls last
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> MeshSqliteStorage:  # the stock one names its class

@@ -27,11 +27,12 @@ import sqlalchemy
 import yaml
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._serdes import deserialize_value, serialize_value
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from mesh_core.instance_storage import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage
+from mesh_core.instance_storage import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage, PooledSqliteRunStorage
 from mesh_core.instance import DEFAULT_DAGSTER_YAML
 from tests.support import REPO, make_dagster_home
 
@@ -73,12 +74,14 @@ def home(tmp_path) -> Path:
 def open_pooled(home: Path) -> dg.DagsterInstance:
     instance = dg.DagsterInstance.from_config(str(home))
     assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
+    assert type(instance.run_storage) is PooledSqliteRunStorage
     return instance
 
 
 def open_stock(home: Path) -> dg.DagsterInstance:
     instance = dg.DagsterInstance.from_config(str(home), STOCK_YAML)
     assert type(instance.event_log_storage) is SqliteEventLogStorage
+    assert type(instance.run_storage) is SqliteRunStorage
     return instance
 
 
@@ -113,16 +116,21 @@ def succeeded(instance: dg.DagsterInstance, run_id: str) -> bool:
 
 
 class EventLogConnections:
-    """Counts real DBAPI connections opened to the event log's files (history/runs/*.db), per file."""
+    """Counts real DBAPI connections opened to the event log's files (history/runs/*.db), per file,
+    and to the run storage's (history/runs.db) apart."""
 
     def __init__(self, home: Path):
         self.directory = str(home / "history" / "runs") + os.sep
+        self.run_storage_file = str(home / "history" / "runs.db")
         self.per_file: collections.Counter[str] = collections.Counter()
+        self.run_storage = 0
 
     def _on_connect(self, dbapi_connection, _record) -> None:
         path = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
         if path.startswith(self.directory):
             self.per_file[os.path.basename(path)] += 1
+        elif path == self.run_storage_file:
+            self.run_storage += 1
 
     def __enter__(self) -> EventLogConnections:
         event.listen(Engine, "connect", self._on_connect)
@@ -137,8 +145,9 @@ class EventLogConnections:
 
 
 def open_event_log_fds(home: Path) -> list[str]:
-    """What this process's open file descriptors into the event log directory point at."""
-    directory = str(home / "history" / "runs") + os.sep
+    """What this process's open file descriptors into the instance's databases (history/: the run
+    storage's runs.db and the event log's shards) point at."""
+    directory = str(home / "history") + os.sep
     targets = []
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -173,6 +182,7 @@ def test_mesh_homes_get_the_pooled_event_log_and_users_can_opt_out(home, tmp_pat
         with dg.DagsterInstance.from_ref(deserialize_value(serialize_value(instance.get_ref()))) as rebuilt:
             assert isinstance(rebuilt, MeshInstance)
             assert type(rebuilt.event_log_storage) is PooledSqliteEventLogStorage
+            assert type(rebuilt.run_storage) is PooledSqliteRunStorage
     # The dagster.yaml Mesh writes into new homes selects it as well.
     written = tmp_path / "written"
     written.mkdir()
@@ -189,6 +199,7 @@ def test_mesh_homes_get_the_pooled_event_log_and_users_can_opt_out(home, tmp_pat
     with dg.DagsterInstance.from_config(str(home), "explicit.yaml") as explicit:
         assert isinstance(explicit, MeshInstance)
         assert type(explicit.event_log_storage) is SqliteEventLogStorage
+        assert type(explicit.run_storage) is SqliteRunStorage
 
 
 # -- what pooling buys ---------------------------------------------------------------------------
@@ -221,6 +232,9 @@ def test_pooled_storage_opens_a_fraction_of_the_connections_and_none_for_an_open
     stock_per_run = max(n for f, n in stock_connections.per_file.items() if f != "index.db")
     pooled_per_run = max(n for f, n in pooled_connections.per_file.items() if f != "index.db")
     assert pooled_per_run * 3 <= stock_per_run, (pooled_per_run, stock_per_run)
+    # The run storage keeps one connection open between uses; Dagster's opens one per access.
+    assert pooled_connections.run_storage * 10 <= stock_connections.run_storage, (
+        pooled_connections.run_storage, stock_connections.run_storage)
 
 
 # -- homes written by either storage read with the other ------------------------------------------
@@ -262,8 +276,9 @@ def test_open_shards_and_file_descriptors_stay_bounded_and_older_runs_reopen(hom
     with open_pooled(home) as instance:
         storage = instance.event_log_storage
         run_ids = [materialize(instance, plain) for _ in range(MAX_OPEN_SHARDS + 4)]
-        # An open shard holds three descriptors (db, -wal, -shm); SQLite may keep one more for reuse.
-        fd_bound = 3 * MAX_OPEN_SHARDS + 3
+        # An open shard holds three descriptors (db, -wal, -shm), and so does the run storage's runs.db;
+        # SQLite may keep one more for reuse.
+        fd_bound = 3 * MAX_OPEN_SHARDS + 3 + 3
         assert len(storage.open_shards) <= MAX_OPEN_SHARDS
         assert len(open_event_log_fds(home)) <= fd_bound, open_event_log_fds(home)
         assert run_ids[0] not in storage.open_shards
@@ -335,10 +350,16 @@ def test_two_threads_storing_through_one_instance_lose_nothing(home):
                     dg.AssetCheckEvaluation(asset_key=dg.AssetKey(name), check_name="positive", passed=True))
                 instance.report_engine_event(f"{name} {i}", run_id=f"{name}-{i % shards_per_thread}", job_name="j")
                 assert instance.fetch_materializations(dg.AssetKey(name), limit=1).records
+                # The run storage, which Dagster does not lock: each thread gets its own pooled connection.
+                # (Each tags its own run: Dagster's add_run_tags reads then writes the whole tag set, so two
+                # writers of one run lose tags with its stock storage as well.)
+                instance.add_run_tags(tagged[name], {f"{name}_{i}": str(i)})
+                assert instance.get_run_by_id(tagged[name]).tags[f"{name}_{i}"] == str(i)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     with open_pooled(home) as instance:
+        tagged = {name: materialize(instance) for name in ("left", "right")}
         threads = [threading.Thread(target=work, args=(name,)) for name in ("left", "right")]
         for thread in threads:
             thread.start()
@@ -356,6 +377,8 @@ def test_two_threads_storing_through_one_instance_lose_nothing(home):
             assert len(stock.event_log_storage.get_asset_check_execution_history(check_key, limit=1000)) == per_thread
             messages = [e.message for k in range(shards_per_thread) for e in stock.all_logs(f"{name}-{k}")]
             assert sorted(messages) == sorted(f"{name} {i}" for i in range(per_thread))
+            tags = stock.get_run_by_id(tagged[name]).tags
+            assert {k: v for k, v in tags.items() if k.startswith(f"{name}_")} == {f"{name}_{i}": str(i) for i in range(per_thread)}
 
 
 WRITER = textwrap.dedent("""
