@@ -176,17 +176,25 @@ class Pipeline:
 
     def publish(self, domain: str, name: str, contract, frame: pd.DataFrame) -> None:
         """Validate (Pandera, then GX), then write the Delta table and the DuckDB table."""
-        from deltalake import write_deltalake
+        validated, results = self.check(name, contract, frame)
+        failed = [r for r in results if not r.success and r.expectation_config.severity.value == "critical"]
+        if failed:
+            raise SystemExit(f"{domain}.{name} failed {len(failed)} check(s)")
+        self.write(domain, name, validated)
 
+    def check(self, name: str, contract, frame: pd.DataFrame):
+        """The validated frame and the GX result of each expectation (Pandera raises on a failure)."""
         validated = contract.validate(frame, lazy=True)
         gx = self.gx
         batch = self.source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("output")
         suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=self.suites[name]))
         result = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite)
                                                          ).run(batch_parameters={"dataframe": validated})
-        failed = [r for r in result.results if not r.success and r.expectation_config.severity.value == "critical"]
-        if failed:
-            raise SystemExit(f"{domain}.{name} failed {len(failed)} check(s)")
+        return validated, result.results
+
+    def write(self, domain: str, name: str, validated: pd.DataFrame) -> None:
+        from deltalake import write_deltalake
+
         table = pa.Table.from_pandas(validated, preserve_index=False)
         write_deltalake(str(self.out / domain / "ports" / name), table, mode="overwrite")
         with duckdb.connect(str(self.out / domain / "warehouse.duckdb")) as con:

@@ -62,13 +62,19 @@ def timed(args: Sequence[str], **kwargs) -> Sample:
 def alternate(baseline: Callable[[int], Sample], mesh: Callable[[int], Sample], repeats: int = REPEATS,
               label: str = "") -> tuple[list[Sample], list[Sample]]:
     """baseline, Mesh, baseline, Mesh, ...: `repeats` of each."""
-    ours, theirs = [], []
-    for i in range(repeats):
-        theirs.append(baseline(i))
-        ours.append(mesh(i))
-        print(f"  {label} #{i + 1}: baseline {theirs[-1].seconds:6.2f} s {theirs[-1].peak_mb:6.0f} MB | "
-              f"Mesh {ours[-1].seconds:6.2f} s {ours[-1].peak_mb:6.0f} MB", flush=True)
+    theirs, ours = interleave({"baseline": baseline, "Mesh": mesh}, repeats, label)
     return theirs, ours
+
+
+def interleave(sides: dict[str, Callable[[int], Sample]], repeats: int = REPEATS, label: str = "") -> list[list[Sample]]:
+    """Each side once per repeat, in turn, so a busy neighbour slows every side alike; samples per side."""
+    samples: list[list[Sample]] = [[] for _ in sides]
+    for i in range(repeats):
+        for side, run in zip(samples, sides.values()):
+            side.append(run(i))
+        print(f"  {label} #{i + 1}: " + " | ".join(f"{name} {side[-1].seconds:6.2f} s {side[-1].peak_mb:6.0f} MB"
+                                                  for name, side in zip(sides, samples)), flush=True)
+    return samples
 
 
 def median(samples: Sequence[Sample], attr: str = "seconds") -> float:

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each against its baseline in the same run, then one table.
 
-    python bench/run.py [names...]     names: mesh synthetic validation storage (default: all)
+    python bench/run.py [names...]     names: mesh synthetic validation storage (default: these four),
+                                       instance (Mesh's instance storage vs Dagster's; ~3 min)
 
 BENCH_REPEATS (default 3) sets the repeats; BENCH_FULL=1 adds the long runs (10M-row validation,
 `mesh materialize` on 50 x 20). Numbers and the machine go in docs/performance.md.
@@ -17,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import example_mesh  # noqa: E402
+import instance_storage  # noqa: E402
 import storage  # noqa: E402
 import synthetic  # noqa: E402
 import validation  # noqa: E402
@@ -24,6 +26,7 @@ from harness import REPEATS, Table  # noqa: E402
 
 BENCHMARKS = {"mesh": example_mesh.main, "synthetic": synthetic.main, "validation": validation.main,
               "storage": storage.main}
+EXTRA = {"instance": instance_storage.main}  # only when named
 
 
 def machine() -> str:
@@ -41,8 +44,11 @@ def machine() -> str:
 def main(names: list[str]) -> None:
     started = time.perf_counter()
     table = Table()
+    unknown = [name for name in names if name not in {**BENCHMARKS, **EXTRA}]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join({**BENCHMARKS, **EXTRA})}")
     for name in names or BENCHMARKS:
-        BENCHMARKS[name](table)
+        {**BENCHMARKS, **EXTRA}[name](table)
     print(f"\nMedians of {REPEATS}, baseline and Mesh alternated in this run; {time.perf_counter() - started:.0f} s in all.")
     print(machine() + "\n")
     print(table.render())
