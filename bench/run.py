@@ -27,6 +27,7 @@ from harness import REPEATS, Table  # noqa: E402
 BENCHMARKS = {"mesh": example_mesh.main, "synthetic": synthetic.main, "validation": validation.main,
               "storage": storage.main}
 EXTRA = {"instance": instance_storage.main}  # only when named
+KNOWN = {**BENCHMARKS, **EXTRA}
 
 
 def machine() -> str:
@@ -44,11 +45,11 @@ def machine() -> str:
 def main(names: list[str]) -> None:
     started = time.perf_counter()
     table = Table()
-    unknown = [name for name in names if name not in {**BENCHMARKS, **EXTRA}]
+    unknown = [name for name in names if name not in KNOWN]
     if unknown:
-        raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join({**BENCHMARKS, **EXTRA})}")
+        raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join(KNOWN)}")
     for name in names or BENCHMARKS:
-        {**BENCHMARKS, **EXTRA}[name](table)
+        KNOWN[name](table)
     print(f"\nMedians of {REPEATS}, baseline and Mesh alternated in this run; {time.perf_counter() - started:.0f} s in all.")
     print(machine() + "\n")
     print(table.render())
