@@ -45,7 +45,7 @@ def materialize_seconds(env: dict[str, str]) -> float:
 
 def through_the_webserver(env: dict[str, str], *, celery_broker: str | None = None) -> tuple[float, dict[str, float]]:
     """Seconds to run the whole mesh through `mesh up`, and each code server's idle RSS (MiB)."""
-    from mesh_core.workspace import MeshWorkspace
+    from mesh_core.governance.workspace import MeshWorkspace
 
     workspace = MeshWorkspace.load(REPO / "workspace.yaml")
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +53,7 @@ def through_the_webserver(env: dict[str, str], *, celery_broker: str | None = No
         worker = None
         if celery_broker:
             env = {**env, "MESH_EXECUTOR": "celery", "MESH_CELERY_BROKER": celery_broker}
-            subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance import prepare_instance; "
+            subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance.home import prepare_instance; "
                             "prepare_instance(sys.argv[1])", str(home)], env={**mesh_env(home), **env}, check=True)
             (Path(tmp) / "celery.yaml").write_text(f"execution:\n  config:\n    broker: {celery_broker}\n    backend: {celery_broker}\n")
             bin_dir = Path(sys.executable).parent
@@ -79,7 +79,7 @@ def through_the_webserver(env: dict[str, str], *, celery_broker: str | None = No
 def queue_throughput(env: dict[str, str], per_domain: int = 3) -> dict[str, float]:
     """Runs per minute through the queue: the mesh published once, then `per_domain` runs of every
     domain submitted at once (the coordinator starts at most 4, one per domain) until all finish."""
-    from mesh_core.workspace import MeshWorkspace
+    from mesh_core.governance.workspace import MeshWorkspace
     from tests.deploy.servers import launch, wait_for_runs
 
     workspace = MeshWorkspace.load(REPO / "workspace.yaml")
@@ -120,7 +120,7 @@ def daemon_pass_seconds(pg: dict[str, str], domains: int, *, threads: int = 0, s
         home = root / "dagster_home"
         env = {**mesh_env(home), **pg, "MESH_INSTANCE": "postgres", "PYTHONPATH": str(root),
                "MESH_FAILURE_SENSOR_INTERVAL_SECONDS": str(SENSOR_SECONDS), "MESH_AUTOMATION_INTERVAL_SECONDS": str(SENSOR_SECONDS)}
-        subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance import prepare_instance; "
+        subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance.home import prepare_instance; "
                         "prepare_instance(sys.argv[1])", str(home)], env=env, check=True)
         if threads:
             with open(home / "dagster.yaml", "a") as config:

@@ -1,4 +1,4 @@
-"""Mesh's instance storage (mesh_core/instance_storage.py) against Dagster's stock SQLite storage.
+"""Mesh's instance storage (mesh_core/instance/pooled_sqlite.py) against Dagster's stock SQLite storage.
 
 The same `mesh materialize` into new homes seeded with Mesh's dagster.yaml or the same file without
 its `instance_class` (Dagster's own run and event-log storage over the same files), alternated: the
@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synthetic  # noqa: E402
 from harness import BIN, REPO, Table, interleave, median, run_alone, scratch, timed  # noqa: E402
 
-from mesh_core.instance import instance_yaml  # noqa: E402
+from mesh_core.instance.home import instance_yaml  # noqa: E402
 
 POOLED = instance_yaml()
-STOCK = POOLED.replace("instance_class:\n  module: mesh_core.instance_storage\n  class: MeshInstance\n", "")
+STOCK = POOLED.replace("instance_class:\n  module: mesh_core.instance.pooled_sqlite\n  class: MeshInstance\n", "")
 
 
 def main(table: Table) -> None:

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from domains.operations.products import flights  # noqa: E402
 from mesh_core import DomainStorage, ProductRef  # noqa: E402
-from mesh_core.validation.contract import run_contract  # noqa: E402
+from mesh_core.run.validation.contract import run_contract  # noqa: E402
 
 REF = ProductRef("operations", "flights")
 

@@ -73,7 +73,7 @@ def main(table: Table) -> None:
     import great_expectations as gx
 
     from mesh_core import Expectation, data_product
-    from mesh_core.validation.audit import audit
+    from mesh_core.run.validation.audit import audit
 
     Contract = ReadingsContract
     suite = [Expectation("ExpectColumnValuesToNotBeNull", column="sensor"),

@@ -4,8 +4,8 @@ Everything a domain engineer or operator needs is importable from here; the
 modules behind it are private to Mesh.
 """
 
-from mesh_core.cadence import Cadence as Cadence
-from mesh_core.definitions import domain_definitions as domain_definitions
+from mesh_core.declare.cadence import Cadence as Cadence
+from mesh_core.run.definitions import domain_definitions as domain_definitions
 from mesh_core.errors import (
     AccessDeniedError as AccessDeniedError,
     DefinitionError as DefinitionError,
@@ -20,16 +20,16 @@ from mesh_core.errors import (
     Violation as Violation,
     WorkspaceError as WorkspaceError,
 )
-from mesh_core.executor import mesh_executor as mesh_executor
-from mesh_core.expectation import Expectation as Expectation, Severity as Severity
-from mesh_core.inputs import Input as Input
-from mesh_core.instance import instance_yaml as instance_yaml, prepare_instance as prepare_instance
-from mesh_core.io_manager import MeshIOManager as MeshIOManager
-from mesh_core.majors import PreviousMajor as PreviousMajor
-from mesh_core.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
-from mesh_core.governance import Governance as Governance
-from mesh_core.lifecycle import Lifecycle as Lifecycle, Status as Status
-from mesh_core.policies import (
+from mesh_core.run.executor import mesh_executor as mesh_executor
+from mesh_core.declare.expectation import Expectation as Expectation, Severity as Severity
+from mesh_core.declare.inputs import Input as Input
+from mesh_core.instance.home import instance_yaml as instance_yaml, prepare_instance as prepare_instance
+from mesh_core.run.io_manager import MeshIOManager as MeshIOManager
+from mesh_core.declare.majors import PreviousMajor as PreviousMajor
+from mesh_core.run.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
+from mesh_core.governance.config import Governance as Governance
+from mesh_core.declare.lifecycle import Lifecycle as Lifecycle, Status as Status
+from mesh_core.governance.policies import (
     BASELINE_RULES as BASELINE_RULES,
     POLICIES as POLICIES,
     DomainScope as DomainScope,
@@ -37,21 +37,21 @@ from mesh_core.policies import (
     Policy as Policy,
     Rule as Rule,
 )
-from mesh_core.product import Access as Access, DataProduct as DataProduct, data_product as data_product
-from mesh_core.ref import ProductRef as ProductRef
-from mesh_core.sources import package_data_path as package_data_path
-from mesh_core.port import OutputPort as OutputPort, PortVersion as PortVersion
-from mesh_core.retention import Retention as Retention
-from mesh_core.slo import SLO as SLO
-from mesh_core.servers import CodeServer as CodeServer, grpc_workspace_yaml as grpc_workspace_yaml, plan_code_servers as plan_code_servers
-from mesh_core.storage import DomainStorage as DomainStorage, Publication as Publication
-from mesh_core.stream import (
+from mesh_core.declare.product import Access as Access, DataProduct as DataProduct, data_product as data_product
+from mesh_core.declare.ref import ProductRef as ProductRef
+from mesh_core.declare.sources import package_data_path as package_data_path
+from mesh_core.storage.port import OutputPort as OutputPort, PortVersion as PortVersion
+from mesh_core.storage.retention import Retention as Retention
+from mesh_core.declare.slo import SLO as SLO
+from mesh_core.operate.code_servers import CodeServer as CodeServer, grpc_workspace_yaml as grpc_workspace_yaml, plan_code_servers as plan_code_servers
+from mesh_core.storage.domain_storage import DomainStorage as DomainStorage, Publication as Publication
+from mesh_core.run.stream import (
     OffsetRange as OffsetRange,
     kafka_consumer as kafka_consumer,
     read_micro_batch as read_micro_batch,
     stream_sensor as stream_sensor,
 )
-from mesh_core.testing import ProductRun as ProductRun, run_product as run_product
+from mesh_core.selfserve.testing import ProductRun as ProductRun, run_product as run_product
 
 __version__ = "0.1.0"
 

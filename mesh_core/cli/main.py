@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _home(args) -> Path:
     """Choose the environment in one place: the Dagster home, and with it the data folder."""
-    from mesh_core.storage import resolve_data_dir, resolve_ports_uri
+    from mesh_core.storage.domain_storage import resolve_data_dir, resolve_ports_uri
 
     workspace_path = Path(args.workspace).resolve()
     home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or workspace_path.parent / "dagster_home").resolve()
@@ -150,8 +150,8 @@ def _version(text: str) -> int:
 
 def _prepare(args) -> tuple:
     """The workspace, and the Dagster instance (created once if new)."""
-    from mesh_core.instance import prepare_instance
-    from mesh_core.workspace import MeshWorkspace
+    from mesh_core.instance.home import prepare_instance
+    from mesh_core.governance.workspace import MeshWorkspace
 
     home = prepare_instance(_home(args))
     return MeshWorkspace.load(Path(args.workspace).resolve()), home
@@ -161,7 +161,7 @@ def _materialize(args) -> int:
     import dagster as dg
 
     from mesh_core.errors import DefinitionError
-    from mesh_core.materialize import materialize_mesh
+    from mesh_core.run.materialize import materialize_mesh
 
     workspace, home = _prepare(args)
     # A broken rule in a domain not selected does not stop the others.
@@ -231,7 +231,7 @@ def _summary_json(summary) -> dict:
 
 
 def _lint(args) -> int:
-    from mesh_core.lint import lint_mesh
+    from mesh_core.governance.lint import lint_mesh
 
     return _show_lint(lint_mesh(Path(args.workspace).resolve(), domains=args.domain), as_json=args.json)
 
@@ -258,11 +258,11 @@ def _show_lint(report, *, as_json: bool) -> int:
 
 
 def _contracts(args) -> int:
-    from mesh_core.snapshots import check_contracts, update_snapshots
-    from mesh_core.workspace import MeshWorkspace
+    from mesh_core.governance.snapshots import check_contracts, update_snapshots
+    from mesh_core.governance.workspace import MeshWorkspace
 
     if args.action == "import":
-        from mesh_core.odcs import import_source, read_document
+        from mesh_core.governance.odcs import import_source, read_document
 
         if not args.path:
             print("mesh: error: `mesh contracts import FILE.yaml` needs the ODCS file.", file=sys.stderr)
@@ -276,8 +276,8 @@ def _contracts(args) -> int:
     if args.action == "export":
         import yaml
 
-        from mesh_core.io_manager import MeshIOManager
-        from mesh_core.odcs import export_document
+        from mesh_core.run.io_manager import MeshIOManager
+        from mesh_core.governance.odcs import export_document
 
         _home(args)
         folder = Path(args.path or "contracts")
@@ -311,8 +311,8 @@ def _contracts(args) -> int:
 
 def _reader(args):
     from mesh_core.errors import MeshError
-    from mesh_core.inputs import Input
-    from mesh_core.io_manager import MeshIOManager
+    from mesh_core.declare.inputs import Input
+    from mesh_core.run.io_manager import MeshIOManager
 
     home = _home(args)
     if not home.is_dir():  # reading never creates an instance: a typo must not look like an empty mesh
@@ -362,7 +362,7 @@ def _history(args) -> int:
 
 
 def _days(text: str) -> int:
-    from mesh_core.slo import MAX_DAYS
+    from mesh_core.declare.slo import MAX_DAYS
 
     if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to {MAX_DAYS}")
@@ -372,7 +372,7 @@ def _days(text: str) -> int:
 def _status(args) -> int:
     import dagster as dg
 
-    from mesh_core.scorecard import domain_state, score_mesh
+    from mesh_core.run.scorecard import domain_state, score_mesh
 
     workspace, _ = _prepare(args)
     for name in args.domain or ():
@@ -403,7 +403,7 @@ def _status(args) -> int:
 def _catalog(args) -> int:
     import dagster as dg
 
-    from mesh_core.catalog import build_catalog, write_markdown
+    from mesh_core.operate.catalog import build_catalog, write_markdown
 
     workspace, _ = _prepare(args)
     for name in args.domain or ():
@@ -426,7 +426,7 @@ def _catalog(args) -> int:
 
 
 def _new_domain(args) -> int:
-    from mesh_core.scaffold import plan_domain
+    from mesh_core.selfserve.scaffold import plan_domain
 
     workspace_path = Path(args.workspace).resolve()
     plan = plan_domain(workspace_path, args.name, args.owner, args.description)
@@ -434,13 +434,13 @@ def _new_domain(args) -> int:
 
 
 def _new_product(args) -> int:
-    from mesh_core.scaffold import plan_product
-    from mesh_core.workspace import MeshWorkspace
+    from mesh_core.selfserve.scaffold import plan_product
+    from mesh_core.governance.workspace import MeshWorkspace
 
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
 
     def read_product(ref):
-        from mesh_core.io_manager import MeshIOManager
+        from mesh_core.run.io_manager import MeshIOManager
 
         _home(args)
         return MeshIOManager(domain=ref.domain).storage().read(ref)
@@ -482,7 +482,7 @@ def _apply(plan, workspace_path: Path, domain: str) -> int:
 def _repair(args) -> int:
     import dagster as dg
 
-    from mesh_core.repair import repair_mesh
+    from mesh_core.operate.repair import repair_mesh
 
     workspace, _ = _prepare(args)
     with dg.DagsterInstance.get() as instance:
@@ -497,7 +497,7 @@ def _repair(args) -> int:
 
 
 def _dev(args) -> int:
-    from mesh_core.lint import lint_mesh
+    from mesh_core.governance.lint import lint_mesh
 
     report = lint_mesh(Path(args.workspace).resolve())
     if report.exit_code:  # never serve a mesh that `mesh lint` rejects
@@ -522,8 +522,8 @@ def _dev(args) -> int:
 
 
 def _up(args) -> int:
-    from mesh_core.instance import prepare_instance
-    from mesh_core.servers import ServerGroup, grpc_workspace_yaml, plan_code_servers, start_code_servers
+    from mesh_core.instance.home import prepare_instance
+    from mesh_core.operate.code_servers import ServerGroup, grpc_workspace_yaml, plan_code_servers, start_code_servers
 
     home = prepare_instance(_home(args))  # the instance exists (and is migrated) before any server opens it
     servers = plan_code_servers(Path(args.workspace).resolve(), host=args.host, first_port=args.first_port)

@@ -1,7 +1,7 @@
 """Declaring a Great Expectations suite without importing Great Expectations.
 
 `import great_expectations` costs seconds and hundreds of MB, so a product
-declares its suite as plain specs; `mesh_core.validation.suite` turns them into
+declares its suite as plain specs; `mesh_core.run.validation.suite` turns them into
 GX 1.x expectations only when a run validates data.
 """
 

@@ -5,7 +5,7 @@
 for a declared window. `Input(..., columns=[...], expectations=[...])` also says which columns
 the consumer relies on and what it expects of them: lint checks them against the producer's
 contract, the breaking-change gate counts only consumers that rely on what changed, and the
-producer's write-audit-publish runs the expectations (see `mesh_core.consumers`).
+producer's write-audit-publish runs the expectations (see `mesh_core.governance.consumers`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from mesh_core.expectation import Expectation
-from mesh_core.names import is_valid_name
-from mesh_core.ref import ProductRef
+from mesh_core.declare.expectation import Expectation
+from mesh_core.declare.names import is_valid_name
+from mesh_core.declare.ref import ProductRef
 
 _PINNED = re.compile(r"^(?P<ref>[^@]+)@(?P<major>[0-9]{1,6})$")
 

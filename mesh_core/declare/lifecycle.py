@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from mesh_core.errors import Violation
-from mesh_core.ref import ProductRef
-from mesh_core.metadata import meta_value
+from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.metadata import meta_value
 
 
 class Status(str, enum.Enum):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from mesh_core.contract import column_specs, contract_fingerprint, is_contract, table_checks
+from mesh_core.declare.contract import column_specs, contract_fingerprint, is_contract, table_checks
 
 
 def major_of(version: str) -> int | None:

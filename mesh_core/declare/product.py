@@ -11,14 +11,14 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from mesh_core.errors import DefinitionError, Violation
-from mesh_core.expectation import Expectation
-from mesh_core.inputs import Input
-from mesh_core.lifecycle import Lifecycle, Status
-from mesh_core.majors import PreviousMajor, major_of
-from mesh_core.names import RESERVED_DOMAINS, is_valid_name
-from mesh_core.policies import BASELINE_RULES
-from mesh_core.ref import ProductRef
-from mesh_core.slo import SLO
+from mesh_core.declare.expectation import Expectation
+from mesh_core.declare.inputs import Input
+from mesh_core.declare.lifecycle import Lifecycle, Status
+from mesh_core.declare.majors import PreviousMajor, major_of
+from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
+from mesh_core.governance.policies import BASELINE_RULES
+from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.slo import SLO
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")  # a Dagster tag value
 # Check names Mesh itself reports; a suite expectation may not take them.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from mesh_core.names import is_valid_name
+from mesh_core.declare.names import is_valid_name
 
 
 @dataclass(frozen=True, order=True)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from mesh_core.metadata import meta_value
+from mesh_core.declare.metadata import meta_value
 
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 MAX_DAYS = 3660  # ten years: the longest window or age an objective may name

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 import yaml
 
 from mesh_core.errors import DefinitionError, Violation
-from mesh_core.policies import POLICIES, DomainScope, Level, Policy
+from mesh_core.governance.policies import POLICIES, DomainScope, Level, Policy
 
 CONFIG_FILE = "governance.yaml"
 WORKSPACE_FILE = "workspace.yaml"
@@ -45,15 +45,15 @@ class Governance:
             document = yaml.safe_load(path.read_text()) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise _config_error(path, f"cannot be read: {' '.join(str(exc).split())}",
-                                "fix the YAML (see the example in mesh_core/governance.py).") from None
+                                "fix the YAML (see the example in mesh_core/governance/config.py).") from None
         if not isinstance(document, dict) or set(document) - {"policies", "domains_may_override", "consumer_expectations"}:
             raise _config_error(path, "must be a mapping with 'policies', 'domains_may_override' and "
-                                "'consumer_expectations' only.", "see the example in mesh_core/governance.py.")
+                                "'consumer_expectations' only.", "see the example in mesh_core/governance/config.py.")
         known = {policy.name for policy in POLICIES}
         policies, overridable = document.get("policies") or {}, document.get("domains_may_override") or []
         if not isinstance(policies, dict) or not isinstance(overridable, list):
             raise _config_error(path, "needs 'policies' as a mapping (policy: level) and 'domains_may_override' as a list.",
-                                "see the example in mesh_core/governance.py.")
+                                "see the example in mesh_core/governance/config.py.")
         problems, levels = [], {}
         for name, value in policies.items():
             value = "off" if value is False else value  # YAML reads a bare `off` as false

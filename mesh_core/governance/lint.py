@@ -15,8 +15,8 @@ from typing import Sequence
 from dagster import MetadataValue
 
 from mesh_core.errors import Violation, WorkspaceError
-from mesh_core.snapshots import check_contracts
-from mesh_core.workspace import MeshWorkspace, did_you_mean, unlisted_hint
+from mesh_core.governance.snapshots import check_contracts
+from mesh_core.governance.workspace import MeshWorkspace, did_you_mean, unlisted_hint
 
 EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 
 from mesh_core.errors import MeshError
-from mesh_core.ref import ProductRef
-from mesh_core.snapshots import contract_document
-from mesh_core.metadata import meta_value
+from mesh_core.declare.ref import ProductRef
+from mesh_core.governance.snapshots import contract_document
+from mesh_core.declare.metadata import meta_value
 
 _LOGICAL = [(r"^(u?int|Int|UInt)", "integer"), (r"^(float|Float)", "number"), (r"^(bool|boolean)", "boolean"),
             (r"^datetime64", "date"), (r"^(date)$", "date"), (r"^(str|string|object|category)", "string")]

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from dagster._core.definitions.utils import is_valid_owner
 
-from mesh_core.contract import is_contract
+from mesh_core.declare.contract import is_contract
 from mesh_core.errors import Violation
 
 if TYPE_CHECKING:
-    from mesh_core.product import DataProduct
+    from mesh_core.declare.product import DataProduct
 
 # Dagster's own owner format: an email address or 'team:<name>'.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -20,11 +20,11 @@ import dagster as dg
 import yaml
 
 from mesh_core.errors import DefinitionError, Violation, WorkspaceError
-from mesh_core.inputs import Input
-from mesh_core.lifecycle import Lifecycle, read_findings
-from mesh_core.majors import major_of
-from mesh_core.ref import ProductRef
-from mesh_core.metadata import meta_value
+from mesh_core.declare.inputs import Input
+from mesh_core.declare.lifecycle import Lifecycle, read_findings
+from mesh_core.declare.majors import major_of
+from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.metadata import meta_value
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ telemetry:
   enabled: false
 
 # Runs and the event log stay in Dagster's SQLite files in this folder, with connections kept open
-# instead of one per access (mesh_core/instance_storage.py); a `storage:` section below still wins.
+# instead of one per access (mesh_core/instance/pooled_sqlite.py); a `storage:` section below still wins.
 instance_class:
-  module: mesh_core.instance_storage
+  module: mesh_core.instance.pooled_sqlite
   class: MeshInstance
 
 # Runs launched from the UI, sensors and the daemon queue here; one run per domain at a time,

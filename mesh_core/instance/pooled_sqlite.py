@@ -8,7 +8,7 @@ keeps one open connection per database file (the index and the most recent run s
 behind the lock Dagster already serialises them with, and the run storage a small pool. Files,
 schema and transactions are Dagster's own, so a home written by either reads with the other.
 
-A `dagster.yaml` selects it with `instance_class: {module: mesh_core.instance_storage, class:
+A `dagster.yaml` selects it with `instance_class: {module: mesh_core.instance.pooled_sqlite, class:
 MeshInstance}` (Mesh writes that into new homes): every process that opens the instance (webserver,
 daemon, code servers, run workers, `mesh`) then uses it. An explicit `storage:` section (postgres,
 or sqlite with its own base_dir) still wins.

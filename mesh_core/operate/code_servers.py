@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mesh_core.errors import MeshError
-from mesh_core.workspace import _read_entries
+from mesh_core.governance.workspace import _read_entries
 
 DEFAULT_FIRST_PORT = 4266  # Dagster's default gRPC port; domain i listens on DEFAULT_FIRST_PORT + i
 STARTUP_SECONDS = 300.0

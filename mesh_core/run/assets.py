@@ -8,23 +8,23 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from mesh_core.cadence import automation_condition
-from mesh_core.contract import classifications, column_schema, contract_fingerprint, table_checks
+from mesh_core.declare.cadence import automation_condition
+from mesh_core.declare.contract import classifications, column_schema, contract_fingerprint, table_checks
 from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
-from mesh_core.expectation import Severity
-from mesh_core.io_manager import IO_MANAGER_KEY
-from mesh_core.lifecycle import Status
-from mesh_core.lineage import ProductLineage
-from mesh_core.product import DataProduct
-from mesh_core.majors import PreviousMajor
-from mesh_core.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
-from mesh_core.validation.contract import CHECK_NAME as CONTRACT_CHECK
+from mesh_core.declare.expectation import Severity
+from mesh_core.run.io_manager import IO_MANAGER_KEY
+from mesh_core.declare.lifecycle import Status
+from mesh_core.run.lineage import ProductLineage
+from mesh_core.declare.product import DataProduct
+from mesh_core.declare.majors import PreviousMajor
+from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
+from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
 
 KINDS = {"pandas", "duckdb", "delta"}
 
 
 def check_specs(product: DataProduct, previous: tuple[PreviousMajor, ...] = ()) -> list[dg.AssetCheckSpec]:
-    from mesh_core.validation.audit import previous_check_name
+    from mesh_core.run.validation.audit import previous_check_name
 
     key = product.ref.asset_key
     contract = dg.AssetCheckSpec(
@@ -119,7 +119,7 @@ class _Published:
 
 def _write_audit_publish(context, product: DataProduct, previous, inputs, outcomes: list):
     """Compute, audit, publish only what passed. Fills `outcomes` as soon as the audit has run."""
-    from mesh_core.validation.audit import audit
+    from mesh_core.run.validation.audit import audit
 
     key = product.ref.asset_key
     if product.lifecycle.status is Status.RETIRED:
@@ -186,8 +186,8 @@ def health(product: DataProduct, report) -> dict:
 
 
 def _scores(context: dg.AssetExecutionContext, product: DataProduct, previous) -> dict:
-    """The product's objectives as of this publish (see mesh_core.scorecard); never a reason to fail it."""
-    from mesh_core.scorecard import score_metadata, score_product
+    """The product's objectives as of this publish (see mesh_core.run.scorecard); never a reason to fail it."""
+    from mesh_core.run.scorecard import score_metadata, score_product
 
     try:
         keys = [dg.AssetCheckKey(product.ref.asset_key, spec.name) for spec in check_specs(product, previous)]

@@ -9,17 +9,17 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
-from mesh_core.assets import build_product_asset
-from mesh_core.cadence import Cadence, automation_sensor, schedules
-from mesh_core.consumers import consumer_expectations, read_reliance
+from mesh_core.run.assets import build_product_asset
+from mesh_core.declare.cadence import Cadence, automation_sensor, schedules
+from mesh_core.governance.consumers import consumer_expectations, read_reliance
 from mesh_core.errors import DefinitionError, Violation
-from mesh_core.executor import mesh_executor
-from mesh_core.governance import Governance, evaluate
-from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
-from mesh_core.names import is_valid_name
-from mesh_core.notify import JsonLinesNotifier, Notifier, failure_sensor
-from mesh_core.policies import DomainScope, Policy
-from mesh_core.product import DataProduct
+from mesh_core.run.executor import mesh_executor
+from mesh_core.governance.config import Governance, evaluate
+from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
+from mesh_core.declare.names import is_valid_name
+from mesh_core.run.notify import JsonLinesNotifier, Notifier, failure_sensor
+from mesh_core.governance.policies import DomainScope, Policy
+from mesh_core.declare.product import DataProduct
 
 
 def domain_definitions(
@@ -44,7 +44,7 @@ def domain_definitions(
 
     Operating: `cadence` (a cron string or `Cadence(cron, timezone)`) schedules the products that
     read no other product; the others run by automation once what they read was published; the
-    `notifier` (default: a JSON-lines file, see mesh_core.notify) hears of every product a run did
+    `notifier` (default: a JSON-lines file, see mesh_core.run.notify) hears of every product a run did
     not publish. Runs execute in one process (a domain's steps share its storage lock anyway)
     unless the deployment sets MESH_EXECUTOR=celery.
     """
@@ -72,7 +72,7 @@ def domain_definitions(
         assets=[*(build_product_asset(p) for p in products), *stubs],
         schedules=schedules(domain, products, cadence),
         sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
-        executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.executor)
+        executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.run.executor)
         resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
         metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},
@@ -80,7 +80,7 @@ def domain_definitions(
 
 
 def _with_consumer_expectations(domain: str, products: Sequence[DataProduct], governance: Governance) -> list[DataProduct]:
-    """Each product with the expectations its consumers rely on (see mesh_core.consumers),
+    """Each product with the expectations its consumers rely on (see mesh_core.governance.consumers),
     read from `snapshots/<domain>.consumers.yaml` beside the domain's modules."""
     module = sys.modules.get(products[0].fn.__module__) if products else None
     if not getattr(module, "__file__", None):

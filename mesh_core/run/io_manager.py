@@ -7,11 +7,11 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from mesh_core.errors import AccessDeniedError
-from mesh_core.inputs import Input
-from mesh_core.provenance import PORT_VERSION, pinned_read, versions_in_use
-from mesh_core.ref import ProductRef
-from mesh_core.retention import Retention
-from mesh_core.storage import DomainStorage, resolve_data_dir
+from mesh_core.declare.inputs import Input
+from mesh_core.run.provenance import PORT_VERSION, pinned_read, versions_in_use
+from mesh_core.declare.ref import ProductRef
+from mesh_core.storage.retention import Retention
+from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
 
 IO_MANAGER_KEY = "mesh_io_manager"
 
@@ -19,7 +19,7 @@ IO_MANAGER_KEY = "mesh_io_manager"
 class MeshIOManager(dg.ConfigurableIOManager):
     """Writes only its own domain's storage; reads other domains' products read-only.
 
-    Every input is read at the version pinned for the whole run (see `mesh_core.provenance`), from
+    Every input is read at the version pinned for the whole run (see `mesh_core.run.provenance`), from
     the major the consumer pins, with only the columns it declares it reads."""
 
     domain: str

@@ -23,8 +23,8 @@ from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-from mesh_core.contract import column_specs
-from mesh_core.product import DataProduct
+from mesh_core.declare.contract import column_specs
+from mesh_core.declare.product import DataProduct
 
 NAMESPACE_ENV = "MESH_OPENLINEAGE_NAMESPACE"
 DEFAULT_FILE = Path("mesh") / "openlineage.jsonl"

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from mesh_core.product import DataProduct
+from mesh_core.declare.product import DataProduct
 
 FAILURE_SENSOR_INTERVAL_ENV = "MESH_FAILURE_SENSOR_INTERVAL_SECONDS"
 
@@ -114,7 +114,7 @@ def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, prod
 
 
 def failure_sensor(domain: str, products: Sequence[DataProduct], notifier: Notifier) -> dg.RunFailureSensorDefinition:
-    from mesh_core.cadence import interval_seconds
+    from mesh_core.declare.cadence import interval_seconds
 
     @dg.run_failure_sensor(name=f"{domain}_failures", default_status=dg.DefaultSensorStatus.RUNNING,
                            minimum_interval_seconds=interval_seconds(FAILURE_SENSOR_INTERVAL_ENV),

@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick
 
-from mesh_core.ref import ProductRef
-from mesh_core.slo import SLO, WARN_SHARE
+from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.slo import SLO, WARN_SHARE
 
 _PAGE = 1000
 AT_RISK_BUDGET = 0.25
@@ -54,7 +54,7 @@ class ProductScore:
 
 
 def freshness_state(slo: SLO, last: datetime | None, now: datetime) -> str:
-    """The state Dagster's evaluator would record for this objective (see mesh_core.slo)."""
+    """The state Dagster's evaluator would record for this objective (see mesh_core.declare.slo)."""
     if slo.max_age_hours is None and slo.due_by is None:
         return "NOT_APPLICABLE"
     if last is None:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import dagster as dg
 
 from mesh_core.errors import MeshError
-from mesh_core.ref import ProductRef
+from mesh_core.declare.ref import ProductRef
 
 BATCH_TAG = "mesh/stream_batch"
 BOOTSTRAP_ENV = "MESH_KAFKA_BOOTSTRAP_SERVERS"

@@ -2,7 +2,7 @@
 
 A new domain is a folder under `domains/` with a source product reading a data file the
 domain ships (`data/`, packaged with it), its contract, suite, definitions, a test using
-`mesh_core.testing.run_product`, and its entry in `workspace.yaml` (comments and order kept).
+`mesh_core.run_product`, and its entry in `workspace.yaml` (comments and order kept).
 A new product `--from` a CSV or Parquet file, or from a published product, starts with a
 contract and suite inferred from that data. Everything is checked before anything is written;
 if writing fails half-way, what was written is taken back.
@@ -21,8 +21,8 @@ import pandas as pd
 import yaml
 
 from mesh_core.errors import MeshError
-from mesh_core.infer import Inference, contract_source, infer, suite_source
-from mesh_core.names import RESERVED_DOMAINS, is_valid_name
+from mesh_core.selfserve.infer import Inference, contract_source, infer, suite_source
+from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
 
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
 
@@ -104,7 +104,7 @@ def plan_domain(workspace_path: Path, name: str, owner: str, description: str | 
 def plan_product(workspace, name_domain: str, name: str, *, source: str | None = None, owner: str | None = None,
                  read_product=None) -> Plan:
     """`read_product(ref)` returns a published product's frame (for `--from domain.product`)."""
-    from mesh_core.inputs import Input
+    from mesh_core.declare.inputs import Input
 
     location = workspace.location(name_domain)  # unknown domain: did-you-mean
     root = workspace.path.parent
@@ -152,7 +152,7 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
         except ValueError as exc:
             raise MeshError(f"--from {source}: not a .csv/.parquet file nor a product: {exc}") from None
         if upstream.ref not in workspace.products():
-            from mesh_core.workspace import did_you_mean
+            from mesh_core.governance.workspace import did_you_mean
 
             raise MeshError(f"--from {source}: no domain publishes {upstream.ref}"
                             f"{did_you_mean(str(upstream.ref), [str(r) for r in workspace.products()])}.")
@@ -229,7 +229,7 @@ def _check_owner(owner: str) -> None:
 
 
 def _entries(workspace_path: Path) -> list[str]:
-    from mesh_core.workspace import _read_entries
+    from mesh_core.governance.workspace import _read_entries
 
     return [entry[0] for entry in _read_entries(workspace_path)]
 
@@ -349,14 +349,14 @@ def _derived_product(domain: str, name: str, contract: str, upstream: str, owner
 
 
 def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None) -> str:
-    head = (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\n'
+    head = (f'"""Tests of {domain}.{name}, with mesh_core.run_product."""\n\n'
             f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n")
     if source:
         return head + (f"\n\ndef test_{name}_publishes_its_data_file():\n    result = run_product({name})\n"
                        "    assert result.published, result.message\n    assert len(result.output) > 0\n"
                        "    assert all(check.passed for check in result.checks.values()), result.checks\n")
     records = sample.to_json(orient="records", date_format="iso")
-    return (f'"""Tests of {domain}.{name}, with mesh_core.testing.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
+    return (f'"""Tests of {domain}.{name}, with mesh_core.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
             f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n\n"
             f"# A sample of {upstream.ref} when this product was scaffolded.\nSAMPLE = {records!r}\n\n\n"
             f"def test_{name}_publishes_from_its_input():\n"

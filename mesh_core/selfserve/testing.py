@@ -25,10 +25,10 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.errors import DefinitionError, Violation
-from mesh_core.materialize import CheckSummary, _product_results
-from mesh_core.product import DataProduct
-from mesh_core.provenance import PORT_VERSION
-from mesh_core.storage import DomainStorage
+from mesh_core.run.materialize import CheckSummary, _product_results
+from mesh_core.declare.product import DataProduct
+from mesh_core.run.provenance import PORT_VERSION
+from mesh_core.storage.domain_storage import DomainStorage
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ def run_product(product: DataProduct, inputs: Mapping[str, pd.DataFrame] | None 
                 folder: str | Path | None = None) -> ProductRun:
     """Materialize `product` with `inputs` (parameter name -> upstream DataFrame) in a temp folder
     (or `folder`, kept for inspection), and return what it published and every check's result."""
-    from mesh_core.assets import build_product_asset
-    from mesh_core.io_manager import IO_MANAGER_KEY, MeshIOManager
+    from mesh_core.run.assets import build_product_asset
+    from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
 
     inputs = dict(inputs or {})
     if not isinstance(product, DataProduct):

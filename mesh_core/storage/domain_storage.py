@@ -22,13 +22,13 @@ import pandas as pd
 import pyarrow as pa
 
 from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, StorageError
-from mesh_core.failpoints import failpoint
-from mesh_core.majors import major_of
-from mesh_core.names import quote_identifier
-from mesh_core.port import OutputPort, PortVersion
-from mesh_core.ref import ProductRef
-from mesh_core.retention import Retention
-from mesh_core.warehouse import Warehouse
+from mesh_core.storage.failpoints import failpoint
+from mesh_core.declare.majors import major_of
+from mesh_core.declare.names import quote_identifier
+from mesh_core.storage.port import OutputPort, PortVersion
+from mesh_core.declare.ref import ProductRef
+from mesh_core.storage.retention import Retention
+from mesh_core.storage.warehouse import Warehouse
 
 QUARANTINE_SCHEMA = "quarantine"
 PUBLISH_LOCK_SECONDS = 600.0  # another run publishing the same product waits its turn

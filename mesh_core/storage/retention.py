@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from mesh_core.port import PortVersion
+from mesh_core.storage.port import PortVersion
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.deploy.servers import (launch_mesh_in_waves, mesh_up, postgres_server, redis_server, stop_group,
                                   wait_until)
 from tests.support import REPO, mesh_env
@@ -33,7 +33,7 @@ def stack(tmp_path):
     with postgres_server() as pg, redis_server() as broker:
         env = {"MESH_INSTANCE": "postgres", **pg, "MESH_EXECUTOR": "celery", "MESH_CELERY_BROKER": broker}
         # The worker opens the instance as it starts: Mesh creates it (the Postgres profile) first.
-        subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance import prepare_instance; prepare_instance(sys.argv[1])",
+        subprocess.run([sys.executable, "-c", "import sys; from mesh_core.instance.home import prepare_instance; prepare_instance(sys.argv[1])",
                         str(home)], env={**mesh_env(home), **env}, check=True, timeout=120)
         config = tmp_path / "celery.yaml"
         config.write_text(f"execution:\n  config:\n    broker: {broker}\n    backend: {broker}\n")

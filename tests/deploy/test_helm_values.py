@@ -15,7 +15,7 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
 from dagster_postgres import DagsterPostgresStorage
 
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO
 
 VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())

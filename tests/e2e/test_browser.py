@@ -19,8 +19,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_core.metadata import meta_value
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.declare.metadata import meta_value
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import MESH, REPO, free_port, graphql, make_dagster_home, mesh_env, stop, wait_for_locations
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,7 +7,7 @@ import re
 
 import dagster as dg
 
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
 
 

@@ -8,7 +8,7 @@ import subprocess
 import dagster as dg
 
 from mesh_core import DomainStorage, ProductRef
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import MESH, REPO, make_dagster_home, mesh_env, run_mesh
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from mesh_core import ProductRef
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
 
 FLIGHTS = ProductRef("operations", "flights")

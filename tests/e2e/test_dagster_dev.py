@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from mesh_core import Input
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import (MESH, REPO, STARTUP_SECONDS, free_port, graphql, make_dagster_home, mesh_env, stop,
                            wait_for_locations)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import FIXTURES, REPO, WORKSPACES, make_dagster_home, run_mesh
 
 

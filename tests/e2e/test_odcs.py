@@ -9,9 +9,9 @@ import sys
 import pytest
 import yaml
 
-from mesh_core.contract import column_specs, table_checks
-from mesh_core.odcs import import_source
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.declare.contract import column_specs, table_checks
+from mesh_core.governance.odcs import import_source
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
 
 DATACONTRACT_CLI = "datacontract-cli==1.2.8"

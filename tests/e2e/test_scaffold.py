@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import FIXTURES, REPO, make_dagster_home, run_mesh
 
 
@@ -85,7 +85,7 @@ def test_a_scaffolded_domain_and_product_lint_materialize_and_pass_every_workspa
     # The scaffolded tests, and the framework's own workspace tests, on the grown mesh.
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/domains",
-         "tests/mesh_core/test_workspace.py", "tests/integration/test_workspace_graph.py"],
+         "tests/mesh_core/governance/test_workspace.py", "tests/integration/test_workspace_graph.py"],
         cwd=copy, capture_output=True, text=True, timeout=600)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert "3 passed" in tests.stdout or "passed" in tests.stdout.splitlines()[-1]

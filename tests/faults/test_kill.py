@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from mesh_core import DomainStorage, ProductRef
-from mesh_core.failpoints import ENV as FAILPOINT
+from mesh_core.storage.failpoints import ENV as FAILPOINT
 from tests.support import FIXTURES, WORKSPACES, make_dagster_home, mesh_env, run_mesh
 
 READINGS = ProductRef("source", "readings")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mesh_core import DomainStorage, ProductRef
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
 
 

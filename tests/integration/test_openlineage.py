@@ -18,8 +18,8 @@ import pytest
 from openlineage.client import event_v2
 from openlineage.client.generated import base
 
-from mesh_core.metadata import meta_value
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.declare.metadata import meta_value
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, WORKSPACES, make_dagster_home, run_mesh
 
 FACET_MODULES = "openlineage.client.generated"

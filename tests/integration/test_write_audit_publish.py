@@ -13,7 +13,7 @@ from dagster import AssetKey, DagsterEventType
 from pandera.typing import Series
 
 from mesh_core import DomainStorage, Expectation, ProductNotPublishedError, ProductRef, data_product, domain_definitions
-from mesh_core.storage import resolve_data_dir
+from mesh_core.storage.domain_storage import resolve_data_dir
 
 
 class LedgerContract(pa.DataFrameModel):

@@ -7,12 +7,12 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from mesh_core.expectation import Severity
-from mesh_core.majors import PreviousMajor
-from mesh_core.product import DataProduct
-from mesh_core.validation.contract import run_contract
-from mesh_core.validation.outcome import CheckOutcome
-from mesh_core.validation.suite import build_gx_expectations, run_suite
+from mesh_core.declare.expectation import Severity
+from mesh_core.declare.majors import PreviousMajor
+from mesh_core.declare.product import DataProduct
+from mesh_core.run.validation.contract import run_contract
+from mesh_core.run.validation.outcome import CheckOutcome
+from mesh_core.run.validation.suite import build_gx_expectations, run_suite
 
 
 @dataclass(frozen=True)

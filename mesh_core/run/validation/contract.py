@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pandera.errors
 
-from mesh_core.contract import contract_columns
-from mesh_core.expectation import Severity
-from mesh_core.validation.outcome import CheckOutcome, failure_table
+from mesh_core.declare.contract import contract_columns
+from mesh_core.declare.expectation import Severity
+from mesh_core.run.validation.outcome import CheckOutcome, failure_table
 
 CHECK_NAME = "contract"
 

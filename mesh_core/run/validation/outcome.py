@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import dagster as dg
 import pandas as pd
 
-from mesh_core.expectation import Severity
+from mesh_core.declare.expectation import Severity
 
 _DAGSTER_SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARNING: dg.AssetCheckSeverity.WARN}
 MAX_FAILURE_ROWS = 50  # failure cases shown in the UI; the counts cover all of them

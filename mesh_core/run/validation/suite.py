@@ -9,8 +9,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from mesh_core.expectation import Expectation, Severity
-from mesh_core.validation.outcome import CheckOutcome
+from mesh_core.declare.expectation import Expectation, Severity
+from mesh_core.run.validation.outcome import CheckOutcome
 
 _GX_SEVERITY = {Severity.ERROR: "critical", Severity.WARNING: "warning"}
 _RESULT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "observed_value")

@@ -5,7 +5,7 @@ import pytest
 
 from fixture_domains._contract import SUITE, ItemsContract, items
 from mesh_core import DefinitionError, data_product, domain_definitions
-from mesh_core.workspace import Location, MeshWorkspace
+from mesh_core.governance.workspace import Location, MeshWorkspace
 from tests.support import WORKSPACES
 
 
@@ -53,7 +53,7 @@ def test_reading_another_domains_draft_or_a_retired_product_is_an_error():
 
 
 def test_a_retired_product_is_not_materialized(instance):
-    from mesh_core.materialize import materialize_domain
+    from mesh_core.run.materialize import materialize_domain
 
     location = MeshWorkspace.load(WORKSPACES / "lifecycle.yaml").location("legacy")
     result = materialize_domain(location, instance)

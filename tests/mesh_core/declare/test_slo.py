@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from mesh_core import SLO, DefinitionError, data_product
-from mesh_core.scorecard import freshness_state
+from mesh_core.run.scorecard import freshness_state
 from fixture_domains._contract import SUITE, ItemsContract, items
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -67,7 +67,7 @@ def test_objectives_out_of_range_are_refused_before_dagster_sees_them(kwargs, me
 
 def test_a_cadence_and_sensor_intervals_are_checked(monkeypatch):
     from mesh_core import Cadence
-    from mesh_core.cadence import interval_seconds
+    from mesh_core.declare.cadence import interval_seconds
 
     for cron in (" 0 6 * * *", "0 6 * * *\n", "0 6 * * * *"):
         with pytest.raises(ValueError, match="is not a cron expression"):

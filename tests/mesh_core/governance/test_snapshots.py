@@ -3,8 +3,8 @@ import copy
 import pytest
 
 from mesh_core import ProductRef
-from mesh_core.snapshots import compare
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.snapshots import compare
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import WORKSPACES
 
 
@@ -61,7 +61,7 @@ def test_table_checks_are_part_of_the_contract():
 def test_a_breaking_change_counts_only_readers_that_rely_on_it(tmp_path):
     import yaml
 
-    from mesh_core.snapshots import Reader, _gate, contract_document
+    from mesh_core.governance.snapshots import Reader, _gate, contract_document
 
     workspace = MeshWorkspace.load(WORKSPACES / "supplier_buyer.yaml")
     parts = ProductRef("supplier", "parts")

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from mesh_core import ProductRef, WorkspaceError
-from mesh_core.workspace import MeshWorkspace
+from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, WORKSPACES
 
 

@@ -8,14 +8,14 @@ import pytest
 import yaml
 
 from mesh_core import MeshError
-from mesh_core.instance import DEFAULT_DAGSTER_YAML, fail_dead_runs, prepare_instance, run_tags
+from mesh_core.instance.home import DEFAULT_DAGSTER_YAML, fail_dead_runs, prepare_instance, run_tags
 from tests.support import REPO
 
 INIT = """
 import sys, time
 from pathlib import Path
 home, go = Path(sys.argv[1]), Path(sys.argv[2])
-from mesh_core.instance import prepare_instance
+from mesh_core.instance.home import prepare_instance
 import dagster as dg
 while not go.exists():
     time.sleep(0.005)

@@ -1,4 +1,4 @@
-"""The pooled SQLite event log (mesh_core/instance_storage.py), checked against real Dagster instances.
+"""The pooled SQLite event log (mesh_core/instance/pooled_sqlite.py), checked against real Dagster instances.
 
 Each test opens real instances over a temp DAGSTER_HOME made from the repository's dagster.yaml, and
 materializes small in-file assets (one materialization and two check evaluations per run). A "stock"
@@ -32,8 +32,8 @@ from dagster._serdes import deserialize_value, serialize_value
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from mesh_core.instance_storage import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage, PooledSqliteRunStorage
-from mesh_core.instance import DEFAULT_DAGSTER_YAML
+from mesh_core.instance.pooled_sqlite import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage, PooledSqliteRunStorage
+from mesh_core.instance.home import DEFAULT_DAGSTER_YAML
 from tests.support import REPO, make_dagster_home
 
 CHECKS = ("positive", "small")
@@ -61,7 +61,7 @@ def new_home(root: Path) -> Path:
     """A Mesh home, plus `stock.yaml` beside its dagster.yaml: the same settings without instance_class."""
     home = make_dagster_home(root).resolve()
     document = yaml.safe_load((home / "dagster.yaml").read_text())
-    assert document.pop("instance_class") == {"module": "mesh_core.instance_storage", "class": "MeshInstance"}
+    assert document.pop("instance_class") == {"module": "mesh_core.instance.pooled_sqlite", "class": "MeshInstance"}
     (home / STOCK_YAML).write_text(yaml.safe_dump(document))
     return home
 
@@ -385,7 +385,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import dagster as dg
-    from mesh_core.instance_storage import PooledSqliteEventLogStorage
+    from mesh_core.instance.pooled_sqlite import PooledSqliteEventLogStorage
 
     home, name = sys.argv[1], sys.argv[2]
     checks = ("positive", "small")

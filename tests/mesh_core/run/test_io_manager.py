@@ -4,9 +4,9 @@ import pytest
 
 from fixture_domains._contract import SUITE, ItemsContract
 from mesh_core import AccessDeniedError, DomainStorage, Input, MeshIOManager, OutputPort, ProductRef, data_product
-from mesh_core.assets import build_product_asset
-from mesh_core.io_manager import IO_MANAGER_KEY
-from mesh_core.provenance import PORT_VERSION
+from mesh_core.run.assets import build_product_asset
+from mesh_core.run.io_manager import IO_MANAGER_KEY
+from mesh_core.run.provenance import PORT_VERSION
 
 
 def test_a_domain_cannot_publish_to_another_domains_port(tmp_path):

@@ -1,4 +1,4 @@
-from mesh_core.lineage import client, default_path
+from mesh_core.run.lineage import client, default_path
 
 
 def test_the_client_follows_the_settings_of_the_moment(tmp_path, monkeypatch):

@@ -16,8 +16,8 @@ from mesh_core import (
     data_product,
     domain_definitions,
 )
-from mesh_core.workspace import Location
-from mesh_core.scorecard import score_product
+from mesh_core.governance.workspace import Location
+from mesh_core.run.scorecard import score_product
 from fixture_domains._contract import SUITE, ItemsContract, items
 
 BAD = {"now": False}  # while True, shop.items breaks its contract (a negative id) and is blocked
@@ -117,7 +117,7 @@ def test_the_default_notifier_appends_one_json_line_per_notification(tmp_path, i
 
 
 def test_a_headless_run_that_does_not_publish_notifies_the_owners(shop, instance, dagster_home):
-    from mesh_core.materialize import materialize_domain
+    from mesh_core.run.materialize import materialize_domain
 
     BAD["now"] = True
     result = materialize_domain(Location("shop", __name__, shop), instance)
@@ -134,7 +134,7 @@ class Broken(Notifier):
 
 
 def test_a_notifier_that_fails_keeps_the_notification(instance, dagster_home):
-    from mesh_core.materialize import materialize_domain
+    from mesh_core.run.materialize import materialize_domain
 
     BAD["now"] = True
     defs = domain_definitions("shop", [shop_items], notifier=Broken())
@@ -146,7 +146,7 @@ def test_a_notifier_that_fails_keeps_the_notification(instance, dagster_home):
 
 
 def test_a_run_killed_before_its_steps_failed_notifies_what_it_did_not_publish(shop, instance):
-    from mesh_core.notify import notifications_for_run
+    from mesh_core.run.notify import notifications_for_run
 
     assert run(shop, instance, ITEMS).success
     planned_only = run(shop, instance, ITEMS, LABELS)  # both planned and published: nothing to say

@@ -15,7 +15,7 @@ from confluent_kafka.admin import ClusterMetadata, PartitionMetadata, TopicMetad
 
 from mesh_core.errors import MeshError
 from mesh_core import OffsetRange, read_micro_batch, stream_sensor
-from mesh_core.stream import next_batch
+from mesh_core.run.stream import next_batch
 
 TOPIC = "orders"
 
@@ -104,6 +104,6 @@ def test_a_run_reads_exactly_the_batch_its_request_names():
 def test_a_broker_error_names_the_partition():
     consumer = StandInConsumer({0: events(3, 0)}, error_at=1)
     with pytest.raises(MeshError, match="Kafka error on topic 'orders' partition 0"):
-        from mesh_core.stream import read_batch
+        from mesh_core.run.stream import read_batch
         read_batch(consumer, TOPIC, [OffsetRange(0, 0, 3)])
     assert consumer.closed

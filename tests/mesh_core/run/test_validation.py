@@ -6,8 +6,8 @@ import pytest
 from pandera.typing import Series
 
 from mesh_core import Expectation, Severity
-from mesh_core.validation.contract import run_contract
-from mesh_core.validation.suite import build_gx_expectations, run_suite
+from mesh_core.run.validation.contract import run_contract
+from mesh_core.run.validation.suite import build_gx_expectations, run_suite
 
 
 class ReadingsContract(pa.DataFrameModel):
@@ -84,7 +84,7 @@ def test_one_gx_context_serves_every_suite_and_keeps_no_validated_frame(monkeypa
 
     import great_expectations as gx
 
-    from mesh_core.validation import suite as engine
+    from mesh_core.run.validation import suite as engine
 
     monkeypatch.setattr(engine, "_SUITES", engine._Suites())
     contexts = []

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from mesh_core.infer import contract_source, infer
+from mesh_core.selfserve.infer import contract_source, infer
 
 
 def test_types_nulls_ranges_categories_and_uniqueness_come_from_the_data():

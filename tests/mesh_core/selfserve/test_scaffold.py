@@ -1,7 +1,7 @@
 import pytest
 
 from mesh_core import MeshError
-from mesh_core.scaffold import _delimiter, _with_entry
+from mesh_core.selfserve.scaffold import _delimiter, _with_entry
 
 
 def test_a_new_workspace_entry_keeps_the_files_comments_order_and_line_endings(tmp_path):

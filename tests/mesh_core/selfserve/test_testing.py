@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from mesh_core import DefinitionError, Input, data_product
-from mesh_core.testing import run_product
+from mesh_core.selfserve.testing import run_product
 from fixture_domains._contract import SUITE, ItemsContract
 
 

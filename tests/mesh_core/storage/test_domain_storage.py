@@ -16,7 +16,7 @@ from mesh_core import (
     Retention,
     VersionNotFoundError,
 )
-from mesh_core.storage import resolve_data_dir, resolve_ports_uri
+from mesh_core.storage.domain_storage import resolve_data_dir, resolve_ports_uri
 
 REF = ProductRef("sales", "orders")
 

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from mesh_core import StorageError
-from mesh_core import warehouse as warehouse_module
-from mesh_core.warehouse import Warehouse
+from mesh_core.storage import warehouse as warehouse_module
+from mesh_core.storage.warehouse import Warehouse
 
 TABLE = pa.table({"n": [1, 2, 3]})
 
