@@ -30,13 +30,12 @@ from mesh_core.run.notify import JsonLinesNotifier as JsonLinesNotifier, Notific
 from mesh_core.governance.config import Governance as Governance
 from mesh_core.declare.lifecycle import Lifecycle as Lifecycle, Status as Status
 from mesh_core.governance.policies import (
-    BASELINE_RULES as BASELINE_RULES,
     POLICIES as POLICIES,
     DomainScope as DomainScope,
     Level as Level,
     Policy as Policy,
-    Rule as Rule,
 )
+from mesh_core.declare.rules import BASELINE_RULES as BASELINE_RULES, Rule as Rule
 from mesh_core.declare.product import Access as Access, DataProduct as DataProduct, data_product as data_product
 from mesh_core.declare.ref import ProductRef as ProductRef
 from mesh_core.declare.sources import package_data_path as package_data_path

@@ -16,7 +16,7 @@ from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.majors import PreviousMajor, major_of
 from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
-from mesh_core.governance.policies import BASELINE_RULES
+from mesh_core.declare.rules import BASELINE_RULES
 from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.slo import SLO
 

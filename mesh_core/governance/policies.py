@@ -1,130 +1,21 @@
-"""Governance as small rules: the class name is the rule, the docstring says why.
+"""The mesh's policies: governance rules with a level, checked when a domain's code location loads.
 
-The baseline rules say what a product is; they run when a product is declared, so a
-product that breaks one never loads. Policies are the mesh's governance on top: they
-run when a domain's code location is assembled, each at the level `governance.yaml`
-sets (error, warn or off), and a product may waive one with a written reason. A domain
-adds its own policy by subclassing `Policy` beside its products. Every rule yields
-`Violation`s; all of them are collected and raised together as one `DefinitionError`.
+Each is a small class (the class name is the rule, the docstring says why) built on the baseline
+`Rule` (`mesh_core.declare.rules`), run at the level `governance.yaml` sets (error, warn or off);
+a product may waive one with a written reason. A domain adds its own policy by subclassing
+`Policy` beside its products. Every rule yields `Violation`s; all of them are collected and raised
+together as one `DefinitionError`.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import ClassVar, Iterator
 
-from dagster._core.definitions.utils import is_valid_owner
-
-from mesh_core.declare.contract import is_contract
+from mesh_core.declare.product import DataProduct
+from mesh_core.declare.rules import Rule
 from mesh_core.errors import Violation
-
-if TYPE_CHECKING:
-    from mesh_core.declare.product import DataProduct
-
-# Dagster's own owner format: an email address or 'team:<name>'.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TEAM = re.compile(r"^team:[A-Za-z0-9_.-]+$")
-
-
-class Rule:
-    """A governance rule over one data product."""
-
-    name: ClassVar[str]
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # OwnersRequired -> owners-required
-        cls.name = re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
-
-    def check(self, product: "DataProduct") -> Iterator[Violation]:
-        raise NotImplementedError
-
-    def violation(self, product: "DataProduct", message: str, fix: str) -> Violation:
-        return Violation(product.domain, product.name, self.name, message, fix)
-
-
-class OwnersRequired(Rule):
-    """Every data product names the people or team accountable for it."""
-
-    def check(self, product):
-        if not product.owners:
-            yield self.violation(
-                product,
-                "no owners declared.",
-                "pass owners=['team:<your-team>'] or an owner's email address.",
-            )
-
-
-class OwnersValid(Rule):
-    """Owners use Dagster's format, so the UI can show and filter by them."""
-
-    def check(self, product):
-        for owner in product.owners:
-            # Dagster's own test too: an owner Mesh accepts must never fail later in Dagster.
-            if not (isinstance(owner, str) and (_EMAIL.match(owner) or _TEAM.match(owner)) and is_valid_owner(owner)):
-                yield self.violation(
-                    product,
-                    f"invalid owner {owner!r}.",
-                    "an owner is an email address (ana@example.com) or a team name "
-                    "prefixed with 'team:' (team:operations).",
-                )
-
-
-class DescriptionRequired(Rule):
-    """A product is documented: its description says what one row is."""
-
-    def check(self, product):
-        if not (product.description and product.description.strip()):
-            yield self.violation(
-                product,
-                "no description.",
-                "pass description='One row per <grain> ...' saying what one row is.",
-            )
-
-
-class ContractRequired(Rule):
-    """A product publishes a Pandera contract that its data is validated against."""
-
-    def check(self, product):
-        if product.contract is None:
-            yield self.violation(
-                product,
-                "no contract.",
-                "pass contract=<a pandera.pandas.DataFrameModel subclass> describing its columns.",
-            )
-        elif not is_contract(product.contract):
-            yield self.violation(
-                product,
-                f"contract {product.contract!r} is not a Pandera DataFrameModel.",
-                "declare `class MyContract(pandera.pandas.DataFrameModel)` and pass the class.",
-            )
-
-
-class SuiteRequired(Rule):
-    """A product carries a Great Expectations suite, checked before each publish."""
-
-    def check(self, product):
-        if not product.suite:
-            yield self.violation(
-                product,
-                "empty expectation suite.",
-                "pass suite=[Expectation('ExpectColumnValuesToNotBeNull', column=...), ...].",
-            )
-
-
-BASELINE_RULES: tuple[Rule, ...] = (
-    OwnersRequired(),
-    OwnersValid(),
-    DescriptionRequired(),
-    ContractRequired(),
-    SuiteRequired(),
-)
-
-
-
-# -- policies: checked when a domain's code location is assembled, at a configurable level ----
 
 
 class Level(str, enum.Enum):
