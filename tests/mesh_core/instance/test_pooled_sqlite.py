@@ -202,6 +202,19 @@ def test_mesh_homes_get_the_pooled_event_log_and_users_can_opt_out(home, tmp_pat
         assert type(explicit.run_storage) is SqliteRunStorage
 
 
+def test_a_home_written_by_an_earlier_mesh_still_opens_with_the_pooled_storage(home):
+    # Homes made before the layered layout name the class by its old module path.
+    old = (home / "dagster.yaml").read_text().replace("mesh_core.instance.pooled_sqlite", "mesh_core.instance_storage")
+    assert "module: mesh_core.instance_storage" in old
+    (home / "old.yaml").write_text(old)
+    with dg.DagsterInstance.from_config(str(home), "old.yaml") as instance:
+        assert isinstance(instance, MeshInstance)
+        assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
+        run_id = materialize(instance)
+    with open_pooled(home) as current:  # and a home keeps its history across the two names
+        assert run_id in materialization_runs(current)
+
+
 # -- what pooling buys ---------------------------------------------------------------------------
 
 
