@@ -211,8 +211,18 @@ def test_a_home_written_by_an_earlier_mesh_still_opens_with_the_pooled_storage(h
         assert isinstance(instance, MeshInstance)
         assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
         run_id = materialize(instance)
+        ref = serialize_value(instance.get_ref())
     with open_pooled(home) as current:  # and a home keeps its history across the two names
         assert run_id in materialization_runs(current)
+        # A worker started by a process that loaded the old code gets a reference naming every
+        # storage class by the old path (a daemon running across an upgrade): it must open too.
+        old_ref = serialize_value(current.get_ref()).replace("mesh_core.instance.pooled_sqlite", "mesh_core.instance_storage")
+    assert "mesh_core.instance_storage" in ref and "mesh_core.instance_storage" in old_ref
+    for serialized in (ref, old_ref):
+        with dg.DagsterInstance.from_ref(deserialize_value(serialized)) as rebuilt:
+            assert type(rebuilt.event_log_storage) is PooledSqliteEventLogStorage
+            assert type(rebuilt.run_storage) is PooledSqliteRunStorage
+            assert run_id in materialization_runs(rebuilt)
 
 
 # -- what pooling buys ---------------------------------------------------------------------------
