@@ -51,4 +51,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) dagster_home/storage dagster_home/data dagster_home/history dagster_home/schedules dagster_home/logs
+	rm -rf $(VENV) build dist dagster_home/storage dagster_home/data dagster_home/history dagster_home/schedules dagster_home/logs
