@@ -34,23 +34,12 @@ def contracts(args) -> int:
         return EXIT_OK
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
     if args.action == "export":
-        import yaml
-
-        from mesh_core.governance.odcs import export_document
-        from mesh_core.run.io_manager import MeshIOManager
+        from mesh_core.governance.odcs import export_contracts
 
         home(args)
         folder = Path(args.path or "contracts")
-        folder.mkdir(parents=True, exist_ok=True)
-        count = 0
-        for ref, (location, spec) in workspace.products().items():
-            if spec.metadata["mesh/access"] != "public" or (args.domain and ref.domain not in args.domain):
-                continue
-            uri = MeshIOManager(domain=ref.domain).storage().port(ref).uri
-            path = folder / f"{ref}.odcs.yaml"
-            path.write_text(yaml.safe_dump(export_document(ref, spec, port_uri=uri), sort_keys=False, allow_unicode=True))
-            count += 1
-        print(f"{count} ODCS v3 contract(s) written to {folder}")
+        written = export_contracts(workspace, folder, domains=args.domain)
+        print(f"{len(written)} ODCS v3 contract(s) written to {folder}")
         return EXIT_OK
     if args.action == "update":
         written = update_snapshots(workspace, args.domain)

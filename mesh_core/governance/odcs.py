@@ -19,7 +19,9 @@ import yaml
 from mesh_core.errors import MeshError
 from mesh_core.declare.ref import ProductRef
 from mesh_core.governance.snapshots import contract_document
+from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.declare.metadata import meta_value
+from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
 
 _LOGICAL = [(r"^(u?int|Int|UInt)", "integer"), (r"^(float|Float)", "number"), (r"^(bool|boolean)", "boolean"),
             (r"^datetime64", "date"), (r"^(date)$", "date"), (r"^(str|string|object|category)", "string")]
@@ -69,6 +71,21 @@ def export_document(ref: ProductRef, spec, *, port_uri: str) -> dict:
     server["location" if scheme in ("s3", "gs") else "path"] = port_uri
     document["servers"] = [server]
     return document
+
+
+def export_contracts(workspace: MeshWorkspace, folder: Path, *, domains=None) -> list[Path]:
+    """One ODCS v3 document per public product (of `domains`, default every domain) in `folder`,
+    each with a server at the product's output port in this environment's storage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ref, (location, spec) in workspace.products().items():
+        if spec.metadata["mesh/access"] != "public" or (domains and ref.domain not in domains):
+            continue
+        uri = DomainStorage(resolve_data_dir(), ref.domain).port(ref).uri
+        path = folder / f"{ref}.odcs.yaml"
+        path.write_text(yaml.safe_dump(export_document(ref, spec, port_uri=uri), sort_keys=False, allow_unicode=True))
+        written.append(path)
+    return written
 
 
 def import_source(document: dict, *, class_name: str | None = None) -> tuple[str, list[str]]:
