@@ -16,9 +16,9 @@ from typing import Sequence
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
-from mesh_core.errors import DefinitionError, Violation
 from mesh_core.declare.product import DataProduct
 from mesh_core.declare.slo import timezone_problems
+from mesh_core.errors import DefinitionError, Violation
 
 # How often each domain's automation sensor evaluates; the daemon's own default is 30 s.
 AUTOMATION_INTERVAL_ENV = "MESH_AUTOMATION_INTERVAL_SECONDS"

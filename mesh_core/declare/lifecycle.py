@@ -11,9 +11,9 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
-from mesh_core.errors import Violation
-from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.metadata import meta_value
+from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import Violation
 
 
 class Status(str, enum.Enum):

@@ -10,15 +10,15 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
-from mesh_core.errors import DefinitionError, Violation
 from mesh_core.declare.expectation import Expectation
 from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.majors import PreviousMajor, major_of
 from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
-from mesh_core.declare.rules import BASELINE_RULES
 from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.rules import BASELINE_RULES
 from mesh_core.declare.slo import SLO
+from mesh_core.errors import DefinitionError, Violation
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")  # a Dagster tag value
 # Check names Mesh itself reports; a suite expectation may not take them.

@@ -25,8 +25,8 @@ import yaml
 
 from mesh_core.declare.expectation import Expectation, Severity
 from mesh_core.declare.inputs import Input
-from mesh_core.governance.policies import Level
 from mesh_core.declare.ref import ProductRef
+from mesh_core.governance.policies import Level
 
 HEADER = ("# Written by `mesh contracts update` from the consumers' code: what each product of this domain\n"
           "# is relied on for. The domain's write-audit-publish runs these expectations. Do not edit.\n")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from mesh_core.errors import MeshError
+from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import MeshError
 from mesh_core.governance.snapshots import contract_document
 from mesh_core.governance.workspace import MeshWorkspace
-from mesh_core.declare.metadata import meta_value
 from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
 
 _LOGICAL = [(r"^(u?int|Int|UInt)", "integer"), (r"^(float|Float)", "number"), (r"^(bool|boolean)", "boolean"),

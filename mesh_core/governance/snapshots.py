@@ -27,12 +27,12 @@ from typing import Sequence
 import dagster as dg
 import yaml
 
-from mesh_core.governance import consumers
 from mesh_core.declare.contract import specs_from_schema
-from mesh_core.errors import Violation
-from mesh_core.declare.ref import ProductRef
-from mesh_core.governance.workspace import Location, MeshWorkspace
 from mesh_core.declare.metadata import meta_value
+from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import Violation
+from mesh_core.governance import consumers
+from mesh_core.governance.workspace import Location, MeshWorkspace
 
 ODCS_VERSION = "v3.0.2"
 _SNAPSHOT_NAME = re.compile(r"^(?P<ref>[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.v(?P<major>[^.]+)\.odcs\.yaml$")

@@ -19,12 +19,12 @@ from typing import Iterable
 import dagster as dg
 import yaml
 
-from mesh_core.errors import DefinitionError, Violation, WorkspaceError
 from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle, read_findings
 from mesh_core.declare.majors import major_of
-from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.metadata import meta_value
+from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import DefinitionError, Violation, WorkspaceError
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import dagster as dg
 
 from mesh_core.declare.contract import specs_from_schema
 from mesh_core.declare.lifecycle import Lifecycle
+from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.slo import SLO
-from mesh_core.declare.metadata import meta_value
 
 
 @dataclass(frozen=True)

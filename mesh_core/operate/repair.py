@@ -15,12 +15,12 @@ from typing import Sequence
 
 import dagster as dg
 
+from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import MeshError
+from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.instance.home import fail_dead_runs
 from mesh_core.run.io_manager import IO_MANAGER_KEY
 from mesh_core.run.provenance import record_unreported
-from mesh_core.declare.ref import ProductRef
-from mesh_core.governance.workspace import MeshWorkspace
 
 
 @dataclass(frozen=True)

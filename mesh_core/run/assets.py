@@ -10,13 +10,13 @@ import pandas as pd
 
 from mesh_core.declare.cadence import automation_condition
 from mesh_core.declare.contract import classifications, column_schema, contract_fingerprint, table_checks
-from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.declare.expectation import Severity
-from mesh_core.run.io_manager import IO_MANAGER_KEY
 from mesh_core.declare.lifecycle import Status
-from mesh_core.run.lineage import ProductLineage
-from mesh_core.declare.product import DataProduct
 from mesh_core.declare.majors import PreviousMajor
+from mesh_core.declare.product import DataProduct
+from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
+from mesh_core.run.io_manager import IO_MANAGER_KEY
+from mesh_core.run.lineage import ProductLineage
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
 

@@ -9,17 +9,17 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
-from mesh_core.run.assets import build_product_asset
 from mesh_core.declare.cadence import Cadence, automation_sensor, schedules
-from mesh_core.governance.consumers import consumer_expectations, read_reliance
-from mesh_core.errors import DefinitionError, Violation
-from mesh_core.run.executor import mesh_executor
-from mesh_core.governance.config import Governance, evaluate
-from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
 from mesh_core.declare.names import is_valid_name
-from mesh_core.run.notify import JsonLinesNotifier, Notifier, failure_sensor
-from mesh_core.governance.policies import DomainScope, Policy
 from mesh_core.declare.product import DataProduct
+from mesh_core.errors import DefinitionError, Violation
+from mesh_core.governance.config import Governance, evaluate
+from mesh_core.governance.consumers import consumer_expectations, read_reliance
+from mesh_core.governance.policies import DomainScope, Policy
+from mesh_core.run.assets import build_product_asset
+from mesh_core.run.executor import mesh_executor
+from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
+from mesh_core.run.notify import JsonLinesNotifier, Notifier, failure_sensor
 
 
 def domain_definitions(

@@ -6,12 +6,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
-from mesh_core.errors import AccessDeniedError
 from mesh_core.declare.inputs import Input
-from mesh_core.run.provenance import PORT_VERSION, pinned_read, versions_in_use
 from mesh_core.declare.ref import ProductRef
-from mesh_core.storage.retention import Retention
+from mesh_core.errors import AccessDeniedError
+from mesh_core.run.provenance import PORT_VERSION, pinned_read, versions_in_use
 from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
+from mesh_core.storage.retention import Retention
 
 IO_MANAGER_KEY = "mesh_io_manager"
 

@@ -16,12 +16,12 @@ from typing import Callable, Sequence
 
 import dagster as dg
 
-from mesh_core.errors import MeshError
-from mesh_core.instance.home import fail_dead_runs, run_tags
 from mesh_core.declare.lifecycle import Lifecycle, Status
-from mesh_core.run.notify import notify_headless_run
 from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import MeshError
 from mesh_core.governance.workspace import Location, MeshWorkspace
+from mesh_core.instance.home import fail_dead_runs, run_tags
+from mesh_core.run.notify import notify_headless_run
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Iterable
 
 import dagster as dg
 
-from mesh_core.errors import ProductNotPublishedError
 from mesh_core.declare.majors import major_of
-from mesh_core.storage.port import PortVersion
 from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import ProductNotPublishedError
+from mesh_core.storage.port import PortVersion
 
 _PAGE, _MAX_PAGES = 100, 50
 PORT_VERSION = "mesh/port_version"  # materialization metadata: the Delta version published

@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping
 
 import dagster as dg
 
-from mesh_core.errors import MeshError
 from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import MeshError
 
 BATCH_TAG = "mesh/stream_batch"
 BOOTSTRAP_ENV = "MESH_KAFKA_BOOTSTRAP_SERVERS"

@@ -24,9 +24,9 @@ from typing import Mapping
 import dagster as dg
 import pandas as pd
 
+from mesh_core.declare.product import DataProduct
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.run.materialize import CheckSummary, _product_results
-from mesh_core.declare.product import DataProduct
 from mesh_core.run.provenance import PORT_VERSION
 from mesh_core.storage.domain_storage import DomainStorage
 

@@ -21,12 +21,12 @@ from typing import Callable, Iterable, Iterator, MutableMapping, Sequence
 import pandas as pd
 import pyarrow as pa
 
-from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, StorageError
-from mesh_core.storage.failpoints import failpoint
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.names import quote_identifier
-from mesh_core.storage.port import OutputPort, PortVersion
 from mesh_core.declare.ref import ProductRef
+from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, StorageError
+from mesh_core.storage.failpoints import failpoint
+from mesh_core.storage.port import OutputPort, PortVersion
 from mesh_core.storage.retention import Retention
 from mesh_core.storage.warehouse import Warehouse
 

@@ -34,8 +34,8 @@ from mesh_core.errors import (
     StorageError,
     VersionNotFoundError,
 )
-from mesh_core.storage.failpoints import failpoint
 from mesh_core.declare.ref import ProductRef
+from mesh_core.storage.failpoints import failpoint
 
 FORMAT = "1"  # bump when what Mesh writes into a port changes shape
 _PREFIX = "mesh."

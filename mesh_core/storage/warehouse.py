@@ -18,9 +18,9 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from mesh_core.declare.names import quote_identifier
 from mesh_core.errors import StorageError
 from mesh_core.storage.failpoints import failpoint
-from mesh_core.declare.names import quote_identifier
 
 META_SCHEMA = "mesh_meta"  # which port version each table holds
 LOCK_WAIT_SECONDS = 120.0  # another Mesh process publishing to the same domain

@@ -11,8 +11,8 @@ import psutil
 import pytest
 import yaml
 
-from mesh_core.operate.code_servers import grpc_workspace_yaml, plan_code_servers
 from mesh_core.governance.workspace import MeshWorkspace
+from mesh_core.operate.code_servers import grpc_workspace_yaml, plan_code_servers
 from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, stop_group,
                                   wait_until)
 from tests.support import MESH, REPO, make_dagster_home, mesh_env

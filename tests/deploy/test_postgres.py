@@ -9,8 +9,8 @@ import json
 import pytest
 
 from mesh_core import DomainStorage
-from mesh_core.instance.home import POSTGRES_VARIABLES, instance_yaml
 from mesh_core.governance.workspace import MeshWorkspace
+from mesh_core.instance.home import POSTGRES_VARIABLES, instance_yaml
 from tests.deploy.servers import pg_query, postgres_server, s3_server
 from tests.support import REPO, run_mesh
 

@@ -15,8 +15,8 @@ import pytest
 from fixture_domains import supplier
 from mesh_core import DomainStorage, Expectation, Governance, Input, Level, PreviousMajor, ProductRef, data_product, domain_definitions
 from mesh_core.governance.lint import lint_mesh
-from mesh_core.run.materialize import materialize_domain
 from mesh_core.governance.workspace import Location, MeshWorkspace
+from mesh_core.run.materialize import materialize_domain
 from tests.support import WORKSPACES
 
 PARTS = ProductRef("supplier", "parts")

@@ -32,8 +32,8 @@ from dagster._serdes import deserialize_value, serialize_value
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from mesh_core.instance.pooled_sqlite import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage, PooledSqliteRunStorage
 from mesh_core.instance.home import DEFAULT_DAGSTER_YAML
+from mesh_core.instance.pooled_sqlite import MAX_OPEN_SHARDS, MeshInstance, PooledSqliteEventLogStorage, PooledSqliteRunStorage
 from tests.support import REPO, make_dagster_home
 
 CHECKS = ("positive", "small")

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import KafkaError, Message
 from confluent_kafka.admin import ClusterMetadata, PartitionMetadata, TopicMetadata
 
-from mesh_core.errors import MeshError
 from mesh_core import OffsetRange, read_micro_batch, stream_sensor
+from mesh_core.errors import MeshError
 from mesh_core.run.stream import next_batch
 
 TOPIC = "orders"
