@@ -2,7 +2,8 @@
 
 Product and domain rules run as each code location loads (a location that breaks one does not
 load); mesh-wide rules (inputs exist, access, lifecycle, no cycles, contract snapshots and the
-breaking-change gate) run over the locations that did. Every
+breaking-change gate) run over the locations that did, and the deployment config must match
+the workspace. Every
 violation of every domain is reported in one pass.
 """
 
@@ -15,8 +16,9 @@ from typing import Sequence
 from dagster import MetadataValue
 
 from mesh_core.errors import Violation, WorkspaceError
+from mesh_core.governance.deployment import stale_deployments
 from mesh_core.governance.snapshots import check_contracts
-from mesh_core.governance.workspace import MeshWorkspace, did_you_mean, unlisted_hint
+from mesh_core.governance.workspace import MeshWorkspace, did_you_mean, read_entries, unlisted_hint
 
 EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
 
@@ -54,6 +56,7 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
     contract_errors, contract_warnings = check_contracts(workspace, unavailable=[f.name for f in failures])
     violations += contract_errors
+    violations += stale_deployments(workspace.path, [(name, module) for name, module, _ in read_entries(workspace.path)])
     workspace_warnings = cross_warnings + contract_warnings
     findings = [finding for loc in workspace.locations
                 for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]

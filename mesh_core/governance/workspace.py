@@ -96,7 +96,7 @@ class MeshWorkspace:
         """The locations that load, and what stopped each of the others (for `mesh lint`)."""
         path = Path(path).resolve()
         locations, failures = [], []
-        for name, module, working_dir in _read_entries(path):
+        for name, module, working_dir in read_entries(path):
             if working_dir not in sys.path:
                 sys.path.insert(0, working_dir)
             try:
@@ -258,7 +258,7 @@ def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, 
     return errors, warnings
 
 
-def _read_entries(path: Path) -> list[tuple[str, str, str]]:
+def read_entries(path: Path) -> list[tuple[str, str, str]]:
     """(location name, module, working directory) of each load_from entry; every mistake in the
     file is reported at once, naming the file and how to write the entry."""
     example = ("write each entry as `- python_module: {module_name: domains.<name>.definitions, "

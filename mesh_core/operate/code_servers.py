@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from mesh_core.errors import MeshError
-from mesh_core.governance.workspace import _read_entries
+from mesh_core.governance.workspace import read_entries
 
 DEFAULT_FIRST_PORT = 4266  # Dagster's default gRPC port; domain i listens on DEFAULT_FIRST_PORT + i
 STARTUP_SECONDS = 300.0
@@ -46,7 +46,7 @@ def plan_code_servers(workspace: str | os.PathLike, *, host: str = "127.0.0.1",
                       first_port: int = DEFAULT_FIRST_PORT) -> list[CodeServer]:
     """One code server per code location in `workspace`, on consecutive ports from `first_port`
     (0: any free port)."""
-    entries = _read_entries(Path(workspace))
+    entries = read_entries(Path(workspace))
     ports = [_free_port(host) for _ in entries] if first_port == 0 else range(first_port, first_port + len(entries))
     return [CodeServer(name, module, working_dir, host, port) for (name, module, working_dir), port in zip(entries, ports)]
 

@@ -229,9 +229,9 @@ def _check_owner(owner: str) -> None:
 
 
 def _entries(workspace_path: Path) -> list[str]:
-    from mesh_core.governance.workspace import _read_entries
+    from mesh_core.governance.workspace import read_entries
 
-    return [entry[0] for entry in _read_entries(workspace_path)]
+    return [entry[0] for entry in read_entries(workspace_path)]
 
 
 def _teams(owner: str) -> str:

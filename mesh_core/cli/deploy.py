@@ -1,0 +1,35 @@
+"""`mesh deploy helm`: the Helm chart's user deployments, derived from workspace.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, add_common
+
+
+def register(commands) -> None:
+    deploy = commands.add_parser("deploy", help="write deployment config derived from workspace.yaml")
+    targets = deploy.add_subparsers(dest="target", metavar="TARGET", required=True)
+    helm = targets.add_parser("helm", help="one Helm user deployment per domain in deploy/helm/values.yaml; "
+                                           "the file's other settings and comments are kept")
+    add_common(helm)
+    helm.add_argument("--values", help="the values file (default: deploy/helm/values.yaml beside the workspace)")
+    helm.add_argument("--check", action="store_true", help="change nothing; exit 1 if the file is not current")
+    helm.set_defaults(run=deploy_helm)
+
+
+def deploy_helm(args) -> int:
+    from mesh_core.governance.deployment import derived_values, write_values
+
+    workspace = Path(args.workspace).resolve()
+    path, old, new = derived_values(workspace, path=Path(args.values).resolve() if args.values else None)
+    shown = path.relative_to(workspace.parent) if path.is_relative_to(workspace.parent) else path
+    if old == new:
+        print(f"{shown} is current.")
+        return EXIT_OK
+    if args.check:
+        print(f"{shown} is stale; run `mesh deploy helm` to rewrite its user deployments.")
+        return EXIT_FAILED
+    write_values(path, new)
+    print(f"{'wrote' if old is None else 'updated'} {shown}: one user deployment per domain in {workspace.name}.")
+    return EXIT_OK
