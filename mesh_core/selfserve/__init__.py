@@ -1,1 +1,1 @@
-"""The self-serve platform for domain engineers: scaffolding, contracts inferred from data, testing a product."""
+"""The self-serve platform for domain engineers: scaffolding and removing domains, contracts inferred from data, testing a product."""

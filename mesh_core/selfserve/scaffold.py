@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 import csv
 import keyword
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,47 +21,9 @@ import yaml
 from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
 from mesh_core.errors import MeshError
 from mesh_core.selfserve.infer import Inference, contract_source, infer, suite_source
+from mesh_core.selfserve.plan import Plan
 
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
-
-
-@dataclass
-class Plan:
-    """Files to create and files to change, applied all at once or not at all."""
-
-    create: dict[Path, bytes] = field(default_factory=dict)
-    change: dict[Path, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    _done: list = field(default_factory=list)  # what apply did, newest last, for undo
-
-    def apply(self) -> list[Path]:
-        try:
-            for path, data in self.create.items():
-                for parent in reversed(path.parents):
-                    if not parent.exists():
-                        parent.mkdir()
-                        self._done.append(("dir", parent, None))
-                with open(path, "xb") as handle:  # never overwrite
-                    self._done.append(("file", path, None))
-                    handle.write(data)
-            for path, text in self.change.items():
-                self._done.append(("change", path, path.read_bytes()))
-                path.write_bytes(text.encode("utf-8"))  # as given: line endings kept
-        except BaseException:
-            self.undo()
-            raise
-        return [*self.create, *self.change]
-
-    def undo(self) -> None:
-        """Put the tree back as it was before `apply`."""
-        for kind, path, data in reversed(self._done):
-            if kind == "change":
-                path.write_bytes(data)
-            elif kind == "file":
-                path.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-        self._done.clear()
 
 
 def plan_domain(workspace_path: Path, name: str, owner: str, description: str | None = None) -> Plan:
@@ -98,6 +58,7 @@ def plan_domain(workspace_path: Path, name: str, owner: str, description: str | 
     if not (root / "tests" / "domains" / "__init__.py").exists():
         plan.create[root / "tests" / "domains" / "__init__.py"] = b""
     plan.change[workspace_path] = _with_entry(workspace_path, name)
+    plan_deployment(plan, workspace_path, entries_with_modules(workspace_path) + [(name, f"domains.{name}.definitions")])
     return plan
 
 
@@ -229,9 +190,22 @@ def _check_owner(owner: str) -> None:
 
 
 def _entries(workspace_path: Path) -> list[str]:
+    return [name for name, _ in entries_with_modules(workspace_path)]
+
+
+def entries_with_modules(workspace_path: Path) -> list[tuple[str, str]]:
     from mesh_core.governance.workspace import read_entries
 
-    return [entry[0] for entry in read_entries(workspace_path)]
+    return [(name, module) for name, module, _ in read_entries(workspace_path)]
+
+
+def plan_deployment(plan: Plan, workspace_path: Path, locations: list[tuple[str, str]]) -> None:
+    """Keep the Helm values' user deployments in step with the workspace, when there is such a file."""
+    from mesh_core.governance.deployment import derived_values
+
+    path, old, new = derived_values(workspace_path, locations)
+    if old is not None and new != old:
+        plan.change[path] = new
 
 
 def _teams(owner: str) -> str:
