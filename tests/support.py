@@ -19,6 +19,52 @@ WORKSPACES = FIXTURES / "workspaces"
 MESH = Path(sys.executable).parent / "mesh"
 
 
+EXAMPLE_DOMAINS = ("reference", "fleet", "operations", "weather", "insights")
+
+
+def workspace_domains(workspace: Path | None = None) -> list[str]:
+    from mesh_core.governance.workspace import read_entries
+
+    return [entry[0] for entry in read_entries(workspace or REPO / "workspace.yaml")]
+
+
+def needs_example(*domains: str):
+    """A test of the example mesh's own data or code: skipped, saying why, in a mesh whose user removed
+    those example domains (`mesh remove domain`). A test of the framework never uses this."""
+    import pytest
+
+    missing = [d for d in domains or EXAMPLE_DOMAINS if d not in workspace_domains()]
+    return pytest.mark.skipif(bool(missing), reason=f"covers the example mesh; {', '.join(missing)} not in workspace.yaml")
+
+
+def is_live(spec) -> bool:
+    """A product that runs: every status but retired (retired products are not materialized)."""
+    from mesh_core.declare.lifecycle import Lifecycle, Status
+
+    return Lifecycle.from_metadata(spec.metadata).status is not Status.RETIRED
+
+
+def free_name(workspace: Path, stem: str) -> str:
+    """A domain name the workspace does not use and no folder under domains/ holds: `stem`, else
+    `stem_2`, ... (a user may already have followed the README's example)."""
+    from mesh_core.governance.workspace import read_entries
+
+    taken = {entry[0] for entry in read_entries(workspace)} | {p.name for p in (workspace.parent / "domains").iterdir()}
+    return next(name for name in (stem, *(f"{stem}_{i}" for i in range(2, 1000))) if name not in taken)
+
+
+def copy_repository(dest: Path) -> Path:
+    """The repository's files as a fresh clone has them (tracked, and new ones not ignored), at `dest`."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():  # a file deleted but not yet committed is listed too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 def make_dagster_home(root: Path) -> Path:
     """A fresh instance folder with the repository's dagster.yaml."""
     home = root / "dagster_home"

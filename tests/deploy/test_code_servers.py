@@ -17,6 +17,8 @@ from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_u
                                   wait_until)
 from tests.support import MESH, REPO, make_dagster_home, mesh_env
 
+pytestmark = pytest.mark.workspace
+
 FAST_SENSORS = {"MESH_FAILURE_SENSOR_INTERVAL_SECONDS": "5", "MESH_AUTOMATION_INTERVAL_SECONDS": "5"}
 
 

@@ -18,6 +18,8 @@ from dagster_postgres import DagsterPostgresStorage
 from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO
 
+pytestmark = pytest.mark.workspace
+
 VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
 RELEASE = "mesh"
 

@@ -72,6 +72,7 @@ def test_an_embedded_home_under_the_postgres_profile_is_refused(tmp_path, postgr
     assert "MESH_INSTANCE=postgres, but" in run.stderr and "keeps its storage in sqlite" in run.stderr, run.stderr
 
 
+@pytest.mark.workspace
 def test_the_whole_mesh_materializes_on_postgres_and_publishes_every_port_to_s3(tmp_path, postgres, workspace, monkeypatch):
     home = tmp_path / "dagster_home"
     with s3_server(BUCKET) as (s3_env, client):

@@ -21,7 +21,10 @@ import pytest
 
 from mesh_core.declare.metadata import meta_value
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import MESH, REPO, free_port, graphql, make_dagster_home, mesh_env, stop, wait_for_locations
+from tests.support import (EXAMPLE_DOMAINS, MESH, REPO, free_port, graphql, make_dagster_home, mesh_env, stop, wait_for_locations,
+                           workspace_domains)
+
+pytestmark = pytest.mark.workspace
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As this machine's probe starts it: no sandbox as root, and no background calls to a closed network.
@@ -72,7 +75,10 @@ def consumer(nodes, workspace):
                   and (c["executionForLatestMaterialization"] or {}).get("status") == "FAILED"]
         if upstream and failed:
             return ref, spec, upstream, failed[0]
-    pytest.fail("The example mesh has no cross-domain product with a failed warning check to show.")
+    if set(EXAMPLE_DOMAINS) <= set(workspace_domains()):
+        pytest.fail("The example mesh has no cross-domain product with a failed warning check to show.")
+    pytest.skip("this mesh has no cross-domain product with a failed warning check to show (the example mesh's "
+                "domains, which have one, were removed)")
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +203,18 @@ def test_global_lineage_shows_every_domain_and_product(page, workspace, artifact
     browser_page.mouse.move(950, 760, steps=5)  # pan the whole graph into view
     browser_page.mouse.up()
     browser_page.mouse.move(5, 5)  # no node highlighted under the pointer
-    text = page.wait_for(*(ref.product for ref in workspace.products()))
+    text = page.wait_for(*(location.name for location in workspace.locations))
     assert "Global asset lineage" in text
     shot = page.shot(artifacts, "global_lineage")
     if os.environ.get("MESH_UPDATE_DOCS_SCREENSHOTS") == "1":
         target = REPO / "docs" / "images" / "lineage.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, target)
+    # Each domain's group, one at a time: a large mesh does not fit one screen, and the graph draws
+    # only the nodes in view.
+    for location in workspace.locations:
+        page.open(f"/locations/__repository__@{location.name}/asset-groups/{location.name}")
+        page.wait_for(*(ref.product for ref in location.products))
 
 
 def test_consumer_page_shows_owners_domain_and_column_schema(page, consumer, artifacts):

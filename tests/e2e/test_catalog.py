@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import re
 
@@ -9,6 +11,8 @@ import dagster as dg
 
 from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
+
+pytestmark = pytest.mark.workspace
 
 
 def test_the_catalog_describes_every_product_and_links_its_pages(tmp_path):

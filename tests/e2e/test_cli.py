@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.support import FIXTURES, WORKSPACES, make_dagster_home, run_dagster, run_mesh
+from mesh_core.governance.workspace import MeshWorkspace
+from tests.support import FIXTURES, REPO, WORKSPACES, free_name, make_dagster_home, run_dagster, run_mesh
 
 
 @pytest.fixture
@@ -63,9 +64,11 @@ def test_json_summary_for_machines(home):
     assert product["status"] == "blocked" and contract["passed"] is False and contract["severity"] == "ERROR"
 
 
+@pytest.mark.workspace
 def test_an_unknown_domain_is_named(home):
-    run = run_mesh("materialize", "-d", "sales", home=home)
-    assert run.returncode == 2 and "No domain 'sales'" in run.stderr
+    unknown = free_name(REPO / "workspace.yaml", "sales")
+    run = run_mesh("materialize", "-d", unknown, home=home)
+    assert run.returncode == 2 and f"No domain '{unknown}'" in run.stderr
 
 
 @pytest.mark.parametrize("workspace, rule", [("missing_owner", "owners-required"), ("bad_owner", "owners-valid")])
@@ -75,14 +78,22 @@ def test_dagster_itself_refuses_to_load_a_broken_location(home, workspace, rule)
     assert f"[{rule}] {workspace}." in run.stdout + run.stderr
 
 
+@pytest.mark.workspace
 def test_dagster_validates_the_example_workspace(home):
     run = run_dagster("definitions", "validate", "-w", "workspace.yaml", home=home)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "All code locations passed validation" in run.stdout + run.stderr
 
 
+@pytest.mark.workspace
 def test_a_consumer_whose_inputs_were_never_published_says_what_to_run(home):
-    run = run_mesh("materialize", "-d", "insights", home=home)
-    assert run.returncode == 1
-    assert "FAILED  insights.route_performance" in run.stdout
-    assert "had no published version when run" in run.stdout and "mesh materialize --domain operations" in run.stdout
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
+    consumers = [(loc, {up.domain for _, up in loc.inputs()} - {loc.name}) for loc in workspace.locations]
+    consumers = [(loc, upstream) for loc, upstream in consumers if upstream]
+    if not consumers:
+        pytest.skip("no domain of this mesh reads another's product")
+    location, upstream = consumers[-1]
+    run = run_mesh("materialize", "-d", location.name, home=home)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"FAILED  {location.name}." in run.stdout and "had no published version when run" in run.stdout, run.stdout
+    assert any(f"mesh materialize --domain {domain}" in run.stdout for domain in upstream), (upstream, run.stdout)

@@ -20,6 +20,7 @@ def lint(*args, home, workspace=None):
     return run_mesh("lint", *where, *args, home=home, cwd=FIXTURES if workspace else REPO)
 
 
+@pytest.mark.workspace
 def test_the_example_mesh_lints_clean_without_materializing(home):
     run = lint("--json", home=home)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -14,6 +14,8 @@ from mesh_core.governance.odcs import import_source
 from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
 
+pytestmark = pytest.mark.workspace
+
 DATACONTRACT_CLI = "datacontract-cli==1.2.8"
 
 

@@ -11,18 +11,32 @@ import sys
 import pytest
 
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import FIXTURES, REPO, make_dagster_home, run_mesh
+from tests.support import FIXTURES, REPO, free_name, make_dagster_home, run_mesh
+
+pytestmark = pytest.mark.workspace
 
 
 @pytest.fixture
 def copy(tmp_path):
     root = tmp_path / "mesh"
     ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache")
-    for folder in ("domains", "tests"):
+    for folder in ("domains", "tests", "deploy"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
     for name in ("workspace.yaml", "governance.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     return root
+
+
+def standard_location(root):
+    """A domain in the layout `mesh new product` extends (products.py and definitions.py in its folder)."""
+    locations = MeshWorkspace.load(root / "workspace.yaml").locations
+    return next(loc for loc in locations if {"products.py", "definitions.py"} <= {
+        p.name for p in (root / "domains" / loc.name).glob("*.py")})
+
+
+def free_product(location, stem: str) -> str:
+    taken = {ref.product for ref in location.products}
+    return next(name for name in (stem, *(f"{stem}_{i}" for i in range(2, 1000))) if name not in taken)
 
 
 def tree(root) -> dict[str, str]:
@@ -36,20 +50,21 @@ def mesh(*args, copy, home):
 
 def test_bad_scaffolding_input_is_refused_and_changes_nothing(copy, tmp_path):
     home = make_dagster_home(tmp_path)
-    existing = MeshWorkspace.load(REPO / "workspace.yaml").locations[0]
+    existing = standard_location(copy)
+    fresh, thing = free_name(copy / "workspace.yaml", "birds"), free_product(existing, "things")
     (tmp_path / "garbage.parquet").write_bytes(b"\x00not parquet")
     before = tree(copy)
     cases = [
         (["new", "domain", existing.name, "--owner", "team:x"], f"domains/{existing.name} already exists"),
         (["new", "domain", "Bad-Name", "--owner", "team:x"], "'Bad-Name' is not a valid domain name"),
-        (["new", "domain", "birds", "--owner", "bob"], "owner 'bob' is not an owner"),
-        (["new", "domain", "birds", "--owner", "team:"], "owner 'team:' is not an owner"),
-        (["new", "product", existing.name + "x", "things"], f"No domain '{existing.name}x'"),
+        (["new", "domain", fresh, "--owner", "bob"], "owner 'bob' is not an owner"),
+        (["new", "domain", fresh, "--owner", "team:"], "owner 'team:' is not an owner"),
+        (["new", "product", free_name(copy / "workspace.yaml", existing.name + "x"), thing], "No domain '"),
         (["new", "product", existing.name, next(iter(existing.products)).product], "already exists"),
         (["new", "product", existing.name, "9lives"], "'9lives' is not a valid product name"),
-        (["new", "product", existing.name, "things", "--from", str(tmp_path / "nosuch.csv")], "no such file"),
-        (["new", "product", existing.name, "things", "--from", str(tmp_path / "garbage.parquet")], "cannot read it as parquet"),
-        (["new", "product", existing.name, "things", "--owner", "bob"], "owner 'bob' is not an owner"),
+        (["new", "product", existing.name, thing, "--from", str(tmp_path / "nosuch.csv")], "no such file"),
+        (["new", "product", existing.name, thing, "--from", str(tmp_path / "garbage.parquet")], "cannot read it as parquet"),
+        (["new", "product", existing.name, thing, "--owner", "bob"], "owner 'bob' is not an owner"),
         (["new", "product", existing.name, "import"], "'import' is a Python keyword"),
         (["new", "product", existing.name, "pd"], "'pd' is already a name in the domain's modules"),
         (["new", "domain", "quarantine", "--owner", "team:x"], "the domain name 'quarantine' is reserved"),
@@ -62,24 +77,27 @@ def test_bad_scaffolding_input_is_refused_and_changes_nothing(copy, tmp_path):
 
 def test_a_scaffolded_domain_and_product_lint_materialize_and_pass_every_workspace_test(copy, tmp_path):
     home = make_dagster_home(tmp_path)
-    created = mesh("new", "domain", "penguins", "--owner", "team:penguins", "--description", "Palmer penguins.",
+    domain = free_name(copy / "workspace.yaml", "penguins")  # the README's name, unless the mesh has it already
+    created = mesh("new", "domain", domain, "--owner", "team:penguins", "--description", "Palmer penguins.",
                    copy=copy, home=home)
     assert created.returncode == 0, created.stdout + created.stderr
-    assert "  - python_module:\n      module_name: domains.penguins.definitions\n" in (copy / "workspace.yaml").read_text()
+    assert f"  - python_module:\n      module_name: domains.{domain}.definitions\n" in (copy / "workspace.yaml").read_text()
     assert (copy / "workspace.yaml").read_text().startswith((REPO / "workspace.yaml").read_text())  # comments, order kept
-    product = mesh("new", "product", "penguins", "observations", "--from", str(FIXTURES / "data" / "penguins.csv"),
+    values = (copy / "deploy" / "helm" / "values.yaml").read_text()
+    assert f'"--module-name", "domains.{domain}.definitions", "--location-name", "{domain}"' in values
+    product = mesh("new", "product", domain, "observations", "--from", str(FIXTURES / "data" / "penguins.csv"),
                    copy=copy, home=home)
     assert product.returncode == 0, product.stdout + product.stderr
     assert "warning  column 'body_mass_g' has 1 null(s) of 12: declared nullable" in product.stdout
-    contract = (copy / "domains" / "penguins" / "contracts.py").read_text()
+    contract = (copy / "domains" / domain / "contracts.py").read_text()
     assert "species: Series[str] = pa.Field(isin=['Adelie', 'Chinstrap', 'Gentoo']" in contract
     assert "body_mass_g: Series[float] = pa.Field(nullable=True, ge=3250.0, le=5700.0" in contract
 
     lint = mesh("lint", copy=copy, home=home)
     assert lint.returncode == 0 and "0 violation(s)" in lint.stdout, lint.stdout + lint.stderr
-    run = mesh("materialize", "-d", "penguins", copy=copy, home=home)
+    run = mesh("materialize", "-d", domain, copy=copy, home=home)
     assert run.returncode == 0 and "2/2 products published" in run.stdout, run.stdout + run.stderr
-    derived = mesh("new", "product", "penguins", "by_island", "--from", "penguins.observations", copy=copy, home=home)
+    derived = mesh("new", "product", domain, "by_island", "--from", f"{domain}.observations", copy=copy, home=home)
     assert derived.returncode == 0, derived.stdout + derived.stderr
 
     # The scaffolded tests, and the framework's own workspace tests, on the grown mesh.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from datetime import datetime
 
@@ -9,6 +11,8 @@ import dagster as dg
 
 from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO, make_dagster_home, run_mesh
+
+pytestmark = pytest.mark.workspace
 
 
 def test_status_reports_what_the_event_log_holds(tmp_path):

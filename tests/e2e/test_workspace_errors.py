@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import REPO, make_dagster_home, run_mesh
+from tests.support import REPO, make_dagster_home, run_mesh, workspace_domains
 
 ENTRY = "  - python_module: {{module_name: {module}, location_name: {name}, working_directory: {cwd}}}\n"
 
 
-def entry(module="domains.reference.definitions", name="reference", cwd=str(REPO)):
+def entry(module="domains.alpha.definitions", name="alpha", cwd=str(REPO)):
     return ENTRY.format(module=module, name=name, cwd=cwd)
 
 
@@ -17,8 +17,8 @@ CASES = {
     "yaml syntax": ("load_from: [\n", "is not valid YAML at line 2, column 1"),
     "wrong shape": ("load_from:\n  python_module: x\n", "lists no code locations: it needs a `load_from:` list"),
     "binary file": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "is not a text file"),
-    "duplicate name": ("load_from:\n" + entry() + entry("domains.fleet.definitions"),
-                       "entries 1 and 2 are both named 'reference'"),
+    "duplicate name": ("load_from:\n" + entry() + entry("domains.beta.definitions"),
+                       "entries 1 and 2 are both named 'alpha'"),
     "missing folder": ("load_from:\n" + entry(cwd="/nonexistent/folder"),
                        "has working_directory /nonexistent/folder, which is not a folder"),
     "missing module": ("load_from:\n" + entry("domains.nosuch.definitions", "nosuch"),
@@ -40,9 +40,12 @@ def test_a_workspace_mistake_is_named_with_exit_code_2(case, tmp_path):
         assert "Traceback" not in run.stderr
 
 
+@pytest.mark.workspace
 def test_a_misspelled_domain_or_input_suggests_the_name(tmp_path):
-    run = run_mesh("materialize", "-d", "refrence", home=make_dagster_home(tmp_path))
-    assert run.returncode == 2 and "No domain 'refrence'" in run.stderr and "(did you mean 'reference'?)" in run.stderr
+    domain = max(workspace_domains(), key=len)
+    typo = domain[:2] + domain[3:]  # one letter left out
+    run = run_mesh("materialize", "-d", typo, home=make_dagster_home(tmp_path))
+    assert run.returncode == 2 and f"No domain '{typo}'" in run.stderr and f"(did you mean '{domain}'?)" in run.stderr
 
 
 def test_a_domain_folder_missing_from_the_workspace_is_pointed_out(tmp_path):

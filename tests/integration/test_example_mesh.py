@@ -1,4 +1,5 @@
-"""The whole example mesh, materialized by the real `mesh materialize` into a temp instance."""
+"""The whole mesh of workspace.yaml, materialized by the real `mesh materialize` into a temp instance.
+The first tests hold for any mesh; those marked `needs_example` check the example domains' data."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 from mesh_core import DomainStorage, ProductRef
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import REPO, make_dagster_home, run_mesh
+from tests.support import REPO, is_live, make_dagster_home, needs_example, run_mesh
+
+pytestmark = pytest.mark.workspace
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +38,13 @@ def mesh_instance(mesh, monkeypatch):
 
 
 def read(home, ref: str) -> pd.DataFrame:
-    return DomainStorage(home / "data", "tests").read(ProductRef.parse(ref))
+    ref = ProductRef.parse(ref)
+    return DomainStorage(home / "data", ref.domain).read(ref)  # as its own domain: internal products too
 
 
 def test_every_product_of_every_domain_is_published(mesh, workspace):
     _, summary = mesh
-    declared = {str(ref) for ref in workspace.products()}
+    declared = {str(ref) for ref, (_, spec) in workspace.products().items() if is_live(spec)}
     statuses = {p["product"]: p["status"] for d in summary["domains"] for p in d["products"]}
     assert statuses == {ref: "published" for ref in declared}
     assert summary["published"] == summary["products"] == len(declared)
@@ -54,15 +58,18 @@ def test_every_check_evaluation_and_materialization_is_in_the_event_log(mesh, wo
         for record in mesh_instance.all_logs(domain["run_id"], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             data = record.dagster_event.event_specific_data
             recorded.add(dg.AssetCheckKey(data.asset_key, data.check_name))
-    declared = {key for loc in workspace.locations for key in loc.defs.resolve_asset_graph().asset_check_keys}
+    live = [ref for ref, (_, spec) in workspace.products().items() if is_live(spec)]
+    declared = {key for loc in workspace.locations for key in loc.defs.resolve_asset_graph().asset_check_keys
+                if ProductRef.from_asset_key(key.asset_key) in live}
     assert recorded == declared
-    for ref in workspace.products():
+    for ref in live:
         event = mesh_instance.get_latest_materialization_event(ref.asset_key)
         assert event is not None, ref
         rows = event.asset_materialization.metadata["dagster/row_count"].value
         assert rows == len(read(mesh[0], str(ref))) > 0
 
 
+@needs_example("operations", "insights", "weather")
 def test_the_real_quality_problems_are_met_by_warnings_that_fire(mesh):
     _, summary = mesh
     checks = {
@@ -78,6 +85,7 @@ def test_the_real_quality_problems_are_met_by_warnings_that_fire(mesh):
     assert not any(not c["passed"] and c["severity"] == "ERROR" for c in checks.values())
 
 
+@needs_example("operations", "insights", "fleet")
 def test_published_data_is_honest_about_cancellations_and_unknown_references(mesh):
     home, _ = mesh
     flights = read(home, "operations.flights")
@@ -97,8 +105,9 @@ def test_each_domain_wrote_only_its_own_duckdb_file_at_its_ports_versions(mesh, 
     home, _ = mesh
     for location in workspace.locations:
         storage = DomainStorage(home / "data", location.name)
+        products = [ref for ref, spec in location.products.items() if is_live(spec)]
         with duckdb.connect(str(storage.database_path), read_only=True) as con:
             tables = {tuple(row) for row in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
             held = dict(con.execute("SELECT product, port_version FROM mesh_meta.port_versions").fetchall())
-        assert tables - {("mesh_meta", "port_versions")} == {(ref.domain, ref.product) for ref in location.products}
-        assert held == {ref.product: storage.current(ref).version for ref in location.products}
+        assert tables - {("mesh_meta", "port_versions")} == {(ref.domain, ref.product) for ref in products}
+        assert held == {ref.product: storage.current(ref).version for ref in products}

@@ -119,6 +119,7 @@ def test_the_validator_rejects_what_the_spec_rejects(mesh):
             validate(event)
 
 
+@pytest.mark.workspace
 def test_each_product_has_a_start_then_a_complete_under_its_dagster_run(mesh, workspace):
     home, summary, events = mesh
     run_of = {p["product"]: d["run_id"] for d in summary["domains"] for p in d["products"]}
@@ -131,6 +132,7 @@ def test_each_product_has_a_start_then_a_complete_under_its_dagster_run(mesh, wo
         assert mine[1]["outputs"][0]["name"] == str(ref)
 
 
+@pytest.mark.workspace
 def test_every_cross_domain_edge_is_an_input_dataset_with_the_version_read(mesh, workspace, monkeypatch):
     home, _, events = mesh
     complete = {e["job"]["name"]: e for e in events if e["eventType"] == "COMPLETE"}
@@ -148,6 +150,7 @@ def test_every_cross_domain_edge_is_an_input_dataset_with_the_version_read(mesh,
             assert dataset["facets"]["version"]["datasetVersion"] == str(version), (up, down)
 
 
+@pytest.mark.workspace
 def test_outputs_carry_the_contract_schema_owners_and_every_check_as_an_assertion(mesh, workspace):
     _, _, events = mesh
     complete = {e["job"]["name"]: e for e in events if e["eventType"] == "COMPLETE"}

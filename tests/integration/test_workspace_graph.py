@@ -13,6 +13,8 @@ from mesh_core import DataProduct
 from mesh_core.governance.workspace import MeshWorkspace
 from tests.support import REPO
 
+pytestmark = pytest.mark.workspace
+
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
