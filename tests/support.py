@@ -54,10 +54,17 @@ def free_name(workspace: Path, stem: str) -> str:
 
 
 def copy_repository(dest: Path) -> Path:
-    """The repository's files as a fresh clone has them (tracked, and new ones not ignored), at `dest`."""
+    """The repository's files as a fresh clone has them (tracked, and new ones not ignored), at `dest`.
+    In a copy that is not a git checkout (the generated-mesh test's), every file but the ignored kinds."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
+                            capture_output=True)
+    if listed.returncode != 0 or not (REPO / ".git").exists():
+        ignored = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
+                                         "build", "dist", "artifacts")
+        shutil.copytree(REPO, dest, ignore=lambda folder, names: set(ignored(folder, names)) | (
+            {n for n in names if n != "dagster.yaml"} if Path(folder).name == "dagster_home" else set()))
+        return dest
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source = REPO / name
         if source.is_file():  # a file deleted but not yet committed is listed too
             (dest / name).parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,6 @@ def stack(tmp_path):
             log.close()
 
 
-@pytest.mark.workspace
 def test_every_step_of_the_mesh_runs_on_a_celery_worker_and_the_runs_succeed(stack, workspace, tmp_path, monkeypatch, capsys):
     home, env, worker, pg = stack
     pool = {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}

@@ -17,7 +17,6 @@ from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_u
                                   wait_until)
 from tests.support import MESH, REPO, make_dagster_home, mesh_env
 
-pytestmark = pytest.mark.workspace
 
 FAST_SENSORS = {"MESH_FAILURE_SENSOR_INTERVAL_SECONDS": "5", "MESH_AUTOMATION_INTERVAL_SECONDS": "5"}
 
@@ -27,6 +26,7 @@ def workspace():
     return MeshWorkspace.load(REPO / "workspace.yaml")
 
 
+@pytest.mark.workspace
 def test_the_grpc_workspace_names_one_server_per_domain_on_consecutive_ports(workspace):
     servers = plan_code_servers(REPO / "workspace.yaml", first_port=5000)
     entries = yaml.safe_load(grpc_workspace_yaml(servers))["load_from"]
@@ -70,6 +70,7 @@ def test_runs_launched_through_the_webserver_succeed_on_separate_code_servers_ag
         assert process.poll() is not None
 
 
+@pytest.mark.workspace
 def test_mesh_up_servers_serves_each_domain_over_grpc_and_sigterm_stops_them_all(tmp_path, workspace):
     """`mesh up --servers`: only the code servers, for a webserver and daemon that run elsewhere."""
     from dagster._grpc.client import DagsterGrpcClient

@@ -91,7 +91,8 @@ def test_the_run_pods_kubernetes_config_builds_the_models_dagster_k8s_uses():
 def test_there_is_one_user_deployment_per_domain_serving_its_module():
     workspace = MeshWorkspace.load(REPO / "workspace.yaml")
     deployments = {d["name"]: d for d in VALUES["dagster-user-deployments"]["deployments"]}
-    assert sorted(deployments) == sorted(loc.name for loc in workspace.locations)
+    assert sorted(deployments) == sorted(loc.name for loc in workspace.locations), \
+        "deploy/helm/values.yaml does not list the workspace's domains: run `mesh deploy helm`"
     for location in workspace.locations:
         args = deployments[location.name]["dagsterApiGrpcArgs"]
         assert args[args.index("--module-name") + 1] == location.module

@@ -203,8 +203,7 @@ def test_global_lineage_shows_every_domain_and_product(page, workspace, artifact
     browser_page.mouse.move(950, 760, steps=5)  # pan the whole graph into view
     browser_page.mouse.up()
     browser_page.mouse.move(5, 5)  # no node highlighted under the pointer
-    text = page.wait_for(*(location.name for location in workspace.locations))
-    assert "Global asset lineage" in text
+    page.wait_for("Global asset lineage")  # every domain was listed above
     shot = page.shot(artifacts, "global_lineage")
     if os.environ.get("MESH_UPDATE_DOCS_SCREENSHOTS") == "1":
         target = REPO / "docs" / "images" / "lineage.png"
