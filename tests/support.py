@@ -72,6 +72,15 @@ def copy_repository(dest: Path) -> Path:
     return dest
 
 
+def helm_deployments(root: Path) -> dict[str, list[str]]:
+    """{user deployment name: its server arguments} of the repository's Helm values at `root`."""
+    import yaml
+
+    values = yaml.safe_load((root / "deploy" / "helm" / "values.yaml").read_text())
+    return {d["name"]: d.get("dagsterApiGrpcArgs") or d.get("codeServerArgs")
+            for d in values["dagster-user-deployments"]["deployments"]}
+
+
 def make_dagster_home(root: Path) -> Path:
     """A fresh instance folder with the repository's dagster.yaml."""
     home = root / "dagster_home"

@@ -20,16 +20,21 @@ def register(commands) -> None:
 
 def deploy_helm(args) -> int:
     from mesh_core.governance.deployment import derived_values, write_values
+    from mesh_core.selfserve.plan import repository_lock
 
     workspace = Path(args.workspace).resolve()
-    path, old, new = derived_values(workspace, path=Path(args.values).resolve() if args.values else None)
-    shown = path.relative_to(workspace.parent) if path.is_relative_to(workspace.parent) else path
-    if old == new:
-        print(f"{shown} is current.")
-        return EXIT_OK
-    if args.check:
-        print(f"{shown} is stale; run `mesh deploy helm` to rewrite its user deployments.")
-        return EXIT_FAILED
-    write_values(path, new)
+    with repository_lock(workspace.parent):
+        path, old, new = derived_values(workspace, path=Path(args.values).resolve() if args.values else None)
+        shown = path.relative_to(workspace.parent) if path.is_relative_to(workspace.parent) else path
+        if old == new:
+            print(f"{shown} is current.")
+            return EXIT_OK
+        if args.check:
+            if old is None:
+                print(f"{shown} does not exist: nothing to check (`mesh deploy helm` writes one).")
+                return EXIT_OK
+            print(f"{shown} is stale; run `mesh deploy helm` to rewrite its user deployments.")
+            return EXIT_FAILED
+        write_values(path, new)
     print(f"{'wrote' if old is None else 'updated'} {shown}: one user deployment per domain in {workspace.name}.")
     return EXIT_OK

@@ -28,15 +28,18 @@ def register(commands) -> None:
 
 
 def new_domain(args) -> int:
+    from mesh_core.selfserve.plan import repository_lock
     from mesh_core.selfserve.scaffold import plan_domain
 
     workspace_path = Path(args.workspace).resolve()
-    plan = plan_domain(workspace_path, args.name, args.owner, args.description)
-    return _apply(plan, workspace_path, args.name)
+    with repository_lock(workspace_path.parent):
+        plan = plan_domain(workspace_path, args.name, args.owner, args.description)
+        return _apply(plan, workspace_path, args.name)
 
 
 def new_product(args) -> int:
     from mesh_core.governance.workspace import MeshWorkspace
+    from mesh_core.selfserve.plan import repository_lock
     from mesh_core.selfserve.scaffold import plan_product
 
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
@@ -47,8 +50,10 @@ def new_product(args) -> int:
         home(args)
         return MeshIOManager(domain=ref.domain).storage().read(ref)
 
-    plan = plan_product(workspace, args.domain, args.name, source=args.source, owner=args.owner, read_product=read_product)
-    return _apply(plan, workspace.path, args.domain)
+    with repository_lock(workspace.path.parent):
+        plan = plan_product(workspace, args.domain, args.name, source=args.source, owner=args.owner,
+                            read_product=read_product)
+        return _apply(plan, workspace.path, args.domain)
 
 
 def _apply(plan, workspace_path: Path, domain: str) -> int:

@@ -2,9 +2,10 @@
 
 A domain is refused while another domain reads one of its products that is not retired (each
 consumer is named with its owners). Otherwise one plan removes its folder (code, data files,
-snapshots), its workspace entry, its Helm user deployment, its scaffolded tests, and the
-expectations it had registered with the producers it read. Published data stays unless asked:
-it is the domain's last word, and other tools may still read its ports.
+snapshots), its scaffolded tests, its Helm user deployment, the expectations it had registered
+with the producers it read, and last its workspace entry: a run killed half-way leaves the entry,
+and the same command finishes the job. Published data stays unless asked: it is the domain's
+last word, and other tools may still read its ports.
 """
 
 from __future__ import annotations
@@ -17,22 +18,20 @@ import yaml
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.errors import MeshError
 from mesh_core.selfserve.plan import Plan
-from mesh_core.selfserve.scaffold import plan_deployment, entries_with_modules
+from mesh_core.selfserve.scaffold import entries_with_modules, plan_deployment
 
 
 @dataclass(frozen=True)
 class Removal:
     plan: Plan
     folder: Path
-    data: Path | None  # the domain's local data folder, if it has one
+    data: tuple[Path, ...]  # the domain's local data (its store, and its ports when they are elsewhere)
     data_removed: bool
 
 
 def plan_remove_domain(workspace_path: Path, name: str, *, data_dir: Path | None = None, ports_uri: str | None = None,
                        delete_data: bool = False) -> Removal:
     """Everything to remove, checked before anything is: who reads it, where it lives, its data."""
-    from mesh_core.governance import consumers
-    from mesh_core.governance.snapshots import snapshot_folder
     from mesh_core.governance.workspace import MeshWorkspace, did_you_mean, read_entries
 
     workspace_path = Path(workspace_path).resolve()
@@ -46,7 +45,7 @@ def plan_remove_domain(workspace_path: Path, name: str, *, data_dir: Path | None
                         "Add another domain first, or delete the repository.")
     module, working_dir = entries[name]
     folder = (working_dir / module.rpartition(".")[0].replace(".", "/")).resolve()
-    if folder.parent != root / "domains" or not folder.is_dir():
+    if folder.parent != root / "domains":
         raise MeshError(f"domain '{name}' is loaded from {module}, not from a folder domains/<name>/ beside "
                         f"{workspace_path.name}; remove its entry and its code by hand.")
 
@@ -68,28 +67,58 @@ def plan_remove_domain(workspace_path: Path, name: str, *, data_dir: Path | None
                           "remove it.")
 
     plan = Plan()
-    plan.remove.append(folder)
-    plan.change[workspace_path] = _without_entry(workspace_path, name)
-    plan_deployment(plan, workspace_path, [entry for entry in entries_with_modules(workspace_path) if entry[0] != name])
+    if folder.exists():  # gone already when an earlier remove was killed half-way
+        plan.remove.append(folder)
     tests = root / "tests" / "domains"
-    plan.remove += sorted({*tests.glob(f"test_{name}.py"), *tests.glob(f"test_{name}__*.py")})
-    # The expectations it registered with its producers leave their consumers files.
-    reads = [item for loc in workspace.locations if loc.name != name for item in loc.reads()]
-    for loc in workspace.locations:
-        path = snapshot_folder(loc) / consumers.file_name(loc.name)
-        if loc.name != name and path.exists():
-            text = consumers.render(consumers.reliance_document(reads, loc.name))
-            if text != path.read_text():
-                plan.change[path] = text
+    own_tests = sorted(path for path in {*tests.glob(f"test_{name}.py"), *tests.glob(f"test_{name}__*.py")}
+                       if f"from domains.{name}.products import " in path.read_text(errors="replace"))
+    plan.remove += own_tests
+    package = tests / "__init__.py"
+    if own_tests and package.exists() and not package.read_bytes().strip() and {
+            p for p in tests.iterdir() if p.name != "__pycache__"} == {package, *own_tests}:
+        plan.remove.append(tests)  # only the package the scaffold made for them is left: it goes too
+        plan.remove = [p for p in plan.remove if p.parent != tests]
+    _forget_expectations(plan, workspace, name)
+    plan_deployment(plan, workspace_path, [entry for entry in entries_with_modules(workspace_path) if entry[0] != name])
+    plan.change[workspace_path] = _without_entry(workspace_path, name)  # last: see the module's docstring
 
-    data = data_dir / name if data_dir is not None and (data_dir / name).exists() else None
+    data = []
+    if data_dir is not None:
+        data.append(data_dir / name)
+        if ports_uri is not None and "://" not in ports_uri and Path(ports_uri) != data_dir:
+            data.append(Path(ports_uri) / name)
+    data = tuple(path for path in data if path.exists())
     if delete_data:
         if ports_uri is not None and "://" in ports_uri:
             raise MeshError(f"the ports are at {ports_uri}/{name}/ports: delete them with your object store's tools; "
                             "`--delete-data` deletes only local data. Run again without it.")
-        if data is not None:
-            plan.remove.append(data)
-    return Removal(plan, folder, data, delete_data and data is not None)
+        plan.remove += data
+    return Removal(plan, folder, data, delete_data and bool(data))
+
+
+def _forget_expectations(plan: Plan, workspace, name: str) -> None:
+    """The expectations the domain registered leave its producers' consumers files (committed
+    text, so a file that is stale for other reasons is left to `mesh contracts update`)."""
+    from mesh_core.governance import consumers
+    from mesh_core.governance.snapshots import snapshot_folder
+
+    for location in workspace.locations:
+        path = snapshot_folder(location) / consumers.file_name(location.name)
+        if location.name == name or not path.exists():
+            continue
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+            kept = {product: [e for e in entries if not str(e["consumer"]).startswith(f"{name}.")]
+                    for product, entries in document.items()}
+        except (yaml.YAMLError, AttributeError, TypeError, KeyError):
+            continue  # unreadable: lint already says so, and `mesh contracts update` rewrites it
+        kept = {product: entries for product, entries in kept.items() if entries}
+        if kept == document:
+            continue
+        if kept:
+            plan.change[path] = consumers.render(kept)
+        else:
+            plan.remove.append(path)
 
 
 def _without_entry(workspace_path: Path, name: str) -> str:
@@ -111,5 +140,5 @@ def _without_entry(workspace_path: Path, name: str) -> str:
                 return new
         except yaml.YAMLError:
             continue
-    raise MeshError(f"Could not remove '{name}' from {workspace_path} safely; delete its `- python_module:` entry "
-                    "and its folder domains/{name}/ by hand.")
+    raise MeshError(f"Could not remove '{name}' from {workspace_path} safely; delete its entry under load_from "
+                    f"and its folder domains/{name}/ by hand.")

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from tests.support import (FIXTURES, REPO, copy_repository, free_name, free_port, needs_example, stop,
+from tests.support import (FIXTURES, REPO, copy_repository, free_name, free_port, helm_deployments, needs_example, stop,
                            wait_for_locations)
 
 README = (REPO / "README.md").read_text()
@@ -125,6 +125,6 @@ def test_add_a_domain_and_a_product_run_as_written_both_ways(copy, tmp_path):
     for command in commands(by_hand):
         run = shell(command, cwd=copy, env=env)
     assert re.search(r"\b2 passed", run.stdout), run.stdout[-2000:]  # the README's test of colonies, and lint
-    assert f'"--location-name", "{name}"' in (copy / "deploy" / "helm" / "values.yaml").read_text()
+    assert helm_deployments(copy)[name] == ["--module-name", f"domains.{name}.definitions", "--location-name", name]
     published = shell(f".venv/bin/mesh materialize -d {name}", cwd=copy, env=env)
     assert "2/2 products published" in published.stdout, published.stdout

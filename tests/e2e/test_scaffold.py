@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import FIXTURES, REPO, free_name, make_dagster_home, run_mesh
+from tests.support import FIXTURES, REPO, free_name, helm_deployments, make_dagster_home, run_mesh
 
 pytestmark = pytest.mark.workspace
 
@@ -83,8 +83,7 @@ def test_a_scaffolded_domain_and_product_lint_materialize_and_pass_every_workspa
     assert created.returncode == 0, created.stdout + created.stderr
     assert f"  - python_module:\n      module_name: domains.{domain}.definitions\n" in (copy / "workspace.yaml").read_text()
     assert (copy / "workspace.yaml").read_text().startswith((REPO / "workspace.yaml").read_text())  # comments, order kept
-    values = (copy / "deploy" / "helm" / "values.yaml").read_text()
-    assert f'"--module-name", "domains.{domain}.definitions", "--location-name", "{domain}"' in values
+    assert helm_deployments(copy)[domain] == ["--module-name", f"domains.{domain}.definitions", "--location-name", domain]
     product = mesh("new", "product", domain, "observations", "--from", str(FIXTURES / "data" / "penguins.csv"),
                    copy=copy, home=home)
     assert product.returncode == 0, product.stdout + product.stderr

@@ -119,3 +119,44 @@ def test_derived_values_reads_the_workspace_beside_the_file(tmp_path):
     path, old, new = derived_values(tmp_path / "workspace.yaml")
     assert old == VALUES and [d["name"] for d in deployments(new)] == ["c"]
     assert deployments(new)[0]["resources"] == deployments(VALUES)[0]["resources"]
+
+
+def test_line_endings_are_kept_and_new_entries_use_them():
+    crlf = VALUES.replace("\n", "\r\n")
+    new = helm_values([A, B, C], crlf)
+    assert new.startswith(crlf.split("# Runs are")[0].rstrip("\r\n")) and "\n" not in new.replace("\r\n", "")
+    assert helm_values([A, B, C], new) == new
+
+
+def test_the_users_own_server_arguments_are_kept_and_either_args_key_is_read():
+    text = VALUES.replace('"--location-name", "a"]', '"--location-name", "a", "--working-directory", "/opt/app"]')
+    assert helm_values([A, B], text) == text  # right already: not stale
+    moved = deployments(helm_values([("a", "domains.alpha.definitions"), B], text))[0]["dagsterApiGrpcArgs"]
+    assert moved == ["--module-name", "domains.alpha.definitions", "--location-name", "a", "--working-directory", "/opt/app"]
+    code_server = VALUES.replace("dagsterApiGrpcArgs", "codeServerArgs")
+    assert helm_values([A, B], code_server) == code_server
+    assert deployments(helm_values([A, B, C], code_server))[2]["codeServerArgs"] == grpc_args(*C)
+
+
+def test_a_template_value_yaml_has_a_type_for_is_copied_as_that_type():
+    dated = VALUES.replace("      port: 3030\n", "      port: 3030\n      annotations: {since: 2024-01-01, 'on': 'yes'}\n", 1)
+    entry = deployments(helm_values([A, B, C], dated))[2]
+    assert entry["annotations"] == deployments(dated)[0]["annotations"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (VALUES.replace("    - name: b\n", "    - nom: b\n"), "entry 2 of dagster-user-deployments.deployments .* has no name"),
+    ("dagster-user-deployments: {enabled: true}\n", "could not rewrite the user deployments .* safely"),
+    ("dagster-user-deployments:\n  deployments: [{name: a, dagsterApiGrpcArgs: []}]\n", "could not rewrite .* safely"),
+    (VALUES.replace("    - name: a\n", "    - &base\n      name: a\n").replace("    - name: b\n", "    - <<: *base\n      name: b\n"),
+     "could not rewrite .* safely"),
+])
+def test_a_layout_mesh_cannot_rewrite_safely_is_refused_not_broken(text, message):
+    with pytest.raises(MeshError, match=message):
+        helm_values([B, C], text)
+
+
+def test_lint_reports_a_file_it_cannot_rewrite_instead_of_failing(tmp_path):
+    write_values(tmp_path / "deploy" / "helm" / "values.yaml", "dagster-user-deployments: {enabled: true}\n")
+    [violation] = stale_deployments(tmp_path / "workspace.yaml", [A])
+    assert violation.rule == "deployment-current" and "could not rewrite" in violation.message

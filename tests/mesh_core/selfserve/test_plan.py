@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mesh_core import MeshError
+from mesh_core.selfserve import plan as plan_module
 from mesh_core.selfserve.plan import Plan
 
 
@@ -31,7 +33,7 @@ def test_a_failure_half_way_puts_every_file_back(tree):
     before = snapshot(tree)
     plan = Plan(create={tree / "new" / "file.py": b"x = 1\n"}, change={tree / "workspace.yaml": "load_from: [a]\n"},
                 remove=[tree / "domains" / "gone", tree / "domains" / "never-there"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MeshError, match="never-there: No such file or directory. Nothing was changed"):
         plan.apply()
     assert snapshot(tree) == before  # the removed folder is back whole, the new file gone, the change undone
 
@@ -53,3 +55,43 @@ def test_an_interrupt_after_a_removal_is_taken_back(tree, monkeypatch):
         plan.apply()
     monkeypatch.undo()
     assert snapshot(tree) == before
+
+
+def test_a_file_that_cannot_be_written_puts_back_what_was_done_before_it(tree, monkeypatch):
+    (tree / "values.yaml").write_text("deployments: []\n")
+    before = snapshot(tree)
+    real = plan_module.replace_file
+
+    def read_only(path, data):
+        if path.name == "values.yaml":
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real(path, data)
+    monkeypatch.setattr(plan_module, "replace_file", read_only)
+    plan = Plan(change={tree / "workspace.yaml": "load_from: [a]\n", tree / "values.yaml": "deployments: [a]\n"},
+                remove=[tree / "domains" / "gone"])
+    with pytest.raises(MeshError, match="values.yaml: Operation not permitted. Nothing was changed"):
+        plan.apply()
+    assert snapshot(tree) == before
+
+
+def test_ctrl_c_during_the_undo_waits_until_everything_is_back(tree, monkeypatch):
+    import os
+    import signal
+
+    before = snapshot(tree)
+    real = os.replace
+    moves = []
+
+    def step(src, dst):
+        moves.append(src)
+        if len(moves) == 2:
+            raise OSError(28, "No space left on device", str(src))  # the second removal fails: undo starts
+        if len(moves) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first removal is put back
+        return real(src, dst)
+    monkeypatch.setattr("mesh_core.selfserve.plan.os.replace", step)
+    plan = Plan(remove=[tree / "domains" / "gone", tree / "workspace.yaml"])
+    with pytest.raises(KeyboardInterrupt):
+        plan.apply()
+    monkeypatch.undo()
+    assert snapshot(tree) == before  # the interrupt arrived only once the tree was whole
