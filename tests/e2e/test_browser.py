@@ -209,10 +209,10 @@ def test_global_lineage_shows_every_domain_and_product(page, workspace, artifact
         target = REPO / "docs" / "images" / "lineage.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, target)
-    # Each domain's group, one at a time: a large mesh does not fit one screen, and the graph draws
-    # only the nodes in view.
+    # Each domain's products, in its group's asset list: a large mesh does not fit one screen, and
+    # the graph draws only the nodes in view.
     for location in workspace.locations:
-        page.open(f"/locations/__repository__@{location.name}/asset-groups/{location.name}")
+        page.open(f"/locations/__repository__@{location.name}/asset-groups/{location.name}/list")
         page.wait_for(*(ref.product for ref in location.products))
 
 
