@@ -54,6 +54,8 @@ def remove_domain(args) -> int:
     if not removal.data_removed:
         for path in removal.data:
             print(f"  kept    {path} (its published data; `--delete-data` removes it)")
+    for warning in removal.plan.warnings:
+        print(f"  warning {warning}", file=sys.stderr)
     for path in leftovers(workspace.parent / "domains", workspace.parent / "tests" / "domains"):
         print(f"  warning {shown(path)} was left by an interrupted command: check it, then delete it", file=sys.stderr)
     print(f"Removed domain '{args.name}'. Next: `.venv/bin/mesh lint`, then commit.")

@@ -3,8 +3,7 @@
 Product and domain rules run as each code location loads (a location that breaks one does not
 load); mesh-wide rules (inputs exist, access, lifecycle, no cycles, contract snapshots and the
 breaking-change gate) run over the locations that did, and the deployment config must match
-the workspace. Every
-violation of every domain is reported in one pass.
+the workspace. Every violation of every domain is reported in one pass.
 """
 
 from __future__ import annotations

@@ -200,10 +200,15 @@ def entries_with_modules(workspace_path: Path) -> list[tuple[str, str]]:
 
 
 def plan_deployment(plan: Plan, workspace_path: Path, locations: list[tuple[str, str]]) -> None:
-    """Keep the Helm values' user deployments in step with the workspace, when there is such a file."""
+    """Keep the Helm values' user deployments in step with the workspace, when there is such a file
+    (one Mesh cannot rewrite safely is left as it is, with a warning; lint then says so too)."""
     from mesh_core.governance.deployment import derived_values
 
-    path, old, new = derived_values(workspace_path, locations)
+    try:
+        path, old, new = derived_values(workspace_path, locations)
+    except MeshError as exc:
+        plan.warnings.append(f"the Helm values were not updated: {exc}")
+        return
     if old is not None and new != old:
         plan.change[path] = new
 

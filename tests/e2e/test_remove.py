@@ -136,3 +136,17 @@ def test_delete_data_also_deletes_ports_kept_in_a_local_ports_folder(copy, tmp_p
     assert run("new", "domain", name, "--owner", "team:penguins").returncode == 0
     gone = run("remove", "domain", name, "--delete-data")
     assert gone.returncode == 0 and not (ports / name).exists() and not (home / "data" / name).exists(), gone.stdout
+
+
+def test_a_values_file_mesh_cannot_rewrite_does_not_stop_new_or_remove_and_lint_names_it(copy, tmp_path):
+    home = make_dagster_home(tmp_path)
+    values = copy / "deploy" / "helm" / "values.yaml"
+    values.write_text("dagster-user-deployments: {enabled: true}   # flow style: Mesh does not rewrite it\n")
+    name = free_name(copy / "workspace.yaml", "penguins")
+    created = mesh("new", "domain", name, "--owner", "team:penguins", copy=copy, home=home)
+    assert created.returncode == 0 and "warning  the Helm values were not updated" in created.stdout, created.stdout
+    lint = mesh("lint", copy=copy, home=home)
+    assert lint.returncode == 1 and "[deployment-current]" in lint.stdout and "could not rewrite" in lint.stdout
+    removed = mesh("remove", "domain", name, copy=copy, home=home)
+    assert removed.returncode == 0 and "the Helm values were not updated" in removed.stderr, removed.stdout + removed.stderr
+    assert values.read_text().startswith("dagster-user-deployments: {enabled: true}")
