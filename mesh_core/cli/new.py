@@ -82,5 +82,5 @@ def _apply(plan, workspace_path: Path, domain: str) -> int:
     print(check.stdout.rstrip())
     for warning in plan.warnings:
         print(f"  warning  {warning}")
-    print(f"Next: fill in the TODOs, then `.venv/bin/mesh lint` and `make test`.")
+    print("Next: fill in the TODOs, then `.venv/bin/mesh lint` and `make test`.")
     return EXIT_OK

@@ -20,7 +20,7 @@ import yaml
 
 from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
 from mesh_core.errors import MeshError
-from mesh_core.selfserve.infer import Inference, contract_source, infer, suite_source
+from mesh_core.selfserve.infer import contract_source, infer, suite_source
 from mesh_core.selfserve.plan import Plan
 
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
