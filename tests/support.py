@@ -60,7 +60,7 @@ def copy_repository(dest: Path) -> Path:
                             capture_output=True)
     if listed.returncode != 0 or not (REPO / ".git").exists():
         ignored = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
-                                         "build", "dist", "artifacts")
+                                         "build", "dist", "artifacts", ".mesh-removed-*")
         shutil.copytree(REPO, dest, ignore=lambda folder, names: set(ignored(folder, names)) | (
             {n for n in names if n != "dagster.yaml"} if Path(folder).name == "dagster_home" else set()))
         return dest
