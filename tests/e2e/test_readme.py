@@ -87,16 +87,19 @@ def test_the_quickstart_runs_as_written(copy, tmp_path):
 
 def test_add_a_domain_and_a_product_run_as_written_both_ways(copy, tmp_path):
     name = free_name(copy / "workspace.yaml", "penguins")
-    as_here = (lambda text: re.sub(r"\bpenguins\b", name, text)) if name != "penguins" else (lambda text: text)
+    as_here = lambda text: re.sub(r"(?<![A-Za-z0-9])penguins(?![A-Za-z0-9])", name, text)  # noqa: E731
     domain_section, product_section = as_here(section("Add a domain")), as_here(section("Add a data product"))
     scaffold, by_hand, remove = blocks(domain_section, "bash")
-    env = environment(tmp_path, PYTEST_ARGS=f"-p no:cacheprovider tests/domains {LINT_CLEAN}")
-    shutil.copy(FIXTURES / "data" / "penguins.csv", tmp_path / "user" / "penguins.csv")  # the README's ~/penguins.csv
+    own_tests = f"-p no:cacheprovider -v tests/domains/test_{name}.py tests/domains/test_{name}__*.py {LINT_CLEAN}"
+    env = environment(tmp_path, PYTEST_ARGS=own_tests)  # the new domain's tests, whatever others the mesh has
+    for data_file in re.findall(r"~/(\S+\.csv)", scaffold):  # the README's ~/penguins.csv
+        shutil.copy(FIXTURES / "data" / "penguins.csv", tmp_path / "user" / data_file)
 
     # Scaffolded: mesh new domain, mesh new product --from ~/penguins.csv, lint and make test.
     for command in commands(scaffold):
         run = shell(command, cwd=copy, env=env)
-    assert re.search(r"\b[3-9] passed", run.stdout), run.stdout[-2000:]  # the scaffolded tests and the lint test
+    for test in (f"test_{name}.py::", f"test_{name}__observations.py::", LINT_CLEAN):
+        assert re.search(rf"PASSED \S*{re.escape(test)}", run.stdout), (test, run.stdout[-3000:])
     assert (copy / "domains" / name / "data" / "observations.csv").exists()
 
     # Removed again, with the README's command.
@@ -122,9 +125,11 @@ def test_add_a_domain_and_a_product_run_as_written_both_ways(copy, tmp_path):
     data = copy / "domains" / name / "data" / "observations.csv"
     data.parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "data" / "penguins.csv", data)  # "any CSV with those columns"
+    env["PYTEST_ARGS"] = f"-p no:cacheprovider -v tests/domains/test_{name}__*.py {LINT_CLEAN}"
     for command in commands(by_hand):
         run = shell(command, cwd=copy, env=env)
-    assert re.search(r"\b2 passed", run.stdout), run.stdout[-2000:]  # the README's test of colonies, and lint
+    for test in (f"test_{name}__colonies.py::", LINT_CLEAN):  # the README's test of colonies, and lint
+        assert re.search(rf"PASSED \S*{re.escape(test)}", run.stdout), (test, run.stdout[-3000:])
     assert helm_deployments(copy)[name] == ["--module-name", f"domains.{name}.definitions", "--location-name", name]
     published = shell(f".venv/bin/mesh materialize -d {name}", cwd=copy, env=env)
     assert "2/2 products published" in published.stdout, published.stdout
