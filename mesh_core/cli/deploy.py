@@ -19,8 +19,9 @@ def register(commands) -> None:
 
 
 def deploy_helm(args) -> int:
-    from mesh_core.governance.deployment import derived_values, write_values
-    from mesh_core.selfserve.plan import repository_lock
+    from mesh_core.errors import MeshError
+    from mesh_core.governance.deployment import derived_values
+    from mesh_core.selfserve.plan import replace_file, repository_lock
 
     workspace = Path(args.workspace).resolve()
     with repository_lock(workspace.parent):
@@ -35,6 +36,10 @@ def deploy_helm(args) -> int:
                 return EXIT_OK
             print(f"{shown} is stale; run `mesh deploy helm` to rewrite its user deployments.")
             return EXIT_FAILED
-        write_values(path, new)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replace_file(path, new.encode("utf-8"))
+        except OSError as exc:
+            raise MeshError(f"cannot write {path}: {exc.strerror or exc}; nothing was changed.") from None
     print(f"{'wrote' if old is None else 'updated'} {shown}: one user deployment per domain in {workspace.name}.")
     return EXIT_OK

@@ -87,14 +87,10 @@ def helm_values(locations: list[tuple[str, str]], text: str | None, *, where: st
 
 def stale_deployments(workspace_path: Path, locations: list[tuple[str, str]]) -> list[Violation]:
     """Lint: the values file (when there is one) is what `mesh deploy helm` would write."""
-    path = values_path(workspace_path)
-    if not path.is_file():
+    if not values_path(workspace_path).is_file():
         return []
     try:
-        text = path.read_bytes().decode("utf-8")
-        derived = helm_values(locations, text, where=str(HELM_VALUES))
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Violation("*", None, "deployment-current", f"cannot read {HELM_VALUES}: {exc}.", f"fix {HELM_VALUES}.")]
+        _, text, derived = derived_values(workspace_path, locations)
     except MeshError as exc:
         return [Violation("*", None, "deployment-current", str(exc), f"fix {HELM_VALUES} by hand.")]
     if derived == text:
@@ -122,32 +118,6 @@ def derived_values(workspace_path: Path, locations: list[tuple[str, str]] | None
     except (OSError, UnicodeDecodeError) as exc:
         raise MeshError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.") from None
     return path, old, helm_values(locations, old, where=str(path))
-
-
-def write_values(path: Path, text: str) -> None:
-    """Replace the file whole: a crash leaves the old file or the new one, never half of each."""
-    import os
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as exc:
-        raise MeshError(f"cannot write {path}: {exc.strerror or exc}; nothing was changed.") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise MeshError(f"cannot write {path}: {exc.strerror or exc}; nothing was changed.") from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 # -- entries ------------------------------------------------------------------------------

@@ -43,16 +43,15 @@ def repository_lock(root: Path) -> Iterator[None]:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole: a crash leaves the old file or the new one (mode kept)."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    """Write `data` to `path` whole: a crash leaves the old file or the new one (its mode kept; 0644 if new)."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import yaml
 from dagster_k8s.models import k8s_model_from_dict
 
 from mesh_core import MeshError
-from mesh_core.governance.deployment import derived_values, grpc_args, helm_values, stale_deployments, write_values
+from mesh_core.governance.deployment import derived_values, grpc_args, helm_values, stale_deployments
 from mesh_core.governance.workspace import read_entries
 from tests.support import REPO
 
@@ -38,6 +38,11 @@ runLauncher:
   type: K8sRunLauncher
 """
 A, B, C = ("a", "domains.a.definitions"), ("b", "domains.b.definitions"), ("c", "domains.c.definitions")
+
+
+def write_values(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def deployments(text: str) -> list[dict]:
