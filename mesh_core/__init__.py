@@ -15,6 +15,7 @@ importing only those below it (checked by `make test`, see docs/architecture.md)
 
 from mesh_core.errors import (
     AccessDeniedError as AccessDeniedError,
+    BreakingChangeError as BreakingChangeError,
     DefinitionError as DefinitionError,
     IntegrityError as IntegrityError,
     MeshError as MeshError,
@@ -81,6 +82,7 @@ __all__ = [
     "Access",
     "AccessDeniedError",
     "BASELINE_RULES",
+    "BreakingChangeError",
     "Cadence",
     "CodeServer",
     "DataProduct",

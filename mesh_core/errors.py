@@ -51,6 +51,10 @@ class PublishBlockedError(MeshError):
     """An error-severity check failed, so the product's output was not published."""
 
 
+class BreakingChangeError(PublishBlockedError):
+    """The code breaks the published contract of a major without a major version bump, so nothing was published."""
+
+
 class ProductNotPublishedError(MeshError):
     """An input product has no published version to read yet."""
 

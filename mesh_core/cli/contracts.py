@@ -15,10 +15,15 @@ def register(commands) -> None:
                      help="check: report changes; update: rewrite the snapshots; export: write ODCS v3 documents "
                           "to PATH; import: an ODCS v3 document at PATH as Python (a contract and a suite)")
     sub.add_argument("path", nargs="?", help="export: a folder (default: contracts); import: the ODCS YAML file")
+    sub.add_argument("--accept-breaking", action="store_true",
+                     help="update: also write a breaking change that readers rely on into its major's snapshot, "
+                          "recording who accepted it (--by, --reason) in snapshots/<domain>.accepted.yaml")
+    sub.add_argument("--by", help="with --accept-breaking: who accepts the change (a person or team)")
+    sub.add_argument("--reason", help="with --accept-breaking: why the readers can live with it")
 
 
 def contracts(args) -> int:
-    from mesh_core.governance.snapshots import check_contracts, update_snapshots
+    from mesh_core.governance.snapshots import Acceptance, check_contracts, update_snapshots
     from mesh_core.governance.workspace import MeshWorkspace
 
     if args.action == "import":
@@ -32,6 +37,9 @@ def contracts(args) -> int:
         for rule in skipped:
             print(f"# not imported (write it as a check by hand): {rule}", file=sys.stderr)
         return EXIT_OK
+    if (args.by or args.reason or args.accept_breaking) and not (args.accept_breaking and args.action == "update"):
+        print("mesh: error: --by and --reason go with `mesh contracts update --accept-breaking`.", file=sys.stderr)
+        return EXIT_USAGE
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
     if args.action == "export":
         from mesh_core.governance.odcs import export_contracts
@@ -42,11 +50,15 @@ def contracts(args) -> int:
         print(f"{len(written)} ODCS v3 contract(s) written to {folder}")
         return EXIT_OK
     if args.action == "update":
-        written = update_snapshots(workspace, args.domain)
-        for path in written:
+        accept = Acceptance(args.by or "", args.reason or "") if args.accept_breaking else None
+        updated = update_snapshots(workspace, args.domain, accept=accept)
+        for path in updated.written:
             print(f"  wrote {path}")
-        print(f"{len(written)} snapshot(s) written; review and commit them.")
-        return EXIT_OK
+        for violation in updated.refused:
+            print(f"  error    {violation}")
+        print(f"{len(updated.written)} snapshot(s) written; review and commit them."
+              + (f" {len(updated.refused)} kept: they would absorb a breaking change." if updated.refused else ""))
+        return EXIT_FAILED if updated.refused else EXIT_OK
     errors, warnings = check_contracts(workspace)
     keep = lambda v: not args.domain or v.domain in args.domain  # noqa: E731
     for violation in filter(keep, errors):

@@ -28,28 +28,38 @@ from mesh_core.declare.inputs import Input
 from mesh_core.declare.ref import ProductRef
 from mesh_core.governance.policies import Level
 
-HEADER = ("# Written by `mesh contracts update` from the consumers' code: what each product of this domain\n"
-          "# is relied on for. The domain's write-audit-publish runs these expectations. Do not edit.\n")
+HEADER = ("# Written by `mesh contracts update` from the consumers' code: who reads each product of this\n"
+          "# domain and what they rely on. Its publishes run these expectations and refuse breaking changes\n"
+          "# to what is read. Do not edit.\n")
 
 
 def file_name(domain: str) -> str:
     return f"{domain}.consumers.yaml"
 
 
-def reliance_document(reads: Sequence[tuple[ProductRef, str, Input]], domain: str) -> dict:
-    """{producer product: [{consumer, input, major, columns, expectations}]} for one producing
-    domain, from every (consumer, parameter, Input) of the mesh; only inputs with expectations."""
+def reliance_document(reads: Sequence[tuple[ProductRef, str, Input]], domain: str,
+                      owners: Mapping[ProductRef, Sequence[str]]) -> dict:
+    """{producer product: [{consumer, owners, input, major, columns, expectations}]} for one
+    producing domain, from every (consumer, parameter, Input) of the mesh. Every reader is listed,
+    so the publish gate can name who relies on a change without importing the readers' code."""
     document: dict[str, list] = {}
     for consumer, param, spec in sorted(reads, key=lambda item: (str(item[2].ref), str(item[0]), item[1])):
-        if spec.ref.domain != domain or not spec.expectations:
+        if spec.ref.domain != domain:
             continue
         document.setdefault(spec.ref.product, []).append({
-            "consumer": str(consumer), "input": param, "major": spec.major,
+            "consumer": str(consumer), "owners": list(owners.get(consumer, ())), "input": param, "major": spec.major,
             "columns": None if spec.columns is None else list(spec.columns),
             # The level is the mesh's (governance.yaml), not the consumer's: no severity here.
             "expectations": [{k: v for k, v in item.as_dict().items() if k != "severity"} for item in spec.expectations],
         })
     return document
+
+
+def expectations_of(document: dict) -> dict:
+    """Only what the producer's audits run: the entries with expectations, without owners."""
+    kept = {product: [{k: v for k, v in entry.items() if k != "owners"} for entry in entries if entry.get("expectations")]
+            for product, entries in document.items() if isinstance(entries, list)}
+    return {product: entries for product, entries in kept.items() if entries}
 
 
 def render(document: dict) -> str:
@@ -73,6 +83,9 @@ def read_reliance(folder: Path, domain: str) -> dict[str, list[dict]]:
                 major = entry.get("major")
                 if not isinstance(entry["input"], str) or (major is not None and (type(major) is not int or major < 0)):
                     raise ValueError(f"entry {entry!r} has no valid input or major")
+                owners = entry.get("owners", [])
+                if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
+                    raise ValueError(f"entry {entry!r} has owners that are not a list of names")
                 [Expectation.from_dict(item) for item in entry["expectations"]]
     except (OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
         logging.getLogger("mesh").warning(

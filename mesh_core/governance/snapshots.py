@@ -14,6 +14,11 @@ it was loosened), the product removed or made internal. Not breaking: a column a
 nullable column made required, a check added, documentation changed. After a major bump the
 old major can stay published beside the new one (`PreviousMajor`): its snapshot stays, is
 checked against the old contract, and lint lists who still pins it.
+
+The same gate runs where data is published: a run refuses to publish a contract that breaks
+the snapshot of a major it publishes (`publish_refusal`), whatever launched it. The only way to
+absorb a break that readers rely on without a major bump is `mesh contracts update
+--accept-breaking --by NAME --reason TEXT`, which records who accepted it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +36,7 @@ import yaml
 from mesh_core.declare.contract import specs_from_schema
 from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
-from mesh_core.errors import Violation
+from mesh_core.errors import MeshError, Violation
 from mesh_core.governance import consumers
 from mesh_core.governance.workspace import Location, MeshWorkspace
 
@@ -69,7 +75,11 @@ def snapshot_folder(location: Location) -> Path:
 
 
 def snapshot_path(location: Location, ref: ProductRef, version: str) -> Path:
-    return snapshot_folder(location) / f"{ref}.v{major(version)}.odcs.yaml"
+    return snapshot_folder(location) / snapshot_name(ref, version)
+
+
+def snapshot_name(ref: ProductRef, version: str) -> str:
+    return f"{ref}.v{major(version)}.odcs.yaml"
 
 
 def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None = None) -> dict:
@@ -210,7 +220,9 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
                                         f"Read by: {_impact(readers.get(ref, []), unknown)}.",
                                         "delete the snapshot once no domain reads the product."))
     if not unavailable:  # the consumers of a domain that did not load are unknown
-        errors += _consumers_files_current(workspace)
+        found_errors, found_warnings = _consumers_files_current(workspace)
+        errors += found_errors
+        warnings += found_warnings
     return errors, warnings
 
 
@@ -220,15 +232,13 @@ def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], ve
     reader that relies on it (or the whole product); otherwise the snapshot is only behind."""
     changes = compare(yaml.safe_load(path.read_text()), document)
     breaking = [c for c in changes if c.breaking]
-    affected = sorted({r for c in breaking for r in readers if r.affected_by(c)}, key=lambda r: r.consumer)
-    # With a domain that did not load, its readers are unknown: every breaking change counts.
-    breaks = [c for c in breaking if c.column is None or unknown or any(r.affected_by(c) for r in readers)]
+    breaks, affected = _relied_on(breaking, readers, unknown)
     if breaks:
         return [Violation(
             ref.domain, ref.product, "contract-compatible",
             f"breaking change(s) to major {major(version)} without a major version bump: {'; '.join(c.what for c in breaks)}. "
             f"Read by: {_impact(affected, unknown)}.",
-            f"bump the major version (version='{int(major(version)) + 1 if major(version).isdigit() else 'N'}.0.0') "
+            f"bump the major version (version='{_next_major(version)}') "
             "and run `mesh contracts update`, or undo the change." if current else
             f"major {major(version)} is what its pinned readers rely on: give PreviousMajor('{version}', ...) a contract "
             f"that keeps {path.name}.",
@@ -242,29 +252,72 @@ def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], ve
     return [], []
 
 
-def _consumers_files_current(workspace: MeshWorkspace) -> list[Violation]:
-    reads = [item for location in workspace.locations for item in location.reads()]
-    found = []
+def _relied_on(breaking: list[Change], readers: list[Reader], unknown: Sequence[str] = ()) -> tuple[list[Change], list[Reader]]:
+    """The breaking changes that count (a whole-product change, or one a reader relies on) and
+    the readers they touch. With a domain that did not load, its readers are unknown: every
+    breaking change counts."""
+    affected = sorted({r for c in breaking for r in readers if r.affected_by(c)}, key=lambda r: r.consumer)
+    return [c for c in breaking if c.column is None or unknown or any(r.affected_by(c) for r in readers)], affected
+
+
+def _consumers_files_current(workspace: MeshWorkspace) -> tuple[list[Violation], list[Violation]]:
+    """(errors, warnings): stale expectations are an error (audits would run the wrong ones); a stale
+    list of readers is a warning, since it only changes whom a refused publish names, never
+    whether it is refused."""
+    reads, owners = _reads(workspace)
+    errors, warnings = [], []
     for location in workspace.locations:
         path = snapshot_folder(location) / consumers.file_name(location.name)
-        wanted = consumers.reliance_document(reads, location.name)
+        wanted = consumers.reliance_document(reads, location.name, owners)
         try:
             committed = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
         except (OSError, yaml.YAMLError):
             committed = None
-        if committed != wanted:
-            found.append(Violation(location.name, None, "consumer-expectations-current",
-                                   f"{path.name} is behind what consumers of the '{location.name}' domain rely on, so its "
-                                   "audits would run stale expectations.",
-                                   "run `mesh contracts update` and commit the file."))
-    return found
+        if committed == wanted:
+            continue
+        if not isinstance(committed, dict) or consumers.expectations_of(committed) != consumers.expectations_of(wanted):
+            errors.append(Violation(location.name, None, "consumer-expectations-current",
+                                    f"{path.name} is behind what consumers of the '{location.name}' domain rely on, so "
+                                    "its audits would run stale expectations.",
+                                    "run `mesh contracts update` and commit the file."))
+        else:
+            warnings.append(Violation(location.name, None, "consumer-expectations-current",
+                                      f"{path.name} is behind who reads the '{location.name}' domain's products, so a "
+                                      "publish it refuses would not name every reader.",
+                                      "run `mesh contracts update` and commit the file."))
+    return errors, warnings
 
 
-def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class Acceptance:
+    """Who accepts a breaking change without a major bump, and why: recorded beside the snapshots."""
+
+    by: str
+    reason: str
+
+    def __post_init__(self):
+        if not self.by.strip() or not self.reason.strip():
+            raise MeshError("Accepting a breaking change needs who accepts it and why: "
+                            "pass --by NAME and --reason TEXT.")
+
+
+@dataclass(frozen=True)
+class Updated:
+    written: list[Path]
+    refused: list[Violation]  # snapshots kept because the change breaks what readers rely on
+
+
+def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = None, *,
+                     accept: Acceptance | None = None, now: datetime | None = None) -> Updated:
     """Write the current contract of every public product to its major's snapshot (and an older
-    major's that is missing), and each domain's consumers file."""
-    written = []
-    reads = [item for location in workspace.locations for item in location.reads()]
+    major's that is missing), and each domain's consumers file.
+
+    A snapshot is the major's promise: a change that breaks what a reader relies on is not written
+    into it (bump the major instead) unless `accept` says who accepted it; each accepted change is
+    appended to `snapshots/<domain>.accepted.yaml`."""
+    written, refused = [], []
+    reads, owners = _reads(workspace)
+    readers = _readers(workspace)
 
     def write(path: Path, text: str) -> None:
         if not path.exists() or path.read_text() != text:
@@ -275,21 +328,110 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
     for location in workspace.locations:
         if domains and location.name not in domains:
             continue
+        accepted = []
         for ref, spec in location.products.items():
             if spec.metadata["mesh/access"] != "public":
                 continue
-            write(snapshot_path(location, ref, spec.metadata["mesh/version"]), _render(contract_document(ref, spec)))
+            version = spec.metadata["mesh/version"]
+            path, document = snapshot_path(location, ref, version), contract_document(ref, spec)
+            if path.exists():
+                of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
+                breaks, affected = _relied_on([c for c in compare(yaml.safe_load(path.read_text()), document) if c.breaking],
+                                              of_current)
+                if breaks and accept is None:
+                    refused.append(Violation(
+                        ref.domain, ref.product, "contract-compatible",
+                        f"not written: {path.name} is what readers of major {major(version)} rely on, and the code "
+                        f"breaks it: {'; '.join(c.what for c in breaks)}. Read by: {_impact(affected)}.",
+                        f"bump the major version (version='{_next_major(version)}'), or, if the readers agreed, run "
+                        "`mesh contracts update --accept-breaking --by NAME --reason TEXT`."))
+                    continue
+                if breaks:
+                    accepted.append({"product": ref.product, "major": major(version), "changes": [c.what for c in breaks],
+                                     "readers": [str(r.consumer) for r in affected], "by": accept.by,
+                                     "reason": accept.reason, "at": (now or datetime.now(timezone.utc)).isoformat()})
+            write(path, _render(document))
             for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                 path = snapshot_path(location, ref, item["version"])
                 document = contract_document(ref, spec, item)
                 # An older major's snapshot is its promise: rewritten for documentation only, never for a break.
                 if not path.exists() or not any(c.breaking for c in compare(yaml.safe_load(path.read_text()), document)):
                     write(path, _render(document))
-        document = consumers.reliance_document(reads, location.name)
+        if accepted:
+            record = snapshot_folder(location) / accepted_file_name(location.name)
+            history = (yaml.safe_load(record.read_text()) or []) if record.exists() else []
+            write(record, ACCEPTED_HEADER + _render([*history, *accepted]))
+        document = consumers.reliance_document(reads, location.name, owners)
         path = snapshot_folder(location) / consumers.file_name(location.name)
         if document or path.exists():
             write(path, consumers.render(document))
-    return written
+    return Updated(written, refused)
+
+
+ACCEPTED_HEADER = ("# Written by `mesh contracts update --accept-breaking`: breaking changes published without a\n"
+                   "# major version bump, who accepted them and why. Keep it; do not edit.\n")
+
+
+def accepted_file_name(domain: str) -> str:
+    return f"{domain}.accepted.yaml"
+
+
+def publish_refusal(ref: ProductRef, spec: dg.AssetSpec, folder: Path, reliance: dict) -> str | None:
+    """Why a run may not publish `spec`: a breaking change against the committed snapshot of a
+    major it publishes (the current one, or an older one kept beside it); None when there is none.
+
+    Stricter than lint on purpose: the run cannot see every reader's code, only the consumers file,
+    so every breaking change stops it; `mesh contracts update`, which sees the whole mesh, lets
+    through into the snapshot the ones no reader relies on."""
+    readers = readers_from_reliance(ref, reliance)
+    version = spec.metadata["mesh/version"]
+    targets = [(version, contract_document(ref, spec), [r for r in readers if r.major is None or str(r.major) == major(version)])]
+    for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
+        targets.append((item["version"], contract_document(ref, spec, item), [r for r in readers if r.major == item["major"]]))
+    for index, (published, document, of_major) in enumerate(targets):
+        path = folder / snapshot_name(ref, published)
+        if not path.exists():  # a major never snapshotted has no promise yet (lint asks for the snapshot)
+            continue
+        try:
+            promised = yaml.safe_load(path.read_text())
+            breaking = [c for c in compare(promised, document) if c.breaking]
+        except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            return (f"{ref} was not published: its contract snapshot {path} cannot be read ({exc}), so the run "
+                    "cannot tell whether it breaks what readers rely on. Fix: restore the file from version control, "
+                    "or rewrite it with `mesh contracts update`.")
+        if not breaking:
+            continue
+        _, affected = _relied_on(breaking, of_major)
+        if index:
+            fix = f"give PreviousMajor('{published}', ...) a contract and adapt() that keep {path.name}."
+        elif affected:
+            fix = (f"bump the major version (version='{_next_major(published)}', keeping major {major(published)} "
+                   f"published with PreviousMajor while its readers move) and run `mesh contracts update`; or, if the "
+                   "readers agreed, record who accepted it with `mesh contracts update --accept-breaking --by NAME "
+                   "--reason TEXT` and commit what it writes.")
+        else:
+            fix = ("no reader relies on it: run `mesh contracts update` and commit the snapshot (or undo the change).")
+        return (f"{ref} was not published: the code breaks the published contract of major {major(published)} "
+                f"({path.name}) without a major version bump: {'; '.join(c.what for c in breaking)}. "
+                f"Relied on by: {_impact(affected)}. The port keeps its current version. Fix: {fix}")
+    return None
+
+
+def readers_from_reliance(ref: ProductRef, reliance: dict) -> list[Reader]:
+    """The readers of `ref` as its domain's consumers file records them."""
+    return [Reader(ProductRef.parse(entry["consumer"]), tuple(entry.get("owners") or ()), entry.get("major"),
+                   None if entry.get("columns") is None else frozenset(entry["columns"]))
+            for entry in reliance.get(ref.product, [])]
+
+
+def _next_major(version: str) -> str:
+    return f"{int(major(version)) + 1}.0.0" if major(version).isdigit() else "N.0.0"
+
+
+def _reads(workspace: MeshWorkspace) -> tuple[list, dict[ProductRef, tuple[str, ...]]]:
+    reads = [item for location in workspace.locations for item in location.reads()]
+    owners = {ref: tuple(spec.owners) for location in workspace.locations for ref, spec in location.products.items()}
+    return reads, owners
 
 
 def _render(document: dict) -> str:

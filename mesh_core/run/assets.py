@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +15,7 @@ from mesh_core.declare.expectation import Severity
 from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.majors import PreviousMajor
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
+from mesh_core.errors import BreakingChangeError, MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
 from mesh_core.run.io_manager import IO_MANAGER_KEY
 from mesh_core.run.lineage import ProductLineage
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
@@ -69,7 +70,9 @@ def product_metadata(product: DataProduct) -> dict:
     }
 
 
-def build_product_asset(product: DataProduct, *, today: date | None = None) -> dg.AssetsDefinition:
+def build_product_asset(product: DataProduct, *, today: date | None = None, snapshots: Path | None = None) -> dg.AssetsDefinition:
+    """The product as an asset. `snapshots`: the domain's folder of contract snapshots and consumers
+    file, against which every run checks that it does not publish a breaking change."""
     key = product.ref.asset_key
     # Older majors still in their window when the code location loads (a reload re-decides).
     previous = tuple(item for item in product.previous_majors if item.published_on(today or date.today()))
@@ -99,7 +102,7 @@ def build_product_asset(product: DataProduct, *, today: date | None = None) -> d
         lineage, outcomes = ProductLineage(product, context), []
         lineage.start()
         try:
-            read = yield from _write_audit_publish(context, product, previous, inputs, outcomes)
+            read = yield from _write_audit_publish(context, product, previous, inputs, outcomes, snapshots)
         except GeneratorExit:  # Dagster stopped the step at the Output: the port write failed, or the run stopped
             lineage.fail(PublishBlockedError(f"{product.ref} was stopped before it was published."), outcomes)
             raise
@@ -117,7 +120,7 @@ class _Published:
     versions: dict[str, int]  # the port version read of each input
 
 
-def _write_audit_publish(context, product: DataProduct, previous, inputs, outcomes: list):
+def _write_audit_publish(context, product: DataProduct, previous, inputs, outcomes: list, snapshots: Path | None):
     """Compute, audit, publish only what passed. Fills `outcomes` as soon as the audit has run."""
     from mesh_core.run.validation.audit import audit
 
@@ -127,6 +130,7 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
             f"{product.ref} is retired and is not materialized any more"
             + (f"; its successor is {product.lifecycle.successor}." if product.lifecycle.successor else ".")
         )
+    _refuse_breaking_change(context, product, snapshots)
     _reconcile(context, product)
     frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
     if not isinstance(frame, pd.DataFrame):
@@ -157,6 +161,21 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
     for outcome in report.outcomes:
         yield outcome.to_check_result(key)
     return _Published(len(report.frame), read)
+
+
+def _refuse_breaking_change(context, product: DataProduct, snapshots: Path | None) -> None:
+    """The breaking-change gate where data is published: before anything is computed, so a refused
+    run costs nothing and the port keeps its version. Read at run time, so a run sees the files as
+    they are now, not as the code location found them when it loaded."""
+    if snapshots is None:
+        return
+    from mesh_core.governance.consumers import read_reliance
+    from mesh_core.governance.snapshots import publish_refusal
+
+    refusal = publish_refusal(product.ref, context.assets_def.specs_by_key[product.ref.asset_key], snapshots,
+                              read_reliance(snapshots, product.domain))
+    if refusal:
+        raise BreakingChangeError(refusal)
 
 
 def _written(context, product: DataProduct) -> int | None:

@@ -63,13 +63,14 @@ def domain_definitions(
         governance = Governance.for_module(products[0].fn.__module__ if products else None)
     teams = (teams,) if isinstance(teams, str) else tuple(teams)
     findings = evaluate(products, DomainScope(domain, teams), governance, policies=policies, levels=levels)
-    products = _with_consumer_expectations(domain, products, governance)
+    folder = _snapshots_folder(products)
+    products = _with_consumer_expectations(domain, products, governance, folder)
     own = {p.ref for p in products}
     foreign = sorted({spec.ref for p in products for spec in p.inputs.values()} - own)
     # A product of another domain: the workspace merges that domain's real node over this stub.
     stubs = [dg.AssetSpec(ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for ref in foreign]
     return dg.Definitions(
-        assets=[*(build_product_asset(p) for p in products), *stubs],
+        assets=[*(build_product_asset(p, snapshots=folder) for p in products), *stubs],
         schedules=schedules(domain, products, cadence),
         sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
         executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.run.executor)
@@ -79,13 +80,19 @@ def domain_definitions(
     )
 
 
-def _with_consumer_expectations(domain: str, products: Sequence[DataProduct], governance: Governance) -> list[DataProduct]:
+def _snapshots_folder(products: Sequence[DataProduct]) -> Path | None:
+    """`snapshots/` beside the domain's modules: its contract snapshots and consumers file."""
+    module = sys.modules.get(products[0].fn.__module__) if products else None
+    return Path(module.__file__).resolve().parent / "snapshots" if getattr(module, "__file__", None) else None
+
+
+def _with_consumer_expectations(domain: str, products: Sequence[DataProduct], governance: Governance,
+                                folder: Path | None) -> list[DataProduct]:
     """Each product with the expectations its consumers rely on (see mesh_core.governance.consumers),
     read from `snapshots/<domain>.consumers.yaml` beside the domain's modules."""
-    module = sys.modules.get(products[0].fn.__module__) if products else None
-    if not getattr(module, "__file__", None):
+    if folder is None:
         return list(products)
-    reliance = read_reliance(Path(module.__file__).resolve().parent / "snapshots", domain)
+    reliance = read_reliance(folder, domain)
     extended = []
     for product in products:
         extra = consumer_expectations(product.name, reliance, governance.consumer_expectations)

@@ -12,7 +12,7 @@ import yaml
 
 from mesh_core import ProductRef
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import EXAMPLE_DOMAINS, REPO, make_dagster_home, needs_example, run_mesh
+from tests.support import EXAMPLE_DOMAINS, REPO, make_dagster_home, needs_example, run_dagster, run_mesh
 
 FLIGHTS = ProductRef("operations", "flights")
 pytestmark = needs_example()
@@ -125,3 +125,82 @@ def test_a_snapshot_left_behind_by_a_removed_product_is_named_whatever_its_name(
     assert run.returncode == 1, run.stdout + run.stderr
     assert ("[contract-compatible] reference.vendors: was removed, but its contract reference.vendors.v1.odcs.yaml is "
             "still published.") in run.stdout
+
+
+def flights_version(copy, home):
+    return json.loads(mesh("read", str(FLIGHTS), "--json", "--limit", "1", copy=copy, home=home).stdout)["version"]
+
+
+def rename_air_time(copy):
+    operations = copy / "domains" / "operations"
+    edit(operations / "contracts.py", "air_time:", "air_minutes:")
+    edit(operations / "products.py", '"air_time": raw["air_time"]', '"air_minutes": raw["air_time"]')
+
+
+def relying_on(column):
+    """The readers of operations.flights that rely on `column`, with their owners, as the workspace declares them."""
+    workspace = MeshWorkspace.load(REPO / "workspace.yaml")
+    products = workspace.products()
+    relying = {consumer for loc in workspace.locations for consumer, _, spec in loc.reads()
+               if spec.ref == FLIGHTS and (spec.relied_on() is None or column in spec.relied_on())}
+    return ", ".join(f"{c} ({', '.join(products[c][1].owners)})" for c in sorted(relying))
+
+
+def test_every_run_path_refuses_to_publish_a_breaking_change_and_the_port_keeps_its_version(mesh_copy, tmp_path):
+    """Lint is not the only gate: `mesh materialize` and Dagster's own `dagster asset materialize` (the path
+    the UI and the daemon take: the asset itself) refuse a contract that breaks the committed major, before
+    computing anything, naming the change and who relies on it; the port keeps its version."""
+    home = make_dagster_home(tmp_path)
+    first = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
+    assert first.returncode == 0, first.stdout + first.stderr
+    published = flights_version(mesh_copy, home)
+
+    rename_air_time(mesh_copy)
+    refused = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert ("operations.flights was not published: the code breaks the published contract of major 1 "
+            "(operations.flights.v1.odcs.yaml) without a major version bump: column 'air_time' was removed. "
+            f"Relied on by: {relying_on('air_time')}.") in " ".join(output.split()), output
+    assert "Fix: bump the major version (version='2.0.0'" in output and "--accept-breaking --by NAME" in output
+    assert flights_version(mesh_copy, home) == published
+
+    module = next(e["python_module"]["module_name"] for e in yaml.safe_load((mesh_copy / "workspace.yaml").read_text())["load_from"]
+                  if e["python_module"]["location_name"] == "operations")
+    stock = run_dagster("asset", "materialize", "-m", module, "--select", "operations/flights", home=home, cwd=mesh_copy)
+    assert stock.returncode != 0 and "BreakingChangeError" in stock.stdout + stock.stderr, stock.stdout + stock.stderr
+    assert "column 'air_time' was removed" in stock.stdout + stock.stderr
+    assert flights_version(mesh_copy, home) == published
+
+    edit(mesh_copy / "domains" / "operations" / "contracts.py", "air_minutes:", "air_time:")  # undo: publishes again
+    edit(mesh_copy / "domains" / "operations" / "products.py", '"air_minutes": raw["air_time"]', '"air_time": raw["air_time"]')
+    edit(mesh_copy / "domains" / "operations" / "contracts.py", "dep_delay: Series[float]", "dep_delay: Series[int]")
+    typed = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
+    assert typed.returncode == 1 and "column 'dep_delay' changed type float64 -> Int64" in typed.stdout + typed.stderr, typed.stdout
+    assert flights_version(mesh_copy, home) == published
+
+
+def test_a_break_readers_rely_on_reaches_the_snapshot_only_when_someone_accepts_it_by_name(mesh_copy, tmp_path):
+    home = make_dagster_home(tmp_path)
+    snapshot = mesh_copy / "domains" / "operations" / "snapshots" / "operations.flights.v1.odcs.yaml"
+    promised = snapshot.read_text()
+    rename_air_time(mesh_copy)
+
+    refused = mesh("contracts", "update", copy=mesh_copy, home=home)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"column 'air_time' was removed. Read by: {relying_on('air_time')}." in refused.stdout, refused.stdout
+    assert snapshot.read_text() == promised
+    assert mesh("contracts", "update", "--accept-breaking", "--by", "ops-lead", copy=mesh_copy, home=home).returncode == 2
+
+    accepted = mesh("contracts", "update", "--accept-breaking", "--by", "ops-lead", "--reason", "fleet reads air_minutes now",
+                    copy=mesh_copy, home=home)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "air_time" not in yaml.safe_load(snapshot.read_text())["schema"][0]["properties"].__repr__()
+    [record] = yaml.safe_load((snapshot.parent / "operations.accepted.yaml").read_text())
+    assert {k: record[k] for k in ("product", "major", "changes", "by", "reason")} == {
+        "product": "flights", "major": "1", "changes": ["column 'air_time' was removed"], "by": "ops-lead",
+        "reason": "fleet reads air_minutes now"}
+    run = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = json.loads(mesh("read", str(FLIGHTS), "--json", "--limit", "1", copy=mesh_copy, home=home).stdout)["records"][0]
+    assert "air_minutes" in row and "air_time" not in row
