@@ -410,10 +410,12 @@ def publish_refusal(ref: ProductRef, spec: dg.AssetSpec, folder: Path, reliance:
                    "readers agreed, record who accepted it with `mesh contracts update --accept-breaking --by NAME "
                    "--reason TEXT` and commit what it writes.")
         else:
-            fix = ("no reader relies on it: run `mesh contracts update` and commit the snapshot (or undo the change).")
+            fix = ("if no reader relies on it, `mesh contracts update` (which checks every reader in the mesh) "
+                   "writes the snapshot: commit it. Otherwise undo the change or bump the major version.")
+        relied = _impact(affected) if affected else f"no reader that {consumers.file_name(ref.domain)} records"
         return (f"{ref} was not published: the code breaks the published contract of major {major(published)} "
                 f"({path.name}) without a major version bump: {'; '.join(c.what for c in breaking)}. "
-                f"Relied on by: {_impact(affected)}. The port keeps its current version. Fix: {fix}")
+                f"Relied on by: {relied}. The port keeps its current version. Fix: {fix}")
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Sequence
 import dagster as dg
 
 from mesh_core.declare.product import DataProduct
+from mesh_core.errors import BreakingChangeError, PublishBlockedError
 
 FAILURE_SENSOR_INTERVAL_ENV = "MESH_FAILURE_SENSOR_INTERVAL_SECONDS"
 
@@ -82,6 +83,10 @@ def deliver(notifier: Notifier, notification: Notification, log) -> None:
             log.error(f"Could not keep the undelivered notification either: {spool}")
 
 
+# A refused publish (a failed check, a breaking change) is "blocked"; anything else "failed".
+_BLOCKED = {PublishBlockedError.__name__, BreakingChangeError.__name__}
+
+
 def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, products: Sequence[DataProduct],
                           step_failures: Sequence, run_failure_message: str | None) -> list[Notification]:
     """One notification per product of `products` that the failed run did not publish: from its
@@ -97,7 +102,7 @@ def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, prod
         error = event.event_specific_data.error if event.event_specific_data else None
         classes, message = _error_chain(error)
         found[str(product.ref)] = Notification(str(product.ref), tuple(product.owners),
-                                               "blocked" if "PublishBlockedError" in classes else "failed",
+                                               "blocked" if _BLOCKED & set(classes) else "failed",
                                                run.run_id, message, at)
     if not found:
         planned = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(

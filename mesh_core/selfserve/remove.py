@@ -97,7 +97,7 @@ def plan_remove_domain(workspace_path: Path, name: str, *, data_dir: Path | None
 
 
 def _forget_expectations(plan: Plan, workspace, name: str) -> None:
-    """The expectations the domain registered leave its producers' consumers files (committed
+    """The domain's reads (and the expectations it registered) leave its producers' consumers files (committed
     text, so a file that is stale for other reasons is left to `mesh contracts update`)."""
     from mesh_core.governance import consumers
     from mesh_core.governance.snapshots import snapshot_folder

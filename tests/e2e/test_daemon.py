@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,11 @@ def read(probe):
 
 @pytest.fixture
 def daemon(tmp_path):
+    yield from run_daemon(tmp_path, FIXTURES)
+
+
+def run_daemon(tmp_path, fixtures):
+    """The real daemon over feed_digest.yaml, run from `fixtures`; yields (instance, home, tmp_path)."""
     home = make_dagster_home(tmp_path)
     env = {**mesh_env(home), "PYTHONPATH": str(REPO), "MESH_TEST_BAD_FEED": str(tmp_path / "bad-feed"),
            "MESH_AUTOMATION_INTERVAL_SECONDS": "5", "MESH_FAILURE_SENSOR_INTERVAL_SECONDS": "5",
@@ -47,7 +53,7 @@ def daemon(tmp_path):
     instance = dg.DagsterInstance.from_config(str(home))  # its databases exist before the daemon opens them
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(WORKSPACES / "feed_digest.yaml")],
-        cwd=FIXTURES, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=fixtures, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield instance, home, tmp_path
     finally:
@@ -101,3 +107,34 @@ def test_the_daemon_runs_the_cadence_then_automation_across_locations_and_tells_
     except BaseException:
         print((folder / "daemon.log").read_text()[-6000:])
         raise
+
+
+def test_a_scheduled_run_refuses_to_publish_a_breaking_change_and_tells_the_owners(tmp_path):
+    """The breaking-change gate on the daemon's path: feed.events' count retyped int -> float against its
+    committed snapshot; the cadence's run fails with the gate's message, nothing is published, and the
+    failure sensor tells feed's owners."""
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES / "fixture_domains", fixtures / "fixture_domains", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(WORKSPACES, fixtures / "workspaces")
+    feed = fixtures / "fixture_domains" / "feed.py"
+    text = feed.read_text()
+    assert "count: Series[int]" in text, "the fixture this test edits"
+    feed.write_text(text.replace("count: Series[int]", "count: Series[float]"))
+    runner = run_daemon(tmp_path / "daemon", fixtures)
+    instance, home, folder = next(runner)
+    try:
+        [failed] = wait_for("feed_cadence's run to fail", lambda: [
+            r for r in runs(instance, **{"dagster/schedule_name": "feed_cadence"}) if r.status == dg.DagsterRunStatus.FAILURE][:1], 150)
+        notifications = home / "mesh" / "notifications.jsonl"
+        wait_for("the failure sensor to tell feed's owners", lambda: notifications.exists() and notifications.read_text(), 120)
+        notice = json.loads(notifications.read_text().splitlines()[0])
+        assert notice["run_id"] == failed.run_id and notice["owners"] == ["team:feed"] and notice["outcome"] == "blocked"
+        assert notice["message"].startswith("feed.events was not published: the code breaks the published contract of "
+                                            "major 0 (feed.events.v0.odcs.yaml) without a major version bump: column "
+                                            "'count' changed type int64 -> float64."), notice["message"]
+        assert read(lambda: instance.get_latest_materialization_event(EVENTS)) is None
+    except BaseException:
+        print((folder / "daemon.log").read_text()[-6000:])
+        raise
+    finally:
+        runner.close()
