@@ -54,6 +54,8 @@ def contracts(args) -> int:
         updated = update_snapshots(workspace, args.domain, accept=accept)
         for path in updated.written:
             print(f"  wrote {path}")
+        for path in updated.removed:
+            print(f"  removed {path} (the product is internal now)")
         for violation in updated.refused:
             print(f"  error    {violation}")
         print(f"{len(updated.written)} snapshot(s) written; review and commit them."

@@ -165,11 +165,11 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
     errors, warnings = [], []
     current = workspace.products()
     for ref, (location, spec) in current.items():
-        if spec.metadata["mesh/access"] != "public":
-            continue
         version = spec.metadata["mesh/version"]
         previous = meta_value(spec.metadata, "mesh/previous_majors") or []
         path = snapshot_path(location, ref, version)
+        if spec.metadata["mesh/access"] != "public" and not path.exists():
+            continue  # internal from the start: it promises nothing (made internal: the gate below says so)
         if not path.exists():
             errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
                                     f"has no contract snapshot for major version {major(version)} ({path}).",
@@ -304,6 +304,7 @@ class Acceptance:
 @dataclass(frozen=True)
 class Updated:
     written: list[Path]
+    removed: list[Path]  # snapshots of products made internal, with the change accepted
     refused: list[Violation]  # snapshots kept because the change breaks what readers rely on
 
 
@@ -315,7 +316,7 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
     A snapshot is the major's promise: a change that breaks what a reader relies on is not written
     into it (bump the major instead) unless `accept` says who accepted it; each accepted change is
     appended to `snapshots/<domain>.accepted.yaml`."""
-    written, refused = [], []
+    written, removed, refused = [], [], []
     reads, owners = _reads(workspace)
     readers = _readers(workspace)
 
@@ -330,10 +331,10 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             continue
         accepted = []
         for ref, spec in location.products.items():
-            if spec.metadata["mesh/access"] != "public":
-                continue
             version = spec.metadata["mesh/version"]
             path, document = snapshot_path(location, ref, version), contract_document(ref, spec)
+            if spec.metadata["mesh/access"] != "public" and not path.exists():
+                continue
             if path.exists():
                 of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
                 breaks, affected = _relied_on([c for c in compare(yaml.safe_load(path.read_text()), document) if c.breaking],
@@ -350,6 +351,10 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
                     accepted.append({"product": ref.product, "major": major(version), "changes": [c.what for c in breaks],
                                      "readers": [str(r.consumer) for r in affected], "by": accept.by,
                                      "reason": accept.reason, "at": (now or datetime.now(timezone.utc)).isoformat()})
+            if spec.metadata["mesh/access"] != "public":  # made internal, and accepted: it promises nothing now
+                path.unlink()
+                removed.append(path)
+                continue
             write(path, _render(document))
             for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                 path = snapshot_path(location, ref, item["version"])
@@ -365,7 +370,7 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
         path = snapshot_folder(location) / consumers.file_name(location.name)
         if document or path.exists():
             write(path, consumers.render(document))
-    return Updated(written, refused)
+    return Updated(written, removed, refused)
 
 
 ACCEPTED_HEADER = ("# Written by `mesh contracts update --accept-breaking`: breaking changes published without a\n"

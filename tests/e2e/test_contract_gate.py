@@ -204,3 +204,20 @@ def test_a_break_readers_rely_on_reaches_the_snapshot_only_when_someone_accepts_
     assert run.returncode == 0, run.stdout + run.stderr
     row = json.loads(mesh("read", str(FLIGHTS), "--json", "--limit", "1", copy=mesh_copy, home=home).stdout)["records"][0]
     assert "air_minutes" in row and "air_time" not in row
+
+
+def test_making_a_public_product_internal_is_a_break_for_lint_the_run_and_update(mesh_copy, tmp_path):
+    home = make_dagster_home(tmp_path)
+    edit(mesh_copy / "domains" / "operations" / "products.py", 'access="public",', 'access="internal",')
+    snapshot = mesh_copy / "domains" / "operations" / "snapshots" / "operations.flights.v1.odcs.yaml"
+    lint = mesh("lint", "-d", "operations", copy=mesh_copy, home=home)
+    assert lint.returncode == 1 and "[contract-compatible] operations.flights: breaking change(s) to major 1 without a " \
+        "major version bump: the product was made internal." in lint.stdout, lint.stdout
+    run = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
+    assert run.returncode == 1 and "operations.flights was not published" in run.stdout, run.stdout + run.stderr
+    assert "the product was made internal" in run.stdout
+    assert mesh("contracts", "update", "-d", "operations", copy=mesh_copy, home=home).returncode == 1 and snapshot.exists()
+    accepted = mesh("contracts", "update", "-d", "operations", "--accept-breaking", "--by", "team:operations",
+                    "--reason", "nobody outside operations may read it", copy=mesh_copy, home=home)
+    assert accepted.returncode == 0 and f"removed {snapshot}" in accepted.stdout, accepted.stdout + accepted.stderr
+    assert not snapshot.exists()
