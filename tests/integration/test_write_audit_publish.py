@@ -132,6 +132,19 @@ def test_a_contract_violation_fails_the_run_and_keeps_the_last_good_version(ledg
     assert instance.get_latest_materialization_event(KEY).run_id != result.run_id
 
 
+def test_a_coercion_that_would_change_values_blocks_the_publish(ledger, instance):
+    result = ledger.materialize(instance, GOOD.assign(amount=[39.81, 28.05, 300.0]))
+    assert not result.success
+    contract = check_evaluations(instance, result.run_id)[("ledger", "contract")]
+    assert not contract.passed and contract.severity.value == "ERROR"
+    assert "amount: coercion to int64 would change 2 value(s) (39.81 → 39, 28.05 → 28)" in contract.description
+    assert contract.metadata["failure_count"].value == 2
+    assert_good_version_intact()
+    # Whole numbers given as floats are the same values: they publish.
+    assert ledger.materialize(instance, GOOD.assign(amount=[39.0, 28.0, 300.0])).success
+    assert published()["amount"].tolist() == [39, 28, 300]
+
+
 def test_reordered_columns_are_published_by_name(ledger, instance):
     reordered = GOOD[["amount", "memo", "entry_id"]].assign(amount=[7, 8, 9])
     assert ledger.materialize(instance, reordered).success

@@ -7,6 +7,7 @@ import pandera.errors
 
 from mesh_core.declare.contract import contract_columns
 from mesh_core.declare.expectation import Severity
+from mesh_core.run.validation.coercion import changed_by_coercion
 from mesh_core.run.validation.outcome import CheckOutcome, failure_table
 
 CHECK_NAME = "contract"
@@ -14,17 +15,20 @@ CHECK_NAME = "contract"
 
 def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[CheckOutcome, pd.DataFrame | None]:
     """Validate `frame` lazily. Returns the outcome and, when it passed, the validated frame
-    (coerced by the contract, with its columns in contract order)."""
+    (coerced by the contract, with its columns in contract order). A coercion that would change
+    a value fails the contract (see `mesh_core.run.validation.coercion`)."""
     problems: list[str] = []
+    cases: list[pd.DataFrame] = []
     metadata: dict = {"dagster/row_count": len(frame), "contract": contract.__name__}
-    validated = None
+    validated = coerced = None
+    failures = 0
     try:
-        validated = contract.validate(frame, lazy=True)
+        validated = coerced = contract.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-        metadata["failure_count"] = len(cases)
-        metadata["failure_cases"] = failure_table(cases)
-        by_check = cases.groupby(["column", "check"], dropna=False)
+        coerced = exc.data  # what Pandera could coerce, so changed values are reported beside the rest
+        failures += len(exc.failure_cases)
+        cases.append(exc.failure_cases)
+        by_check = exc.failure_cases.groupby(["column", "check"], dropna=False)
         for (col, check), group in by_check:
             if str(check).startswith("dtype("):  # Pandera's own words: expected <type>, got <type>
                 got = ", ".join(sorted({str(v) for v in group["failure_case"]}))
@@ -32,8 +36,17 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
             else:
                 problems.append(f"{col}: {check} ({len(group)} failures)")
     except pandera.errors.SchemaError as exc:  # raised before lazy collection, e.g. a wrong type
-        metadata["failure_count"] = 1
+        failures += 1
         problems.append(str(exc))
+    if isinstance(coerced, pd.DataFrame):
+        for changed in changed_by_coercion(contract.to_schema(), frame, coerced):
+            failures += changed.count
+            cases.append(changed.failure_cases())
+            problems.append(changed.problem())
+    if failures:
+        metadata["failure_count"] = failures
+    if cases:
+        metadata["failure_cases"] = failure_table(pd.concat(cases, ignore_index=True))
     if len(frame) < min_rows:
         problems.append(
             f"{len(frame)} rows, fewer than the {min_rows} the product requires "

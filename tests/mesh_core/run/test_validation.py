@@ -1,5 +1,6 @@
 """The Pandera and GX engines, run for real on small frames."""
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pytest
@@ -43,6 +44,61 @@ def test_contract_rejects_extra_columns_and_too_few_rows():
     outcome, _ = run_contract(ReadingsContract, empty, min_rows=1)
     assert not outcome.passed and "0 rows, fewer than the 1" in outcome.description
     assert run_contract(ReadingsContract, empty, min_rows=0)[0].passed
+
+
+class TypedContract(pa.DataFrameModel):
+    count: Series[int]
+    small: Series[np.int32]
+    flag: Series[bool]
+    ratio: Series[float]
+    at: Series[pd.Timestamp]
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+def typed(**changes) -> pd.DataFrame:
+    return pd.DataFrame({"count": [1, 2, 3], "small": [7, 8, 9], "flag": [True, False, True], "ratio": [0.5, 1.0, 2.0],
+                         "at": pd.to_datetime(["2013-01-01 05:00", "2013-01-02 00:00", "2013-01-03 00:00"])}).assign(**changes)
+
+
+def test_coercion_changes_a_representation_but_never_a_value():
+    # int64 -> int32 where every value fits, "3" -> 3, whole floats -> int, a timestamp's unit: all allowed.
+    frame = typed(count=[1.0, 2.0, 3.0], small=np.array([7, 8, 9], dtype="int64"), ratio=["0.5", "1", "2"],
+                  at=pd.to_datetime(["2013-01-01 05:00", "2013-01-02 00:00", "2013-01-03 00:00"]).astype("datetime64[us]"))
+    outcome, validated = run_contract(TypedContract, frame, min_rows=1)
+    assert outcome.passed, outcome.description
+    assert validated["count"].tolist() == [1, 2, 3] and validated["small"].dtype == np.int32
+    assert validated["ratio"].tolist() == [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("column, values, sample", [
+    ("count", [39.81, 28.05, 3.0], "39.81 → 39, 28.05 → 28"),                     # a fraction truncated
+    ("count", pd.Series([39.81, 28.05, 3], dtype=object), "39.81 → 39, 28.05 → 28"),
+    ("ratio", [2**53 + 1, 2**53 + 3, 1], "9007199254740993 → 9007199254740992.0, 9007199254740995 → 9007199254740996.0"),
+    ("flag", ["False", "no", "True"], "'False' → True, 'no' → True"),            # any text is True to astype
+    ("flag", [2, 5, 1], "2 → True, 5 → True"),
+    ("at", pd.to_datetime(["2013-01-01 05:00", "2013-01-02 00:00", "2013-01-03 00:00"]).tz_localize("America/New_York"),
+     "2013-01-01 05:00:00-05:00 → 2013-01-01 10:00:00, 2013-01-02 00:00:00-05:00 → 2013-01-02 05:00:00"),
+])
+def test_a_coercion_that_would_change_values_fails_the_contract_naming_column_count_and_values(column, values, sample):
+    outcome, validated = run_contract(TypedContract, typed(**{column: values}), min_rows=1)
+    assert validated is None and not outcome.passed and outcome.blocks_publish
+    assert f"{column}: coercion to " in outcome.description and f"would change {3 if column == 'at' else 2} value(s)" \
+        in outcome.description, outcome.description
+    assert sample in outcome.description
+    assert outcome.metadata["failure_count"] == (3 if column == "at" else 2)
+    assert {r.data["column"] for r in outcome.metadata["failure_cases"].records} == {column}
+
+
+def test_changed_values_are_reported_beside_the_other_failures_and_a_string_that_does_not_parse():
+    frame = typed(count=[39.81, 2.0, 3.0], small=["7", "eight", "9"])
+    outcome, _ = run_contract(TypedContract, frame, min_rows=1)
+    problems = outcome.metadata["problems"]
+    assert "count: coercion to int64 would change 1 value(s) (39.81 → 39)" in problems
+    assert "small: coerce_dtype('int32')" in problems
+    assert outcome.metadata["failure_count"] == 3  # 'eight' fails both the coercion and the dtype check
 
 
 def test_suite_reports_one_outcome_per_expectation_with_severity():
