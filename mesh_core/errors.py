@@ -80,4 +80,5 @@ class ProductRetiredError(MeshError):
 
 
 class ProductOutputError(MeshError):
-    """A product function returned something other than a pandas DataFrame."""
+    """A product's output cannot be published as it is: not a pandas DataFrame, no columns, columns a
+    reader cannot address, or values Delta Lake cannot store; the message says which and how to fix it."""

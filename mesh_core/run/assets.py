@@ -20,6 +20,7 @@ from mesh_core.run.io_manager import IO_MANAGER_KEY
 from mesh_core.run.lineage import ProductLineage
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
+from mesh_core.storage.domain_storage import check_columns
 
 KINDS = {"pandas", "duckdb", "delta"}
 
@@ -138,6 +139,7 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
             f"Product {product.ref} returned {type(frame).__name__}; a product function must "
             "return a pandas DataFrame."
         )
+    check_columns(frame, product.ref)
     report = audit(product, frame, previous)
     outcomes.extend(report.outcomes)
     if report.blocked:
@@ -150,6 +152,7 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
             f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
             f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking)
         )
+    check_columns(report.frame, product.ref, "output as its contract leaves it")  # strict="filter" may drop all
     read = {str(spec): pinned_read(context.instance, context.run_id, spec.ref, spec.major)[1]
             for spec in product.inputs.values()}
     majors = _publish_previous(context, product, report)

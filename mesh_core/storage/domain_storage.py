@@ -24,7 +24,7 @@ import pyarrow as pa
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.names import quote_identifier
 from mesh_core.declare.ref import ProductRef
-from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, StorageError
+from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, ProductOutputError, StorageError
 from mesh_core.storage.failpoints import failpoint
 from mesh_core.storage.port import OutputPort, PortVersion
 from mesh_core.storage.retention import Retention
@@ -74,6 +74,31 @@ def resolve_ports_uri(explicit: str | None, data_dir: Path) -> str:
     return str(Path(value).resolve())
 
 
+def check_columns(frame: pd.DataFrame, ref: ProductRef, what: str = "output") -> None:
+    """Refuse, before anything is written, a frame whose columns no reader could use: none at all (Delta
+    would commit an empty schema no reader opens), a name twice, or labels that are not text (pyarrow
+    would silently write 0 as '0' and a MultiIndex's tuples as their repr)."""
+    columns = frame.columns
+    problems = []
+    if isinstance(columns, pd.MultiIndex):
+        problems.append(f"its columns have {columns.nlevels} levels (a MultiIndex, e.g. {columns[0]!r}); flatten them, "
+                        "e.g. frame.columns = ['_'.join(map(str, c)) for c in frame.columns]")
+    elif len(columns) == 0:
+        problems.append(f"it has {len(frame)} row(s) but no columns; return the columns its contract declares")
+    else:
+        unnamed = [label for label in columns if not isinstance(label, str)]
+        if unnamed:
+            problems.append(f"column label(s) {unnamed[:5]!r} are not strings; name them, e.g. "
+                            "frame.rename(columns={0: 'value'}) or frame.columns = frame.columns.astype(str)")
+        repeated = list(dict.fromkeys(label for label in columns[columns.duplicated()]))
+        if repeated:
+            problems.append(f"column(s) {repeated[:5]!r} appear more than once; rename or drop the copies, "
+                            "e.g. frame.loc[:, ~frame.columns.duplicated()]")
+    if problems:
+        raise ProductOutputError(f"{ref} cannot be published: its {what} is not a table a reader can open: "
+                                 + "; ".join(problems) + ". Nothing was written; consumers keep the last version.")
+
+
 @dataclass(frozen=True)
 class Publication:
     """What one publish did: the version consumers now read, and what it tidied."""
@@ -117,6 +142,7 @@ class DomainStorage:
         Once the port commit has succeeded the publish has happened: a later failure of the
         DuckDB store or of retention is returned as a warning, not raised, and repaired later."""
         port = self.port(ProductRef(self.domain, product), major)  # validates the name before any path
+        check_columns(frame, port.ref)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with self._publish_lock(product):
             history = port.history()

@@ -5,6 +5,8 @@ output, and checks that what consumers read is never corrupted."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import duckdb
 import pandas as pd
 import pandera.pandas as pa
@@ -143,6 +145,55 @@ def test_a_coercion_that_would_change_values_blocks_the_publish(ledger, instance
     # Whole numbers given as floats are the same values: they publish.
     assert ledger.materialize(instance, GOOD.assign(amount=[39.0, 28.0, 300.0])).success
     assert published()["amount"].tolist() == [39, 28, 300]
+
+
+class NotesContract(pa.DataFrameModel):
+    entry_id: Optional[Series[int]] = pa.Field(description="The entry noted.")
+
+    class Config:
+        coerce = True  # extra columns are kept
+
+
+class FilteredNotesContract(NotesContract):
+    class Config:
+        strict = "filter"  # extra columns are dropped
+
+
+def notes_domain(contract, outputs: list):
+    @data_product(domain="bank", description="One row per note.", owners=["team:bank"], contract=contract, access="internal",
+                  suite=[Expectation("ExpectTableRowCountToBeBetween", min_value=1)])
+    def notes():
+        return outputs.pop(0)
+
+    return domain_definitions("bank", [notes]).resolve_implicit_global_asset_job_def()
+
+
+@pytest.mark.parametrize("contract, output, problem", [
+    (NotesContract, pd.DataFrame(index=range(3)), "its output is not a table a reader can open: it has 3 row(s) but no columns"),
+    (FilteredNotesContract, pd.DataFrame({"remark": ["a", "b"]}),
+     "its output as its contract leaves it is not a table a reader can open: it has 2 row(s) but no columns"),
+    (NotesContract, pd.DataFrame({"entry_id": [1, 2], 0: ["x", "y"]}), "column label(s) [0] are not strings"),
+    (NotesContract, pd.DataFrame([[1, 2]], columns=["entry_id", "entry_id"]), "column(s) ['entry_id'] appear more than once"),
+    (NotesContract, pd.DataFrame([[1, "x"]], columns=pd.MultiIndex.from_tuples([("entry_id", ""), ("remark", "text")])),
+     "its columns have 2 levels (a MultiIndex"),
+])
+def test_an_output_no_reader_could_open_is_refused_and_the_port_keeps_its_version(instance, contract, output, problem):
+    good = pd.DataFrame({"entry_id": [1, 2, 3]})
+    job = notes_domain(contract, [good, output])
+    assert job.execute_in_process(instance=instance, raise_on_error=False).success
+    port = resolve_data_dir() / "bank" / "ports" / "notes"
+    files = sorted(port.rglob("*"))
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)[0]
+    error = failure.dagster_event.event_specific_data.error.to_string()
+    assert "ProductOutputError: bank.notes cannot be published: " in error and problem in error, error
+    assert "Nothing was written; consumers keep the last version." in error
+    assert sorted(port.rglob("*")) == files  # nothing staged, no commit
+    pd.testing.assert_frame_equal(DomainStorage(resolve_data_dir(), "bank").read(ProductRef("bank", "notes")), good)
+    assert table("notes")["entry_id"].tolist() == [1, 2, 3]
+    assert instance.get_latest_materialization_event(AssetKey(["bank", "notes"])).run_id != result.run_id
 
 
 def test_reordered_columns_are_published_by_name(ledger, instance):

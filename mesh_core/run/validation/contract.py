@@ -58,7 +58,7 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
             CHECK_NAME, False, Severity.ERROR,
             f"Contract {contract.__name__} failed: " + "; ".join(problems[:5]), metadata,
         ), None
-    ordered = contract_columns(contract)
+    ordered = [c for c in contract_columns(contract) if c in validated.columns]  # optional ones may be absent
     order = ordered + [c for c in validated.columns if c not in ordered]
     if list(validated.columns) != order:  # reordering copies the whole frame: only when needed
         validated = validated[order]

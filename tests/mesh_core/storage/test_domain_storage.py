@@ -53,6 +53,29 @@ def test_a_publish_is_one_delta_commit_that_records_its_run_and_the_duckdb_table
     assert storage.database_path.name == "warehouse.duckdb"  # not named like its schema
 
 
+@pytest.mark.parametrize("frame, problem", [
+    (pd.DataFrame(index=range(3)), "it has 3 row(s) but no columns"),
+    (pd.DataFrame({"order_id": [1], 0: [2]}), "column label(s) [0] are not strings"),
+    (pd.DataFrame([[1, 2]], columns=["order_id", "order_id"]), "column(s) ['order_id'] appear more than once"),
+    (pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("order", "id"), ("order", "amount")])),
+     "its columns have 2 levels"),
+])
+def test_a_frame_no_reader_could_open_is_refused_before_anything_is_written(tmp_path, frame, problem):
+    from mesh_core import ProductOutputError
+
+    storage = DomainStorage(tmp_path, "sales")
+    good = pd.DataFrame({"order_id": [1, 2], "amount": [9.5, 3.0]})
+    publish(storage, good)
+    port = tmp_path / "sales" / "ports" / "orders"
+    files = sorted(port.rglob("*"))
+    with pytest.raises(ProductOutputError, match=re.escape(f"sales.orders cannot be published: its output is not a table "
+                                                           f"a reader can open: {problem}")):
+        publish(storage, frame, run_id="run00002-bad")
+    assert sorted(port.rglob("*")) == files  # nothing staged, no commit
+    pd.testing.assert_frame_equal(storage.read(REF), good)
+    pd.testing.assert_frame_equal(table(storage), good)
+
+
 def test_versions_are_monotonic_and_every_kept_version_can_be_read(tmp_path):
     storage = DomainStorage(tmp_path, "sales")
     versions = [publish(storage, pd.DataFrame({"n": [i] * (i + 1)}), run_id=f"run{i}").version.version for i in range(4)]
