@@ -76,6 +76,21 @@ def _pg_user() -> str | None:
     raise AssertionError("running as root with neither a 'postgres' nor a 'nobody' user to run PostgreSQL as")
 
 
+def pg_database(env: dict[str, str], name: str) -> dict[str, str]:
+    """A new, empty database on the server of `env`; returns the DAGSTER_PG_* environment that names it."""
+    import psycopg2
+
+    connection = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=int(env["DAGSTER_PG_PORT"]), user=env["DAGSTER_PG_USERNAME"],
+                                  password=env["DAGSTER_PG_PASSWORD"], dbname=env["DAGSTER_PG_DB"])
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return {**env, "DAGSTER_PG_DB": name}
+
+
 @contextmanager
 def postgres_server(timeout: float = 90) -> Iterator[dict[str, str]]:
     """A PostgreSQL server of its own; yields the DAGSTER_PG_* environment of an empty database."""

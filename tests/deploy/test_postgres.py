@@ -5,14 +5,17 @@ them from an S3-protocol server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from mesh_core import DomainStorage
 from mesh_core.governance.workspace import MeshWorkspace
-from mesh_core.instance.home import POSTGRES_VARIABLES, instance_yaml
-from tests.deploy.servers import pg_query, postgres_server, s3_server
-from tests.support import REPO, run_mesh
+from mesh_core.instance.home import DEFAULT_DAGSTER_YAML, POSTGRES_VARIABLES, instance_yaml
+from tests.deploy.servers import pg_database, pg_query, postgres_server, s3_server
+from tests.support import FIXTURES, REPO, WORKSPACES, mesh_env, run_mesh
 
 BUCKET = "lake"
 
@@ -106,3 +109,63 @@ def test_the_whole_mesh_materializes_on_postgres_and_publishes_every_port_to_s3(
             assert any(k.startswith(f"mesh/{ref.domain}/ports/{ref.product}/_delta_log/") for k in keys), ref
             assert len(DomainStorage(home / "data", ref.domain).read(ref)) == rows[str(ref)], ref
         assert not any((home / "data" / loc.name / "ports").exists() for loc in workspace.locations)
+
+
+# Dagster's own PostgreSQL settings, as its deployment docs write them: no scheme, no Mesh class.
+STANDARD_POSTGRES_YAML = """\
+telemetry:
+  enabled: false
+run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    postgres_db: &db
+      hostname: {env: DAGSTER_PG_HOST}
+      port: {env: DAGSTER_PG_PORT}
+      username: {env: DAGSTER_PG_USERNAME}
+      password: {env: DAGSTER_PG_PASSWORD}
+      db_name: {env: DAGSTER_PG_DB}
+event_log_storage:
+  module: dagster_postgres.event_log
+  class: PostgresEventLogStorage
+  config:
+    postgres_db: *db
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
+    postgres_db: *db
+"""
+
+
+def test_dagsters_standard_postgres_settings_work_without_a_scheme(tmp_path, postgres, monkeypatch):
+    env = pg_database(postgres, "standard_settings")  # its own database: the whole-mesh test counts what is in its own
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(STANDARD_POSTGRES_YAML)
+    run = run_mesh("materialize", "--json", "-w", "workspaces/source_sink.yaml", home=home, cwd=FIXTURES, env_extra=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(run.stdout)
+    monkeypatch.chdir(FIXTURES)  # the fixture workspace's paths are relative to where it runs
+    workspace = MeshWorkspace.load(WORKSPACES / "source_sink.yaml")
+    by_domain = {d["domain"]: d["run_id"] for d in summary["domains"]}
+    assert set(by_domain) == {loc.name for loc in workspace.locations}
+
+    # The runs, their events and the schedule tables are in PostgreSQL; no sqlite file was written.
+    runs = dict(pg_query(env, "SELECT run_id, status FROM runs"))
+    assert {runs[run_id] for run_id in by_domain.values()} == {"SUCCESS"}
+    materialized = {tuple(json.loads(key)) for (key,) in pg_query(
+        env, "SELECT DISTINCT asset_key FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")}
+    assert materialized == {tuple(ref.asset_key.path) for ref in workspace.products()}
+    tables = {name for (name,) in pg_query(env, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"runs", "event_logs", "jobs", "job_ticks"} <= tables
+    assert not list(home.rglob("*.db")), list(home.rglob("*.db"))
+
+    # Dagster's own processes (webserver, daemon, run workers) do not import Mesh: they open the same settings
+    # through the instance_class Mesh writes into its homes, as the real `dagster` CLI does here.
+    instance_class = yaml.safe_load(DEFAULT_DAGSTER_YAML)["instance_class"]
+    (home / "dagster.yaml").write_text(STANDARD_POSTGRES_YAML + yaml.safe_dump({"instance_class": instance_class}))
+    listed = subprocess.run([sys.executable, "-m", "dagster", "run", "list"], env={**mesh_env(home), **env},
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert all(run_id in listed.stdout for run_id in by_domain.values()), listed.stdout
