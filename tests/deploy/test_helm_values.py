@@ -56,8 +56,14 @@ def render_instance(values: dict) -> dict:
         }},
         "storage": {"postgres": {"postgres_db": {
             "username": pg["postgresqlUsername"], "password": {"env": "DAGSTER_PG_PASSWORD"},
-            "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"], "port": pg["service"]["port"]}}},
+            "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"], "port": pg["service"]["port"],
+            **({"scheme": pg["postgresqlScheme"]} if pg.get("postgresqlScheme") else {})}}},
     }
+
+
+def test_the_charts_processes_open_postgres_with_the_installed_driver():
+    # The webserver, daemon and run pods import nothing of Mesh: the scheme must be in the chart's dagster.yaml.
+    assert render_instance(VALUES)["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
 
 
 def validate(schema, config: dict) -> None:

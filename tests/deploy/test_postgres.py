@@ -169,3 +169,17 @@ def test_dagsters_standard_postgres_settings_work_without_a_scheme(tmp_path, pos
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert all(run_id in listed.stdout for run_id in by_domain.values()), listed.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "dev"])
+def test_serving_a_home_dagsters_own_processes_could_not_open_is_refused_before_anything_starts(tmp_path, command):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(STANDARD_POSTGRES_YAML)
+    run = run_mesh(command, "--port", "0", home=home, timeout=120)
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert (f"{home / 'dagster.yaml'} keeps run_storage, event_log_storage, schedule_storage in PostgreSQL with Dagster's "
+            "default scheme 'postgresql'") in run.stderr, run.stderr
+    assert "instance_class: {module: mesh_core.instance.pooled_sqlite, class: MeshInstance}" in run.stderr
+    assert sorted(p.name for p in home.iterdir()) == ["dagster.yaml"]  # nothing ran: no instance, no server
