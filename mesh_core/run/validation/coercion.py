@@ -82,7 +82,10 @@ def _changed(before: pd.Series, after: pd.Series) -> np.ndarray:
         changed[both] = True  # the time zone dropped
         return changed
     if _is_text(old.dtype):  # text parsed: Pandera refuses what does not parse, except into a bool
-        parsed = np.fromiter((isinstance(value, str) for value in old), dtype=bool, count=len(old))
+        if pd.api.types.infer_dtype(old, skipna=True) == "string":  # all text: no per-value look needed
+            parsed = np.ones(len(old), dtype=bool)
+        else:
+            parsed = np.fromiter((isinstance(value, str) for value in old), dtype=bool, count=len(old))
         if parsed.any() and pd.api.types.is_bool_dtype(new.dtype):
             changed[both[parsed]] = [str(b).strip().lower() != str(a).lower() for b, a in zip(old[parsed], new[parsed])]
         both, old, new = both[~parsed], old[~parsed], new[~parsed]
