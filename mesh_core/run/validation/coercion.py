@@ -30,7 +30,7 @@ class ChangedValues:
     after: pd.Series  # the same, as coercion made them
 
     def problem(self) -> str:
-        sample = ", ".join(f"{_show(b)} → {_show(a)}" for b, a in zip(self.before[:SAMPLE], self.after[:SAMPLE]))
+        sample = ", ".join(f"{show(b)} → {show(a)}" for b, a in zip(self.before[:SAMPLE], self.after[:SAMPLE]))
         more = f", and {self.count - SAMPLE} more" if self.count > SAMPLE else ""
         return (f"{self.column}: coercion to {self.dtype} would change {self.count} value(s) ({sample}{more}); "
                 "a contract may change how a value is stored, never the value: convert or round the column in "
@@ -41,7 +41,7 @@ class ChangedValues:
         return pd.DataFrame({
             "schema_context": "Column", "column": self.column, "check": f"coerce_dtype('{self.dtype}') without loss",
             "check_number": None,
-            "failure_case": [f"{_show(b)} → {_show(a)}" for b, a in zip(self.before, self.after)],
+            "failure_case": [f"{show(b)} → {show(a)}" for b, a in zip(self.before, self.after)],
             "index": list(self.before.index),
         })
 
@@ -112,5 +112,6 @@ def _is_text(dtype) -> bool:
     return dtype == object or pd.api.types.is_string_dtype(dtype)
 
 
-def _show(value) -> str:
+def show(value) -> str:
+    """A value as a message quotes it: text in quotes, so "3" and 3 read apart."""
     return repr(value) if isinstance(value, str) else str(value)

@@ -7,7 +7,7 @@ import pandera.errors
 
 from mesh_core.declare.contract import contract_columns
 from mesh_core.declare.expectation import Severity
-from mesh_core.run.validation.coercion import changed_by_coercion
+from mesh_core.run.validation.coercion import SAMPLE, changed_by_coercion, show
 from mesh_core.run.validation.outcome import CheckOutcome, failure_table
 
 CHECK_NAME = "contract"
@@ -33,6 +33,9 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
             if str(check).startswith("dtype("):  # Pandera's own words: expected <type>, got <type>
                 got = ", ".join(sorted({str(v) for v in group["failure_case"]}))
                 problems.append(f"{col}: expected {str(check)[7:-2]}, got {got}")
+            elif str(check).startswith("coerce_dtype("):  # a value that does not parse, or does not fit
+                sample = ", ".join(list(dict.fromkeys(show(v) for v in group["failure_case"]))[:SAMPLE])
+                problems.append(f"{col}: {len(group)} value(s) do not convert to {str(check)[14:-2]} ({sample})")
             else:
                 problems.append(f"{col}: {check} ({len(group)} failures)")
     except pandera.errors.SchemaError as exc:  # raised before lazy collection, e.g. a wrong type

@@ -97,8 +97,13 @@ def test_changed_values_are_reported_beside_the_other_failures_and_a_string_that
     outcome, _ = run_contract(TypedContract, frame, min_rows=1)
     problems = outcome.metadata["problems"]
     assert "count: coercion to int64 would change 1 value(s) (39.81 → 39)" in problems
-    assert "small: coerce_dtype('int32')" in problems
+    assert "small: 1 value(s) do not convert to int32 ('eight')" in problems
     assert outcome.metadata["failure_count"] == 3  # 'eight' fails both the coercion and the dtype check
+
+
+def test_an_integer_that_does_not_fit_the_declared_type_fails_with_its_values():
+    outcome, _ = run_contract(TypedContract, typed(small=[2**40, 8, 2**41]), min_rows=1)
+    assert "small: 2 value(s) do not convert to int32 (1099511627776, 2199023255552)" in outcome.description
 
 
 def test_suite_reports_one_outcome_per_expectation_with_severity():
