@@ -15,17 +15,23 @@ def register(commands) -> None:
                      help="check: report changes; update: rewrite the snapshots; export: write ODCS v3 documents "
                           "to PATH; import: an ODCS v3 document at PATH as Python (a contract and a suite)")
     sub.add_argument("path", nargs="?", help="export: a folder (default: contracts); import: the ODCS YAML file")
-    sub.add_argument("--accept-breaking", action="store_true",
-                     help="update: also write a breaking change that readers rely on into its major's snapshot, "
-                          "recording who accepted it (--by, --reason) in snapshots/<domain>.accepted.yaml")
+    sub.add_argument("--accept-breaking", action="append", metavar="DOMAIN.PRODUCT",
+                     help="update: also write this product's breaking change that readers rely on into its major's "
+                          "snapshot, recording who accepted it (--by, --reason) in snapshots/<domain>.accepted.yaml "
+                          "(repeatable)")
     sub.add_argument("--by", help="with --accept-breaking: who accepts the change (a person or team)")
     sub.add_argument("--reason", help="with --accept-breaking: why the readers can live with it")
 
 
 def contracts(args) -> int:
+    from mesh_core.declare.ref import ProductRef
     from mesh_core.governance.snapshots import Acceptance, check_contracts, update_snapshots
     from mesh_core.governance.workspace import MeshWorkspace
 
+    if (args.by or args.reason or args.accept_breaking) and not (args.accept_breaking and args.action == "update"):
+        print("mesh: error: --accept-breaking, --by and --reason go together, with `mesh contracts update` only: "
+              "`mesh contracts update --accept-breaking DOMAIN.PRODUCT --by NAME --reason TEXT`.", file=sys.stderr)
+        return EXIT_USAGE
     if args.action == "import":
         from mesh_core.governance.odcs import import_source, read_document
 
@@ -37,9 +43,6 @@ def contracts(args) -> int:
         for rule in skipped:
             print(f"# not imported (write it as a check by hand): {rule}", file=sys.stderr)
         return EXIT_OK
-    if (args.by or args.reason or args.accept_breaking) and not (args.accept_breaking and args.action == "update"):
-        print("mesh: error: --by and --reason go with `mesh contracts update --accept-breaking`.", file=sys.stderr)
-        return EXIT_USAGE
     workspace = MeshWorkspace.load(Path(args.workspace).resolve())
     if args.action == "export":
         from mesh_core.governance.odcs import export_contracts
@@ -50,7 +53,8 @@ def contracts(args) -> int:
         print(f"{len(written)} ODCS v3 contract(s) written to {folder}")
         return EXIT_OK
     if args.action == "update":
-        accept = Acceptance(args.by or "", args.reason or "") if args.accept_breaking else None
+        accept = Acceptance(frozenset(map(ProductRef.parse, args.accept_breaking)), args.by or "",
+                            args.reason or "") if args.accept_breaking else None
         updated = update_snapshots(workspace, args.domain, accept=accept)
         for path in updated.written:
             print(f"  wrote {path}")

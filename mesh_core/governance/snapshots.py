@@ -34,6 +34,7 @@ import dagster as dg
 import yaml
 
 from mesh_core.declare.contract import specs_from_schema
+from mesh_core.declare.majors import major_of
 from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import MeshError, Violation
@@ -65,11 +66,17 @@ class Reader:
 
 
 def major(version: str) -> str:
-    return version.split(".", 1)[0]
+    """The major of a version as snapshots name it: '01.2.0' and '1.2.0' are both major '1'."""
+    number = major_of(version)
+    return str(number) if number is not None else version.split(".", 1)[0]
 
 
 def snapshot_folder(location: Location) -> Path:
-    """`snapshots/` beside the module that defines the domain's code location."""
+    """`snapshots/` beside the module that defines the domain's code location: as its Definitions
+    record it (the folder its runs check against), else beside the module workspace.yaml names."""
+    recorded = meta_value(location.defs.metadata or {}, "mesh/snapshots")
+    if recorded:
+        return Path(recorded)
     spec = importlib.util.find_spec(location.module)
     return (Path(spec.origin).parent if spec and spec.origin else Path.cwd()) / "snapshots"
 
@@ -140,6 +147,10 @@ def compare(old: dict, new: dict | None) -> list[Change]:
             continue
         if was["physicalType"] != now["physicalType"]:
             changes.append(Change(f"column '{name}' changed type {was['physicalType']} -> {now['physicalType']}", True, name))
+        if was.get("unique") and not now.get("unique"):
+            changes.append(Change(f"column '{name}' may now repeat (no longer unique)", True, name))
+        elif now.get("unique") and not was.get("unique"):
+            changes.append(Change(f"column '{name}' is now unique", False, name))
         if was["required"] and not now["required"]:
             changes.append(Change(f"column '{name}' may now be null", True, name))
         elif now["required"] and not was["required"]:
@@ -170,6 +181,9 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
         path = snapshot_path(location, ref, version)
         if spec.metadata["mesh/access"] != "public" and not path.exists():
             continue  # internal from the start: it promises nothing (made internal: the gate below says so)
+        went_back = _went_back(path.parent, ref, version)
+        if went_back:
+            errors.append(went_back)
         if not path.exists():
             errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
                                     f"has no contract snapshot for major version {major(version)} ({path}).",
@@ -228,28 +242,64 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
 
 def _gate(ref: ProductRef, path: Path, document: dict, readers: list[Reader], version: str, *, current: bool = True,
           unknown: Sequence[str] = ()) -> tuple[list[Violation], list[Violation]]:
-    """One major's snapshot against the code: a breaking change is an error when it touches a
-    reader that relies on it (or the whole product); otherwise the snapshot is only behind."""
-    changes = compare(yaml.safe_load(path.read_text()), document)
+    """One major's snapshot against the code. Every breaking change is an error, as it stops every
+    run; the fix says whether readers rely on it (bump the major, or accept it by name) or not
+    (`mesh contracts update` writes it). Other changes only leave the snapshot behind."""
+    try:
+        changes = compare(load_snapshot(path), document)
+    except MeshError as exc:
+        return [Violation(ref.domain, ref.product, "contract-snapshotted", str(exc), _RESTORE.format(path=path))], []
     breaking = [c for c in changes if c.breaking]
-    breaks, affected = _relied_on(breaking, readers, unknown)
-    if breaks:
-        return [Violation(
-            ref.domain, ref.product, "contract-compatible",
-            f"breaking change(s) to major {major(version)} without a major version bump: {'; '.join(c.what for c in breaks)}. "
-            f"Read by: {_impact(affected, unknown)}.",
-            f"bump the major version (version='{_next_major(version)}') "
-            "and run `mesh contracts update`, or undo the change." if current else
-            f"major {major(version)} is what its pinned readers rely on: give PreviousMajor('{version}', ...) a contract "
-            f"that keeps {path.name}.",
-        )], []
+    if breaking:
+        breaks, affected = _relied_on(breaking, readers, unknown)
+        return [Violation(ref.domain, ref.product, "contract-compatible",
+                          _break_message(ref, path, version, breaking, affected, current, unknown),
+                          _break_fix(ref, path, version, breaks, current))], []
     if changes:
-        unused = [c.what for c in breaking]
-        note = f" ({'; '.join(unused)}: no reader relies on it)" if unused else ""
         return [], [Violation(ref.domain, ref.product, "contract-snapshot-current",
-                              f"the snapshot {path.name} is behind the code: {'; '.join(c.what for c in changes)}{note}.",
+                              f"the snapshot {path.name} is behind the code: {'; '.join(c.what for c in changes)}.",
                               "run `mesh contracts update` and commit the file.")]
     return [], []
+
+
+_RESTORE = "restore {path} from version control (git checkout -- {path}); `mesh contracts update` cannot judge a change against it."
+
+
+def load_snapshot(path: Path) -> dict:
+    """A committed snapshot, or a MeshError naming the file."""
+    try:
+        document = yaml.safe_load(path.read_text())
+        document["schema"][0]["properties"]  # noqa: B018  # what compare() reads
+    except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError) as exc:
+        raise MeshError(f"the contract snapshot {path} cannot be read ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]}).") from None
+    return document
+
+
+def _break_message(ref: ProductRef, path: Path, version: str, breaking: list[Change], affected: list[Reader],
+                   current: bool, unknown: Sequence[str] = ()) -> str:
+    what = "; ".join(c.what for c in breaking)
+    if current:
+        return (f"breaking change(s) to major {major(version)} without a major version bump: {what}. "
+                f"Read by: {_impact(affected, unknown)}.")
+    return (f"the contract it publishes as major {major(version)} (PreviousMajor('{version}')) breaks {path.name}: "
+            f"{what}. Pinned to it: {_impact(affected, unknown)}.")
+
+
+def _break_fix(ref: ProductRef, path: Path, version: str, breaks: list[Change], current: bool) -> str:
+    """`breaks`: the breaking changes some reader relies on (or the whole product's)."""
+    if not breaks:
+        return ("no reader relies on it, so `mesh contracts update` writes it into the snapshot: run it and "
+                "commit the file (or undo the change).")
+    if not current:
+        return f"give PreviousMajor('{version}', ...) a contract and adapt() that keep {path.name}."
+    accept = f"or, if they agreed, `mesh contracts update --accept-breaking {ref} --by NAME --reason TEXT`"
+    if any(c.what.startswith("the product was made") for c in breaks):
+        return (f"bump the major version (version='{_next_major(version)}') with no PreviousMajor (readers in other "
+                f"domains lose it either way) and run `mesh contracts update`, {accept}.")
+    return (f"bump the major version (version='{_next_major(version)}') and run `mesh contracts update` (readers "
+            f"that need the old contract pin '{ref}@{major(version)}' while PreviousMajor keeps it published), "
+            f"{accept}, or undo the change.")
 
 
 def _relied_on(breaking: list[Change], readers: list[Reader], unknown: Sequence[str] = ()) -> tuple[list[Change], list[Reader]]:
@@ -290,12 +340,16 @@ def _consumers_files_current(workspace: MeshWorkspace) -> tuple[list[Violation],
 
 @dataclass(frozen=True)
 class Acceptance:
-    """Who accepts a breaking change without a major bump, and why: recorded beside the snapshots."""
+    """Who accepts the breaking changes of which products without a major bump, and why: recorded
+    beside the snapshots."""
 
+    products: frozenset[ProductRef]
     by: str
     reason: str
 
     def __post_init__(self):
+        if not self.products:
+            raise MeshError("Name the product whose breaking change is accepted: --accept-breaking DOMAIN.PRODUCT.")
         if not self.by.strip() or not self.reason.strip():
             raise MeshError("Accepting a breaking change needs who accepts it and why: "
                             "pass --by NAME and --reason TEXT.")
@@ -305,26 +359,39 @@ class Acceptance:
 class Updated:
     written: list[Path]
     removed: list[Path]  # snapshots of products made internal, with the change accepted
-    refused: list[Violation]  # snapshots kept because the change breaks what readers rely on
+    refused: list[Violation]  # snapshots kept: the change breaks what readers rely on, or cannot be judged
 
 
 def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = None, *,
                      accept: Acceptance | None = None, now: datetime | None = None) -> Updated:
     """Write the current contract of every public product to its major's snapshot (and an older
-    major's that is missing), and each domain's consumers file.
+    major's), and each domain's consumers file.
 
-    A snapshot is the major's promise: a change that breaks what a reader relies on is not written
-    into it (bump the major instead) unless `accept` says who accepted it; each accepted change is
-    appended to `snapshots/<domain>.accepted.yaml`."""
+    A snapshot is its major's promise: a change that breaks what a reader relies on is not written
+    into it (bump the major instead) unless `accept` names the product and says who accepted it;
+    each accepted change is appended to `snapshots/<domain>.accepted.yaml`."""
     written, removed, refused = [], [], []
     reads, owners = _reads(workspace)
     readers = _readers(workspace)
+    if accept is not None:
+        unknown = sorted(str(ref) for ref in accept.products if ref not in workspace.products())
+        if unknown:
+            raise MeshError(f"--accept-breaking names {', '.join(unknown)}, which this mesh does not declare.")
 
     def write(path: Path, text: str) -> None:
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             written.append(path)
+
+    def relied_breaks(ref: ProductRef, path: Path, document: dict, of_major: list[Reader]) -> list[Change] | None:
+        """The breaks of `document` against `path` that readers rely on; None (refused) if it cannot be read."""
+        try:
+            promised = load_snapshot(path)
+        except MeshError as exc:
+            refused.append(Violation(ref.domain, ref.product, "contract-snapshotted", str(exc), _RESTORE.format(path=path)))
+            return None
+        return _relied_on([c for c in compare(promised, document) if c.breaking], of_major)[0]
 
     for location in workspace.locations:
         if domains and location.name not in domains:
@@ -335,22 +402,28 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             path, document = snapshot_path(location, ref, version), contract_document(ref, spec)
             if spec.metadata["mesh/access"] != "public" and not path.exists():
                 continue
+            went_back = _went_back(path.parent, ref, version)
+            if went_back:
+                refused.append(went_back)
+                continue
             if path.exists():
                 of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
-                breaks, affected = _relied_on([c for c in compare(yaml.safe_load(path.read_text()), document) if c.breaking],
-                                              of_current)
-                if breaks and accept is None:
+                breaks = relied_breaks(ref, path, document, of_current)
+                if breaks is None:
+                    continue
+                if breaks and (accept is None or ref not in accept.products):
+                    affected = sorted({r for c in breaks for r in of_current if r.affected_by(c)}, key=lambda r: r.consumer)
                     refused.append(Violation(
                         ref.domain, ref.product, "contract-compatible",
                         f"not written: {path.name} is what readers of major {major(version)} rely on, and the code "
                         f"breaks it: {'; '.join(c.what for c in breaks)}. Read by: {_impact(affected)}.",
-                        f"bump the major version (version='{_next_major(version)}'), or, if the readers agreed, run "
-                        "`mesh contracts update --accept-breaking --by NAME --reason TEXT`."))
+                        _break_fix(ref, path, version, breaks, True)))
                     continue
                 if breaks:
                     accepted.append({"product": ref.product, "major": major(version), "changes": [c.what for c in breaks],
-                                     "readers": [str(r.consumer) for r in affected], "by": accept.by,
-                                     "reason": accept.reason, "at": (now or datetime.now(timezone.utc)).isoformat()})
+                                     "readers": sorted({str(r.consumer) for c in breaks for r in of_current if r.affected_by(c)}),
+                                     "by": accept.by, "reason": accept.reason,
+                                     "at": (now or datetime.now(timezone.utc)).isoformat()})
             if spec.metadata["mesh/access"] != "public":  # made internal, and accepted: it promises nothing now
                 path.unlink()
                 removed.append(path)
@@ -359,8 +432,14 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                 path = snapshot_path(location, ref, item["version"])
                 document = contract_document(ref, spec, item)
-                # An older major's snapshot is its promise: rewritten for documentation only, never for a break.
-                if not path.exists() or not any(c.breaking for c in compare(yaml.safe_load(path.read_text()), document)):
+                pinned = [r for r in readers.get(ref, []) if r.major == item["major"]]
+                # An older major's snapshot is its promise: never rewritten for a break a pinned reader relies on.
+                breaks = relied_breaks(ref, path, document, pinned) if path.exists() else []
+                if breaks:
+                    refused.append(Violation(ref.domain, ref.product, "contract-compatible",
+                                             _break_message(ref, path, item["version"], breaks, pinned, False),
+                                             _break_fix(ref, path, item["version"], breaks, False)))
+                elif breaks is not None:
                     write(path, _render(document))
         if accepted:
             record = snapshot_folder(location) / accepted_file_name(location.name)
@@ -382,46 +461,42 @@ def accepted_file_name(domain: str) -> str:
 
 
 def publish_refusal(ref: ProductRef, spec: dg.AssetSpec, folder: Path, reliance: dict) -> str | None:
-    """Why a run may not publish `spec`: a breaking change against the committed snapshot of a
-    major it publishes (the current one, or an older one kept beside it); None when there is none.
-
-    Stricter than lint on purpose: the run cannot see every reader's code, only the consumers file,
-    so every breaking change stops it; `mesh contracts update`, which sees the whole mesh, lets
-    through into the snapshot the ones no reader relies on."""
+    """Why a run may not publish `spec`: lint's judgement of a major it publishes (the current one,
+    or an older one kept beside it) against its committed snapshot, or a major that went back;
+    None when there is none. Readers come from the domain's consumers file, which lint keeps current."""
     readers = readers_from_reliance(ref, reliance)
     version = spec.metadata["mesh/version"]
-    targets = [(version, contract_document(ref, spec), [r for r in readers if r.major is None or str(r.major) == major(version)])]
+    went_back = _went_back(folder, ref, version)
+    if went_back:
+        return f"{ref} was not published: {went_back.message} The port keeps its current version. Fix: {went_back.fix}"
+    targets = [(version, contract_document(ref, spec), [r for r in readers if r.major is None or str(r.major) == major(version)], True)]
     for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
-        targets.append((item["version"], contract_document(ref, spec, item), [r for r in readers if r.major == item["major"]]))
-    for index, (published, document, of_major) in enumerate(targets):
+        targets.append((item["version"], contract_document(ref, spec, item), [r for r in readers if r.major == item["major"]], False))
+    for published, document, of_major, current in targets:
         path = folder / snapshot_name(ref, published)
         if not path.exists():  # a major never snapshotted has no promise yet (lint asks for the snapshot)
             continue
-        try:
-            promised = yaml.safe_load(path.read_text())
-            breaking = [c for c in compare(promised, document) if c.breaking]
-        except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            return (f"{ref} was not published: its contract snapshot {path} cannot be read ({exc}), so the run "
-                    "cannot tell whether it breaks what readers rely on. Fix: restore the file from version control, "
-                    "or rewrite it with `mesh contracts update`.")
-        if not breaking:
-            continue
-        _, affected = _relied_on(breaking, of_major)
-        if index:
-            fix = f"give PreviousMajor('{published}', ...) a contract and adapt() that keep {path.name}."
-        elif affected:
-            fix = (f"bump the major version (version='{_next_major(published)}', keeping major {major(published)} "
-                   f"published with PreviousMajor while its readers move) and run `mesh contracts update`; or, if the "
-                   "readers agreed, record who accepted it with `mesh contracts update --accept-breaking --by NAME "
-                   "--reason TEXT` and commit what it writes.")
-        else:
-            fix = ("if no reader relies on it, `mesh contracts update` (which checks every reader in the mesh) "
-                   "writes the snapshot: commit it. Otherwise undo the change or bump the major version.")
-        relied = _impact(affected) if affected else f"no reader that {consumers.file_name(ref.domain)} records"
-        return (f"{ref} was not published: the code breaks the published contract of major {major(published)} "
-                f"({path.name}) without a major version bump: {'; '.join(c.what for c in breaking)}. "
-                f"Relied on by: {relied}. The port keeps its current version. Fix: {fix}")
+        errors, _ = _gate(ref, path, document, of_major, published, current=current)
+        if errors:
+            found = errors[0]
+            return (f"{ref} was not published: {found.message} The port keeps its current version. Fix: {found.fix} "
+                    f"(Readers as {consumers.file_name(ref.domain)} records them; `mesh lint` judges against the "
+                    "code of every domain.)")
     return None
+
+
+def _went_back(folder: Path, ref: ProductRef, version: str) -> Violation | None:
+    """A major lower than one already snapshotted: readers of the higher one would get an older contract."""
+    number = major_of(version)
+    if number is None:
+        return None
+    higher = sorted(n for n in (major_of(p.name[len(f"{ref}.v"):-len(".odcs.yaml")]) for p in folder.glob(f"{ref}.v*.odcs.yaml"))
+                    if n is not None and n > number)
+    if not higher:
+        return None
+    return Violation(ref.domain, ref.product, "contract-compatible",
+                     f"is at major {number}, below major {higher[-1]}, whose contract is already published: a major "
+                     "never goes back.", f"set version='{_next_major(str(higher[-1]))}' (or higher).")
 
 
 def readers_from_reliance(ref: ProductRef, reliance: dict) -> list[Reader]:

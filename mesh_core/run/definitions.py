@@ -76,12 +76,15 @@ def domain_definitions(
         executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.run.executor)
         resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
-        metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings])},
+        metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings]),
+                  **({"mesh/snapshots": dg.MetadataValue.path(str(folder))} if folder else {})},
     )
 
 
 def _snapshots_folder(products: Sequence[DataProduct]) -> Path | None:
-    """`snapshots/` beside the domain's modules: its contract snapshots and consumers file."""
+    """`snapshots/` beside the domain's product modules: its contract snapshots and consumers file.
+    Recorded in the Definitions' metadata (`mesh/snapshots`), so lint and `mesh contracts update`
+    use the very folder the runs check against."""
     module = sys.modules.get(products[0].fn.__module__) if products else None
     return Path(module.__file__).resolve().parent / "snapshots" if getattr(module, "__file__", None) else None
 

@@ -159,10 +159,10 @@ def test_every_run_path_refuses_to_publish_a_breaking_change_and_the_port_keeps_
     refused = mesh("materialize", "-d", "operations", copy=mesh_copy, home=home)
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1, output
-    assert ("operations.flights was not published: the code breaks the published contract of major 1 "
-            "(operations.flights.v1.odcs.yaml) without a major version bump: column 'air_time' was removed. "
-            f"Relied on by: {relying_on('air_time')}.") in " ".join(output.split()), output
-    assert "Fix: bump the major version (version='2.0.0'" in output and "--accept-breaking --by NAME" in output
+    assert ("operations.flights was not published: breaking change(s) to major 1 without a major version bump: "
+            f"column 'air_time' was removed. Read by: {relying_on('air_time')}. The port keeps its current version."
+            ) in " ".join(output.split()), output
+    assert "Fix: bump the major version (version='2.0.0'" in output and "--accept-breaking operations.flights --by NAME" in output
     assert flights_version(mesh_copy, home) == published
 
     module = next(e["python_module"]["module_name"] for e in yaml.safe_load((mesh_copy / "workspace.yaml").read_text())["load_from"]
@@ -190,10 +190,14 @@ def test_a_break_readers_rely_on_reaches_the_snapshot_only_when_someone_accepts_
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert f"column 'air_time' was removed. Read by: {relying_on('air_time')}." in refused.stdout, refused.stdout
     assert snapshot.read_text() == promised
-    assert mesh("contracts", "update", "--accept-breaking", "--by", "ops-lead", copy=mesh_copy, home=home).returncode == 2
+    assert mesh("contracts", "update", "--accept-breaking", str(FLIGHTS), "--by", "ops-lead", copy=mesh_copy, home=home).returncode == 2
+    assert mesh("contracts", "update", "--by", "ops-lead", "--reason", "r", copy=mesh_copy, home=home).returncode == 2
+    other = mesh("contracts", "update", "--accept-breaking", "fleet.aircraft", "--by", "ops-lead", "--reason", "r",
+                 copy=mesh_copy, home=home)  # accepting another product's break accepts nothing here
+    assert other.returncode == 1 and snapshot.read_text() == promised, other.stdout + other.stderr
 
-    accepted = mesh("contracts", "update", "--accept-breaking", "--by", "ops-lead", "--reason", "fleet reads air_minutes now",
-                    copy=mesh_copy, home=home)
+    accepted = mesh("contracts", "update", "--accept-breaking", str(FLIGHTS), "--by", "ops-lead", "--reason",
+                    "fleet reads air_minutes now", copy=mesh_copy, home=home)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "air_time" not in yaml.safe_load(snapshot.read_text())["schema"][0]["properties"].__repr__()
     [record] = yaml.safe_load((snapshot.parent / "operations.accepted.yaml").read_text())
@@ -217,7 +221,7 @@ def test_making_a_public_product_internal_is_a_break_for_lint_the_run_and_update
     assert run.returncode == 1 and "operations.flights was not published" in run.stdout, run.stdout + run.stderr
     assert "the product was made internal" in run.stdout
     assert mesh("contracts", "update", "-d", "operations", copy=mesh_copy, home=home).returncode == 1 and snapshot.exists()
-    accepted = mesh("contracts", "update", "-d", "operations", "--accept-breaking", "--by", "team:operations",
+    accepted = mesh("contracts", "update", "-d", "operations", "--accept-breaking", str(FLIGHTS), "--by", "team:operations",
                     "--reason", "nobody outside operations may read it", copy=mesh_copy, home=home)
     assert accepted.returncode == 0 and f"removed {snapshot}" in accepted.stdout, accepted.stdout + accepted.stderr
     assert not snapshot.exists()

@@ -129,9 +129,8 @@ def test_a_scheduled_run_refuses_to_publish_a_breaking_change_and_tells_the_owne
         wait_for("the failure sensor to tell feed's owners", lambda: notifications.exists() and notifications.read_text(), 120)
         notice = json.loads(notifications.read_text().splitlines()[0])
         assert notice["run_id"] == failed.run_id and notice["owners"] == ["team:feed"] and notice["outcome"] == "blocked"
-        assert notice["message"].startswith("feed.events was not published: the code breaks the published contract of "
-                                            "major 0 (feed.events.v0.odcs.yaml) without a major version bump: column "
-                                            "'count' changed type int64 -> float64."), notice["message"]
+        assert notice["message"].startswith("feed.events was not published: breaking change(s) to major 0 without a "
+                                            "major version bump: column 'count' changed type int64 -> float64."), notice["message"]
         assert read(lambda: instance.get_latest_materialization_event(EVENTS)) is None
     except BaseException:
         print((folder / "daemon.log").read_text()[-6000:])
