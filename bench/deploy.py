@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_up, pg_query, postgres_server,  # noqa: E402
+from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_serving, pg_query, postgres_server,  # noqa: E402
                                   process_tree_rss, redis_server, stop_group, wait_until)
 from tests.support import MESH, mesh_env  # noqa: E402
 
@@ -64,7 +64,7 @@ def through_the_webserver(env: dict[str, str], *, celery_broker: str | None = No
                                       stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
             wait_until("the Celery worker", lambda: "ready." in log.read_text(), 120)
         try:
-            with mesh_up(home, env, Path(tmp) / "up.log") as (port, up):
+            with mesh_serving("up", home, env, Path(tmp) / "up.log") as (port, up):
                 rss = {name: process_tree_rss(pid) / 2**20 for name, pid in code_server_pids(up.pid).items()}
                 started = time.perf_counter()
                 results = launch_mesh_in_waves(port, workspace, timeout=1800)
@@ -85,7 +85,7 @@ def queue_throughput(env: dict[str, str], per_domain: int = 3) -> dict[str, floa
     workspace = MeshWorkspace.load(REPO / "workspace.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "dagster_home"
-        with mesh_up(home, env, Path(tmp) / "up.log") as (port, up):
+        with mesh_serving("up", home, env, Path(tmp) / "up.log") as (port, up):
             launch_mesh_in_waves(port, workspace, timeout=1800)
             started = time.perf_counter()
             run_ids = [launch(port, loc.name, [list(ref.asset_key.path) for ref in loc.products])

@@ -1,4 +1,4 @@
-"""Real servers for the deployment tests: PostgreSQL, Redis, an S3-protocol server, and `mesh up`.
+"""Real servers for the deployment tests: PostgreSQL, Redis, an S3-protocol server, and `mesh up` or `mesh dev`.
 
 Each starts on a free 127.0.0.1 port in its own temporary folder, is waited for with a bound, and
 is stopped with its whole process group (and its folder removed) however the test ends.
@@ -209,18 +209,21 @@ RUN = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
 @contextmanager
-def mesh_up(home: Path, env: dict[str, str], log_path: Path, *, timeout: float = 400) -> Iterator[tuple[int, subprocess.Popen]]:
-    """`mesh up` on the example mesh: a code server per domain, the webserver and the daemon; yields
-    the webserver's port once every location is loaded."""
+def mesh_serving(command: str, home: Path, env: dict[str, str], log_path: Path, *args: str, cwd: Path = REPO,
+                 timeout: float = 400) -> Iterator[tuple[int, subprocess.Popen]]:
+    """`mesh up` (a code server per domain, the webserver and the daemon) or `mesh dev` (`dagster dev`), by default
+    on the example mesh; yields the webserver's port once every location is loaded."""
     port = free_port()
     log = open(log_path, "w")
-    process = subprocess.Popen([str(MESH), "up", "--port", str(port), "--first-port", "0"], cwd=REPO,
+    first_port = ["--first-port", "0"] if command == "up" else []
+    process = subprocess.Popen([str(MESH), command, "--port", str(port), *first_port, *args], cwd=cwd,
                                env={**mesh_env(home), **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def loaded():
             entries = graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
             return entries if entries and all(e["loadStatus"] == "LOADED" for e in entries) else None
-        wait_until("`mesh up` to serve every location", loaded, timeout, alive=lambda: process.poll() is None, log=log_path)
+        wait_until(f"`mesh {command}` to serve every location", loaded, timeout, alive=lambda: process.poll() is None,
+                   log=log_path)
         yield port, process
     finally:
         stop_group(process, timeout=60)

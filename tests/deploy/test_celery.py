@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.deploy.servers import (launch_mesh_in_waves, mesh_up, postgres_server, redis_server, stop_group,
+from tests.deploy.servers import (launch_mesh_in_waves, mesh_serving, postgres_server, redis_server, stop_group,
                                   wait_until)
 from tests.support import REPO, mesh_env
 
@@ -57,7 +57,7 @@ def stack(tmp_path):
 def test_every_step_of_the_mesh_runs_on_a_celery_worker_and_the_runs_succeed(stack, workspace, tmp_path, monkeypatch, capsys):
     home, env, worker, pg = stack
     pool = {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
-    with mesh_up(home, env, tmp_path / "up.log") as (port, up):
+    with mesh_serving("up", home, env, tmp_path / "up.log") as (port, up):
         started = time.monotonic()
         results = launch_mesh_in_waves(port, workspace, timeout=1200)
         seconds = time.monotonic() - started

@@ -13,7 +13,7 @@ import yaml
 
 from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.operate.code_servers import grpc_workspace_yaml, plan_code_servers
-from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_up, pg_query, postgres_server, process_tree_rss, stop_group,
+from tests.deploy.servers import (code_server_pids, launch_mesh_in_waves, mesh_serving, pg_query, postgres_server, process_tree_rss, stop_group,
                                   wait_until)
 from tests.support import MESH, REPO, make_dagster_home, mesh_env
 
@@ -38,7 +38,7 @@ def test_the_grpc_workspace_names_one_server_per_domain_on_consecutive_ports(wor
 def test_runs_launched_through_the_webserver_succeed_on_separate_code_servers_against_postgres(tmp_path, workspace, capsys):
     home = tmp_path / "dagster_home"
     with postgres_server() as pg:
-        with mesh_up(home, {"MESH_INSTANCE": "postgres", **pg, **FAST_SENSORS}, tmp_path / "up.log") as (port, process):
+        with mesh_serving("up", home, {"MESH_INSTANCE": "postgres", **pg, **FAST_SENSORS}, tmp_path / "up.log") as (port, process):
             # One code server process per domain, each a child of `mesh up`, each serving only its domain.
             servers = code_server_pids(process.pid)
             assert sorted(servers) == sorted(loc.name for loc in workspace.locations)
