@@ -36,9 +36,8 @@ def register(commands) -> None:
 
 def dev(args) -> int:
     from mesh_core.governance.lint import lint_mesh
-    from mesh_core.instance.postgres_driver import check_dagster_processes_can_open
+    from mesh_core.instance.postgres_driver import use_psycopg2_in_started_processes
 
-    check_dagster_processes_can_open(home(args) / "dagster.yaml")  # before anything runs: dagster dev starts them
     report = lint_mesh(Path(args.workspace).resolve())
     if report.exit_code:  # never serve a mesh that `mesh lint` rejects
         print("The mesh breaks its rules; `mesh lint` says:", file=sys.stderr)
@@ -58,19 +57,20 @@ def dev(args) -> int:
     # which then ignores SIGTERM too. Restore the defaults so SIGTERM stops the whole tree.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
+    use_psycopg2_in_started_processes()  # dagster dev and all it starts import nothing of Mesh (docs/deploy.md)
     os.execv(sys.executable, command)
 
 
 def up(args) -> int:
     from mesh_core.instance.home import prepare_instance
-    from mesh_core.instance.postgres_driver import check_dagster_processes_can_open
+    from mesh_core.instance.postgres_driver import use_psycopg2_in_started_processes
     from mesh_core.operate.code_servers import ServerGroup, grpc_workspace_yaml, plan_code_servers, start_code_servers
 
-    check_dagster_processes_can_open(home(args) / "dagster.yaml")
     folder = prepare_instance(home(args))  # the instance exists (and is migrated) before any server opens it
     servers = plan_code_servers(Path(args.workspace).resolve(), host=args.host, first_port=args.first_port)
     target = Path(args.grpc_workspace or folder / "mesh" / "workspace.grpc.yaml").resolve()
     group = ServerGroup(folder / "mesh" / "logs")
+    use_psycopg2_in_started_processes()  # the webserver, the daemon and run workers import nothing of Mesh
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -10,16 +10,18 @@ with SQLAlchemy as psycopg2, the driver `dagster-postgres` installs; an explicit
 This runs when `mesh_core.instance` is imported, which every process that opens a Mesh instance
 does first: the `mesh` CLI, code servers (they load the domains, which import Mesh) and, through
 the `instance_class` of Mesh's `dagster.yaml`, the webserver, the daemon and run workers before
-Dagster builds any storage (a run worker opens the instance before it loads a domain).
+Dagster builds any storage (a run worker opens the instance before it loads a domain). Dagster's
+own processes that `mesh dev` and `mesh up` start register it at startup whatever their
+`dagster.yaml` says: `SITE_FOLDER` is first on their PYTHONPATH, and its `sitecustomize` does it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from mesh_core.errors import MeshError
-
 BARE_SCHEME = "postgresql"
+SITE_FOLDER = Path(__file__).with_name("dagster_site")
 
 
 def use_psycopg2_for_postgresql() -> None:
@@ -30,48 +32,9 @@ def use_psycopg2_for_postgresql() -> None:
         registry.register(BARE_SCHEME, "sqlalchemy.dialects.postgresql.psycopg2", "PGDialect_psycopg2")
 
 
-_MESH_INSTANCE_CLASS = "mesh_core.instance.pooled_sqlite"
-_STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
-
-
-def check_dagster_processes_can_open(config: Path) -> None:
-    """Refuse to start Dagster's own processes (webserver, daemon, run workers) on a dagster.yaml they could not
-    open: PostgreSQL storage on the bare scheme, and no Mesh `instance_class` to register it in them."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(config.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return  # no file yet (Mesh writes its own), or one the instance check reports
-    named = document.get("instance_class") if isinstance(document, dict) else None
-    if not isinstance(document, dict) or (isinstance(named, dict) and named.get("module") == _MESH_INSTANCE_CLASS):
-        return
-    bare = [where for where, settings in _postgres_settings(document) if _bare(settings)]
-    if bare:
-        raise MeshError(
-            f"{config} keeps {', '.join(bare)} in PostgreSQL with Dagster's default scheme 'postgresql', which "
-            "SQLAlchemy 2.1 opens with psycopg 3 (not installed): the webserver, the daemon and run workers, which "
-            "do not import Mesh, would fail with \"No module named 'psycopg'\". Add Mesh's instance class to it "
-            f"(instance_class: {{module: {_MESH_INSTANCE_CLASS}, class: MeshInstance}}), or set "
-            "scheme: postgresql+psycopg2 in each postgres_db (docs/deploy.md).")
-
-
-def _postgres_settings(document: dict) -> list[tuple[str, dict]]:
-    """Each PostgreSQL storage of a parsed dagster.yaml: where it is, and its `postgres_db`/`postgres_url` settings."""
-    found = []
-    storage = document.get("storage") or {}
-    if isinstance(storage, dict) and isinstance(storage.get("postgres"), dict):
-        found.append(("storage", storage["postgres"]))
-    for name in _STORAGES:
-        section = document.get(name) or {}
-        if isinstance(section, dict) and str(section.get("module", "")).startswith("dagster_postgres"):
-            found.append((name, section.get("config") or {}))
-    return found
-
-
-def _bare(settings: dict) -> bool:
-    url = settings.get("postgres_url")
-    if isinstance(url, str):
-        return url.startswith(f"{BARE_SCHEME}://")
-    database = settings.get("postgres_db")
-    return isinstance(database, dict) and database.get("scheme", BARE_SCHEME) == BARE_SCHEME
+def use_psycopg2_in_started_processes() -> None:
+    """Every Python process started from here on (and the ones those start) registers `postgresql://` as psycopg2
+    when it starts, before Dagster reads its dagster.yaml: SITE_FOLDER goes first on PYTHONPATH."""
+    existing = os.environ.get("PYTHONPATH")
+    rest = [entry for entry in existing.split(os.pathsep) if entry != str(SITE_FOLDER)] if existing else []
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(SITE_FOLDER), *rest])

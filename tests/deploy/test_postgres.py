@@ -10,11 +10,12 @@ import sys
 
 import pytest
 import yaml
+from dagster import DagsterEventType
 
 from mesh_core import DomainStorage
 from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.instance.home import DEFAULT_DAGSTER_YAML, POSTGRES_VARIABLES, instance_yaml
-from tests.deploy.servers import pg_database, pg_query, postgres_server, s3_server
+from tests.deploy.servers import launch, mesh_serving, pg_database, pg_query, postgres_server, s3_server, wait_for_runs
 from tests.support import FIXTURES, REPO, WORKSPACES, mesh_env, run_mesh
 
 BUCKET = "lake"
@@ -172,14 +173,28 @@ def test_dagsters_standard_postgres_settings_work_without_a_scheme(tmp_path, pos
 
 
 @pytest.mark.parametrize("command", ["up", "dev"])
-def test_serving_a_home_dagsters_own_processes_could_not_open_is_refused_before_anything_starts(tmp_path, command):
+def test_mesh_up_and_dev_serve_a_home_on_dagsters_standard_postgres_settings(tmp_path, postgres, monkeypatch, command):
+    # The webserver, the daemon, code servers and run workers are Dagster's own processes: none imports Mesh
+    # before it opens this dagster.yaml, which names no scheme and no Mesh instance_class.
+    env = pg_database(postgres, f"standard_{command}")
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(STANDARD_POSTGRES_YAML)
-    run = run_mesh(command, "--port", "0", home=home, timeout=120)
-    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
-    assert "Traceback" not in run.stderr
-    assert (f"{home / 'dagster.yaml'} keeps run_storage, event_log_storage, schedule_storage in PostgreSQL with Dagster's "
-            "default scheme 'postgresql'") in run.stderr, run.stderr
-    assert "instance_class: {module: mesh_core.instance.pooled_sqlite, class: MeshInstance}" in run.stderr
-    assert sorted(p.name for p in home.iterdir()) == ["dagster.yaml"]  # nothing ran: no instance, no server
+    monkeypatch.chdir(FIXTURES)  # the fixture workspace's paths are relative to where it runs
+    workspace = MeshWorkspace.load(WORKSPACES / "source_sink.yaml")
+    location = workspace.domain_order()[0]  # reads no other domain's product: it runs on an empty lake
+    skip = ["--skip-materialize"] if command == "dev" else []
+    with mesh_serving(command, home, env, tmp_path / f"{command}.log", "-w", "workspaces/source_sink.yaml", *skip,
+                      cwd=FIXTURES) as (port, _):
+        # Launched as the UI launches it.
+        run_id = launch(port, location.name, [list(ref.asset_key.path) for ref in location.products])
+        assert wait_for_runs(port, [run_id], timeout=300) == {run_id: "SUCCESS"}
+
+    assert pg_query(env, "SELECT status FROM runs WHERE run_id = %s", run_id) == [("SUCCESS",)]
+    events = {kind for (kind,) in pg_query(env, "SELECT DISTINCT dagster_event_type FROM event_logs WHERE run_id = %s", run_id)}
+    # Queued by the webserver, taken from the queue by the daemon (a queued run starts no other way), run (and its
+    # products materialized) by a run worker.
+    stages = [DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START,
+              DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.RUN_SUCCESS]
+    assert {stage.value for stage in stages} <= events, events
+    assert not list(home.rglob("*.db")), list(home.rglob("*.db"))
