@@ -65,7 +65,7 @@ class Warehouse:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.Error as exc:
                 message = str(exc)
-                if "lock" in message.lower() and time.monotonic() < deadline:
+                if _is_lock_conflict(message) and time.monotonic() < deadline:
                     time.sleep(random.uniform(0.05, 0.5))  # jitter: two waiters never retry in step
                     continue
                 raise StorageError(self._explain(message)) from exc
@@ -135,11 +135,11 @@ class Warehouse:
             fix = "free space on that disk; the ports are unaffected, and the next run (or `mesh repair`) catches the store up."
         elif "read-only file system" in lowered or "permission denied" in lowered:
             fix = "make the data folder writable by this user (or point MESH_DATA_DIR elsewhere)."
-        elif "lock" in lowered:
-            fix = "close the other program that has the file open (a DuckDB shell or notebook), then try again."
-        elif _is_corruption(cause):
+        elif _is_corruption(cause):  # before locks: a corrupt "block" is no lock conflict
             fix = (f"the store is derived from the domain's ports: `mesh repair --domain {self.domain or '<domain>'}` "
                    "moves it aside and rebuilds it.")
+        elif _is_lock_conflict(cause):
+            fix = "close the other program that has the file open (a DuckDB shell or notebook), then try again."
         else:
             fix = "see the cause above; the ports are unaffected and `mesh repair` rebuilds the store from them."
         return f"Could not {action} the DuckDB store {self.path}: {cause}. Fix: {fix}"
@@ -153,8 +153,15 @@ class Warehouse:
 
 
 def _is_corruption(message: str) -> bool:
+    """DuckDB's words for a damaged file: not a database, a bad block checksum, or cut short."""
     lowered = message.lower()
-    return "not a valid duckdb" in lowered or "corrupt" in lowered or "checksum" in lowered
+    return any(sign in lowered for sign in ("not a valid duckdb", "corrupt", "checksum", "could not read enough bytes"))
+
+
+def _is_lock_conflict(message: str) -> bool:
+    """Another process holds the file: DuckDB's "Could not set lock" / "Conflicting lock"."""
+    lowered = message.lower()
+    return "could not set lock" in lowered or "conflicting lock" in lowered
 
 
 def _quoted(name: str) -> str:

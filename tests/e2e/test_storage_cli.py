@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_core import DomainStorage, ProductRef
+from mesh_core import DomainStorage, ProductRef, StorageError
 from tests.support import FIXTURES, WORKSPACES, make_dagster_home, run_mesh
 
 WORKSPACE = str(WORKSPACES / "source_sink.yaml")
@@ -119,6 +119,34 @@ def test_repair_rebuilds_a_corrupt_duckdb_store_from_the_ports(home):
             "message": f"port and DuckDB store at version {current}"} in results
     assert storage.warehouse.recorded_version("readings") == current
     assert list(storage.database_path.parent.glob("warehouse.duckdb.broken-*"))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:20_000])  # a copy cut short, e.g. by a full disk or a killed rsync
+
+
+def _overwrite(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8192:11192] = b"\xab" * 3000  # bytes flipped inside a block: DuckDB's checksum catches it
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _overwrite], ids=["truncated", "overwritten"])
+def test_repair_recovers_a_truncated_or_overwritten_duckdb_store(home, damage):
+    storage = DomainStorage(home / "data", "source")
+    damage(storage.database_path)
+    with pytest.raises(StorageError) as caught:  # what a reader of the store meets: told to run repair
+        storage.warehouse.recorded_version("readings")
+    assert "mesh repair --domain source" in str(caught.value) and "close the other program" not in str(caught.value)
+    repaired = mesh("repair", "--domain", "source", "--json", home=home)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    results = json.loads(repaired.stdout)
+    [moved] = [r for r in results if r["product"] is None]
+    assert moved["ok"] and "moved the damaged DuckDB store" in moved["message"], results
+    current = storage.current(READINGS).version
+    assert storage.warehouse.recorded_version("readings") == current
+    assert storage.warehouse.damage() is None
+    assert len(list(storage.database_path.parent.glob("warehouse.duckdb.broken-*"))) == 1
 
 
 def test_a_storage_failure_in_a_run_shows_meshs_message_not_the_library_error(published):
