@@ -20,7 +20,7 @@ from typing import Sequence
 import dagster as dg
 
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import BreakingChangeError, PublishBlockedError
+from mesh_core.errors import BreakingChangeError, MeshError, PublishBlockedError
 
 FAILURE_SENSOR_INTERVAL_ENV = "MESH_FAILURE_SENSOR_INTERVAL_SECONDS"
 
@@ -148,8 +148,10 @@ def notify_headless_run(defs: dg.Definitions, domain: str, instance: dg.DagsterI
 
 
 def _error_chain(error) -> tuple[set[str], str]:
-    """The class names along an error's causes, and the innermost message (the user's error)."""
-    classes, message = set(), ""
+    """The class names along an error's causes, and the innermost message (the user's error),
+    or the first Mesh error's: it already says what and how to fix, and the library error
+    under it (a Rust backtrace, say) is for the traceback, not the owners."""
+    classes, message, mesh_errors = set(), "", _mesh_error_names()
     while error is not None:
         classes.add(error.cls_name or "")
         text = (error.message or "").strip()
@@ -157,5 +159,16 @@ def _error_chain(error) -> tuple[set[str], str]:
         if error.cls_name and head.split(".")[-1] == error.cls_name:  # "module.Class: message"
             text = rest
         message = text or message
+        if error.cls_name in mesh_errors:
+            break
         error = error.cause
     return classes, message or "the run failed before this product was published"
+
+
+def _mesh_error_names() -> set[str]:
+    found, todo = set(), [MeshError]
+    while todo:
+        kind = todo.pop()
+        found.add(kind.__name__)
+        todo += kind.__subclasses__()
+    return found

@@ -42,6 +42,7 @@ _PREFIX = "mesh."
 _DATA_FILE = re.compile(r"^part-[0-9a-f]{16}-(?P<sha256>[0-9a-f]{64})\.parquet$")
 _LOG_DIR = "_delta_log"
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
+_CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
 
 
 @dataclass(frozen=True)
@@ -103,17 +104,33 @@ class OutputPort:
         )
 
     def _publishes(self) -> Iterator[PortVersion]:
+        fs, _ = self._filesystem()
+        for version, path in self._commits():
+            info = self._commit_info(fs, path, version)
+            if info is not None and f"{_PREFIX}run_id" in info:
+                yield self._version(info, version)
+
+    def _commits(self) -> list[tuple[int, str]]:
+        """(version, path) of every commit file in the log, newest first."""
         fs, root = self._filesystem()
         try:
             entries = fs.get_file_info(pafs.FileSelector(f"{root}/{_LOG_DIR}", allow_not_found=True))
         except OSError as exc:
             raise StorageError(f"Could not list {self.uri}/{_LOG_DIR} of {self.ref}: {_cause(exc)}") from exc
-        commits = sorted(((int(info.base_name[:20]), info.path) for info in entries if _COMMIT_FILE.match(info.base_name)),
-                         reverse=True)
-        for version, path in commits:
-            info = self._commit_info(fs, path, version)
-            if info is not None and f"{_PREFIX}run_id" in info:
-                yield self._version(info, version)
+        return sorted(((int(info.base_name[:20]), info.path) for info in entries if _COMMIT_FILE.match(info.base_name)),
+                      reverse=True)
+
+    def damaged_commit(self, up_to: int | None = None) -> StorageError | None:
+        """The error naming the first damaged commit file (at or below `up_to`), or None if all
+        parse: Delta Lake's own error for one names neither the file nor the version."""
+        fs, _ = self._filesystem()
+        for version, path in self._commits():
+            if up_to is None or version <= up_to:
+                try:
+                    self._commit_info(fs, path, version)
+                except StorageError as exc:
+                    return exc
+        return None
 
     def read(self, version: int, columns: Sequence[str] | None = None, *,
              cache: MutableMapping[tuple[str, int], list] | None = None) -> pa.Table:
@@ -175,10 +192,23 @@ class OutputPort:
         try:
             return [uri.rsplit("/", 1)[-1] for uri in DeltaTable(self.uri, version=version).file_uris()]
         except Exception as exc:
-            raise StorageError(
-                f"Could not load version {version} of {self.ref} from the Delta log at {self.uri}: {_cause(exc)}. "
-                f"{self._damage_fix()}"
-            ) from exc
+            raise self.damaged_commit(version) or self._unloadable(version, exc) from exc
+
+    def _unloadable(self, version: int, exc: BaseException) -> StorageError:
+        """Delta Lake cannot load `version` though every commit file parses: name the first commit
+        it fails at (the one after the newest version that still loads), since its error does not."""
+        from deltalake import DeltaTable
+
+        first_bad = version
+        for older in range(version - 1, max(version - _CULPRIT_SEARCH, 0) - 1, -1):
+            try:
+                DeltaTable(self.uri, version=older)
+                break
+            except Exception:
+                first_bad = older
+        return StorageError(
+            f"Could not load version {version} of {self.ref}: Delta Lake fails at the commit file of version {first_bad}, "
+            f"{self.uri}/{_LOG_DIR}/{first_bad:020d}.json ({_cause(exc)}). {self._damage_fix()}")
 
     def _commit_info(self, fs: pafs.FileSystem, path: str, version: int) -> dict | None:
         """The commitInfo of one commit file; None for a commit without one (another engine's)."""
@@ -189,17 +219,21 @@ class OutputPort:
         except OSError as exc:
             raise StorageError(f"Could not read {shown} of {self.ref}: {_cause(exc)}. {self._damage_fix()}") from exc
         lines = [line for line in text.splitlines() if line.strip()]
+        damaged = f"The Delta log of {self.ref} is damaged: the commit file of version {version}, {shown},"
         if not lines:
-            raise StorageError(f"The Delta log of {self.ref} is damaged: {shown} is empty. {self._damage_fix()}")
-        for line in lines:
+            raise StorageError(f"{damaged} is empty. {self._damage_fix()}")
+        info = None
+        for number, line in enumerate(lines, 1):  # every line: a cut-off action after a whole commitInfo is damage too
             try:
                 action = json.loads(line)
             except ValueError as exc:
-                raise StorageError(f"The Delta log of {self.ref} is damaged: {shown} is not valid JSON ({exc}). "
-                                   f"{self._damage_fix()}") from None
-            if isinstance(action, dict) and "commitInfo" in action:
-                return action["commitInfo"]
-        return None
+                raise StorageError(f"{damaged} is not valid JSON at line {number} ({exc}). {self._damage_fix()}") from None
+            if not isinstance(action, dict):
+                raise StorageError(f"{damaged} holds {type(action).__name__} at line {number}, not a Delta action. "
+                                   f"{self._damage_fix()}")
+            if "commitInfo" in action and info is None:
+                info = action["commitInfo"]
+        return info
 
     def _damage_fix(self) -> str:
         return (f"Fix: restore the file from a backup; or move {self.uri} aside and republish "
@@ -369,6 +403,11 @@ class OutputPort:
                                f"{self.uri} is unreadable ({exc}). {self._damage_fix()}") from None
 
     def _error(self, action: str, exc: BaseException) -> StorageError:
+        if not isinstance(exc, OSError):  # Delta Lake failed: if a commit file is damaged, name it
+            with suppress(StorageError):
+                damaged = self.damaged_commit()
+                if damaged is not None:
+                    return damaged
         return StorageError(f"Could not {action} the port of {self.ref} at {self.uri}: {_cause(exc)}")
 
 
@@ -409,13 +448,15 @@ def _for_delta(table: pa.Table, ref: ProductRef) -> tuple[pa.Table, pa.Schema]:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MAX_CAUSE = 300
+# Where a Rust backtrace starts: its header, or its first numbered frame ("   0: <unknown>").
+_BACKTRACE = re.compile(r"\n\s*(?:Stack backtrace|Backtrace|\d+: )")
 
 
 def _cause(exc: BaseException) -> str:
     """What the library or the operating system said, on one line: no colours, no Rust
     backtrace (RUST_BACKTRACE may be set), no debug dump past a few hundred characters."""
     text = _ANSI.sub("", str(exc))
-    text = re.split(r"\n\s*(?:Stack backtrace|Backtrace)", text, maxsplit=1)[0]
+    text = _BACKTRACE.split(text, maxsplit=1)[0]
     text = " ".join(text.replace("↳", "").split())
     if len(text) > _MAX_CAUSE:
         text = text[:_MAX_CAUSE].rstrip() + " …"

@@ -149,6 +149,34 @@ def test_repair_recovers_a_truncated_or_overwritten_duckdb_store(home, damage):
     assert len(list(storage.database_path.parent.glob("warehouse.duckdb.broken-*"))) == 1
 
 
+def _cut_mid_action(lines: list[str]) -> list[str]:
+    return lines[:-1] + [lines[-1][: len(lines[-1]) // 2]]  # the commitInfo line whole, the last action cut off
+
+
+def _garbage(lines: list[str]) -> list[str]:
+    return ["\x00\xff garbage \x13" * 20]
+
+
+def _invalid_action(lines: list[str]) -> list[str]:
+    return ['{"add": {"path": 5}}\n' if line.startswith('{"add"') else line for line in lines]  # JSON, but not Delta
+
+
+@pytest.mark.parametrize("damage", [_cut_mid_action, _garbage, _invalid_action], ids=["truncated", "garbage", "not-delta"])
+def test_a_damaged_delta_commit_is_named_with_its_version_and_no_rust_backtrace(home, damage):
+    storage = DomainStorage(home / "data", "source")
+    version = storage.current(READINGS).version
+    commit = home / "data" / "source" / "ports" / "readings" / "_delta_log" / f"{version:020d}.json"
+    commit.write_text("".join(damage(commit.read_text().splitlines(True))))
+    rust = {"RUST_BACKTRACE": "1", "RUST_LIB_BACKTRACE": "1"}
+    read = run_mesh("read", "source.readings", "--version", str(version), home=home, cwd=FIXTURES, env_extra=rust)
+    consumer = run_mesh("materialize", "-w", WORKSPACE, "-d", "sink", home=home, cwd=FIXTURES, env_extra=rust)
+    for run in (read, consumer):
+        output = run.stdout + run.stderr
+        assert run.returncode != 0, output
+        assert str(commit) in output and f"version {version}" in output, output
+        assert not any(frame in output for frame in ("<unknown>", "pthread", "backtrace", "Traceback")), output
+
+
 def test_a_storage_failure_in_a_run_shows_meshs_message_not_the_library_error(published):
     run = run_mesh("materialize", "-w", WORKSPACE, "-d", "source", home=published, cwd=FIXTURES,
                    env_extra={"MESH_PORTS_URI": "/dev/null/ports"})

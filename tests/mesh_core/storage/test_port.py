@@ -72,7 +72,8 @@ def test_an_empty_or_garbled_commit_file_is_named_instead_of_renumbering_version
     middle = tmp_path / "_delta_log" / f"{1:020d}.json"
     for damage in (b"", b"\x00\xff garbage"):
         middle.write_bytes(damage)
-        with pytest.raises(StorageError, match=rf"Delta log of operations\.flights is damaged: {middle} is (empty|not valid JSON)"):
+        with pytest.raises(StorageError, match=rf"Delta log of operations\.flights is damaged: the commit file of version 1, {middle}, "
+                                                 r"is (empty|not valid JSON)"):
             port.history()
     assert port.latest().version == 2  # the newest commits are intact and still name themselves
 
