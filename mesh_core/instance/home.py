@@ -10,6 +10,7 @@ A run of `mesh materialize` whose process died is marked failed instead of stayi
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
@@ -144,12 +145,12 @@ def prepare_instance(home: str | os.PathLike) -> Path:
     from filelock import FileLock, Timeout
 
     home = Path(home)
+    config = home / "dagster.yaml"
     if home.exists() and not home.is_dir():
         raise MeshError(f"DAGSTER_HOME {home} is a file, not a folder. Point DAGSTER_HOME at a folder (it is created if missing).")
     try:
         home.mkdir(parents=True, exist_ok=True)
         with FileLock(str(home / ".mesh-instance.lock"), timeout=INIT_LOCK_SECONDS):
-            config = home / "dagster.yaml"
             if not config.exists():
                 config.write_text(instance_yaml(instance_profile()))
             check_instance_environment(config)
@@ -158,8 +159,10 @@ def prepare_instance(home: str | os.PathLike) -> Path:
     except Timeout:
         raise MeshError(f"Another process kept {home} locked for {INIT_LOCK_SECONDS:.0f} s while creating the instance.") from None
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise MeshError(_disk_full(home, exc.strerror or str(exc))) from None
         raise MeshError(f"Cannot use DAGSTER_HOME {home}: {exc.strerror or exc}.") from exc
-    except Exception as exc:  # the database of a Postgres profile refused us or is unreachable
+    except Exception as exc:  # the instance database refused us or is unreachable
         chain = [exc]
         while chain[-1].__cause__ or chain[-1].__context__:
             chain.append(chain[-1].__cause__ or chain[-1].__context__)
@@ -167,11 +170,43 @@ def prepare_instance(home: str | os.PathLike) -> Path:
         if refused is None and type(exc).__name__ != "DagsterPostgresException":
             raise
         reason = str(getattr(refused, "orig", None) or refused or exc).strip().splitlines()[0]
+        if not _uses_postgres(config):  # the embedded SQLite instance: no server, no DAGSTER_PG_* to check
+            if "disk is full" in reason.lower() or _free_bytes(home) < FULL_DISK_BYTES:
+                raise MeshError(_disk_full(home, f"SQLite: {reason}")) from None
+            raise MeshError(f"Cannot open the SQLite instance database in {home}: {reason}. Check that {home} is "
+                            "writable by this user and its .db files are intact (restore them from a backup, or "
+                            "point DAGSTER_HOME at a new folder).") from None
         where = ":".join(os.environ.get(name, "?") for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT"))
         raise MeshError(f"Cannot open the instance database of {home / 'dagster.yaml'} ({where}, user "
                         f"{os.environ.get('DAGSTER_PG_USERNAME', '?')}): {reason}. Check DAGSTER_PG_* and that the "
                         "server is up and accepts this user.") from None
     return home
+
+
+FULL_DISK_BYTES = 1 << 20  # less free than this, and a failed SQLite write is a full disk (it often says "disk I/O error")
+
+
+def _uses_postgres(config: Path) -> bool:
+    import yaml
+
+    try:
+        document = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return instance_profile() == "postgres"
+    return "postgres" in (document.get("storage") or {})
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return FULL_DISK_BYTES  # unknown: not reported as full
+    return stat.f_bavail * stat.f_frsize
+
+
+def _disk_full(home: Path, said: str) -> str:
+    return (f"Cannot write the instance in DAGSTER_HOME {home}: no space left on device ({said}). Free space "
+            "on that disk, or point DAGSTER_HOME at one with room; nothing was run.")
 
 
 def run_tags() -> dict[str, str]:

@@ -90,3 +90,19 @@ def test_a_read_only_data_folder_refuses_with_the_cause_and_recovers(tmpfs):
     finally:
         remount(disk, "rw")
     assert publish(storage, BIG, "run3").version.version > first.version
+
+
+def test_a_full_disk_under_the_sqlite_instance_says_so_with_the_path(tmpfs):
+    from mesh_core.instance.home import prepare_instance
+    from tests.support import FIXTURES, WORKSPACES, make_dagster_home, run_mesh
+
+    home = make_dagster_home(tmpfs("16m"))  # the default (embedded SQLite) instance
+    prepare_instance(home)  # an instance in use: its database exists, then the disk fills up
+    with open(home.parent / "filler", "wb") as filler, pytest.raises(OSError, match="No space left on device"):
+        while True:
+            filler.write(b"\0" * (1 << 16))
+            filler.flush()
+    run = run_mesh("materialize", "-w", str(WORKSPACES / "source_sink.yaml"), "-d", "source", home=home, cwd=FIXTURES)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "no space left on device" in run.stderr and str(home) in run.stderr, run.stderr
+    assert "DAGSTER_PG" not in run.stderr and "Traceback" not in run.stderr, run.stderr
