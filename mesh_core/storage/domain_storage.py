@@ -157,6 +157,11 @@ class DomainStorage:
                 removed += port.vacuum(keep)
             except StorageError as exc:
                 warnings.append(f"Retention did not run: {exc}")
+            if access != "public":
+                try:
+                    port.keep_private()  # again: the commits retention wrote
+                except StorageError as exc:
+                    warnings.append(str(exc))
         return Publication(published, not sync_problems, tuple(removed), tuple(warnings))
 
     def reconcile(self, product: str) -> list[PortVersion]:

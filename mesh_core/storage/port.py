@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 import time
 import uuid
 from contextlib import suppress
@@ -42,6 +44,7 @@ _PREFIX = "mesh."
 _DATA_FILE = re.compile(r"^part-[0-9a-f]{16}-(?P<sha256>[0-9a-f]{64})\.parquet$")
 _LOG_DIR = "_delta_log"
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
+_PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600  # an internal product's local port: its domain's OS user only
 _CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
 
 
@@ -306,6 +309,8 @@ class OutputPort:
         path = f"{root}/{name}"
         try:
             fs.create_dir(root, recursive=True)
+            if access != "public":  # private before the first byte lands in it
+                self.keep_private()
             failpoint("port:before-data-file")
             with fs.open_output_stream(path) as out:
                 out.write(data)
@@ -329,8 +334,33 @@ class OutputPort:
                 create_table_with_add_actions(self.uri, delta_schema, [add], "error", commit_properties=properties)
         except Exception as exc:
             raise self._error("commit a new version to", exc) from exc
+        if access != "public":  # the data file and what Delta Lake just wrote, made with the umask's modes
+            with suppress(StorageError):  # committed is published; the folder is 0700 already, and the caller retries
+                self.keep_private()
         failpoint("port:after-commit")
         return self.latest()  # outside the try: once committed, no error may call the commit failed
+
+    def keep_private(self) -> None:
+        """Owner-only modes (0700 folders, 0600 files) on everything in a local port, whatever the
+        umask: an internal product's port is its domain's alone. The port folder is made 0700
+        first, so nothing inside is reachable while a file still has the umask's mode. Object
+        stores have no modes: a bucket policy keeps them private."""
+        fs, root = self._filesystem()
+        if not isinstance(fs, pafs.LocalFileSystem):
+            return
+        try:
+            os.makedirs(root, exist_ok=True)
+            os.chmod(root, _PRIVATE_DIR)
+            for folder, dirs, files in os.walk(root):
+                for name, mode in [*((d, _PRIVATE_DIR) for d in dirs), *((f, _PRIVATE_FILE) for f in files)]:
+                    path = os.path.join(folder, name)
+                    if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+                        os.chmod(path, mode)
+        except FileNotFoundError:  # a staged file renamed meanwhile: the next publish sets the new one
+            pass
+        except OSError as exc:
+            raise StorageError(f"Could not make the port of {self.ref} at {self.uri} private (0700/0600): "
+                               f"{_cause(exc)}") from exc
 
     def remove_uncommitted(self, history: Iterable[PortVersion]) -> list[str]:
         """Delete data files no version ever committed (left by killed publishes) and the

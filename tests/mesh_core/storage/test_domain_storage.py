@@ -291,3 +291,32 @@ def test_a_reader_gets_only_the_columns_it_declares_and_a_missing_one_is_named(t
     with pytest.raises(ProductNotPublishedError, match=r"sales\.orders has no column\(s\) \['colour'\] at version 0; "
                                                        r"its columns: order_id, amount, note"):
         storage.read(REF, columns=["order_id", "colour"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_an_internal_products_port_is_owner_only_whatever_the_umask(tmp_path, umask):
+    storage = DomainStorage(tmp_path, "sales", retention=Retention(keep_versions=2, keep_hours=0))
+    frame = pd.DataFrame({"order_id": [1, 2], "amount": [9.5, 3.0]})
+    previous = os.umask(umask)
+    try:
+        for run in range(3):  # the third publish runs retention, which writes commits of its own
+            publish(storage, frame, product="ledger", access="internal", run_id=f"run{run}")
+            publish(storage, frame, product="orders", access="public", run_id=f"run{run}")
+    finally:
+        os.umask(previous)
+
+    def modes(ref):
+        root = storage.port(ref).uri
+        found = {root: os.stat(root).st_mode & 0o777}
+        for folder, dirs, files in os.walk(root):
+            found.update({os.path.join(folder, n): os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in dirs + files})
+        return found
+
+    private = modes(ProductRef("sales", "ledger"))
+    assert any(path.endswith(".parquet") for path in private) and any("_delta_log" in p for p in private)
+    wrong = {path: oct(mode) for path, mode in private.items()
+             if mode != (0o700 if os.path.isdir(path) else 0o600)}
+    assert not wrong, wrong
+    # A public port keeps the umask's modes: other domains' readers may run as other users.
+    assert {mode for path, mode in modes(REF).items() if os.path.isfile(path)} == {0o666 & ~umask}
+    assert len(storage.history(ProductRef("sales", "ledger"))) == 3
