@@ -72,7 +72,8 @@ class VersionNotFoundError(StorageError):
 
 
 class IntegrityError(StorageError):
-    """A published data file does not match the checksum recorded when it was published."""
+    """A port's stored files are not what Mesh published: a data file whose checksum does not match, or a
+    commit file cut short, garbled or unloadable. `mesh repair` sets such a version aside."""
 
 
 class ProductRetiredError(MeshError):

@@ -1,6 +1,7 @@
 """`mesh repair`: bring every domain's storage and the instance back in line with the ports.
 
-The ports are the truth. Repair marks dead runs failed, deletes what killed publishes left,
+The ports are the truth. Repair marks dead runs failed, sets aside a current version that does not
+read back whole (bringing the port back to its newest readable one), deletes what killed publishes left,
 moves a corrupt DuckDB store aside and rebuilds each product's table from its port, records
 versions whose run died between the Delta commit and Dagster's record of it, and reads each
 current version back in full, checksums verified, so a missing or corrupt file is reported. Every run
@@ -20,7 +21,8 @@ from mesh_core.errors import MeshError
 from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.instance.home import fail_dead_runs
 from mesh_core.run.io_manager import IO_MANAGER_KEY
-from mesh_core.run.provenance import record_unreported
+from mesh_core.run.provenance import record_rollback, record_unreported
+from mesh_core.storage.port import SetAside
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ def repair_mesh(workspace: MeshWorkspace, instance: dg.DagsterInstance, *, domai
             continue
         for ref in location.products:
             try:
+                moved = storage.set_aside_unreadable(ref.product)
+                if moved is not None:
+                    results.append(RepairResult(ref, location.name, True, _set_aside_message(moved)))
+                    if moved.restored is not None:
+                        record_rollback(instance, moved.restored, moved.versions, moved.where, ref.asset_key)
                 history = storage.reconcile(ref.product)
                 if not history:
                     results.append(RepairResult(ref, location.name, True, "never published; nothing to repair"))
@@ -59,3 +66,11 @@ def repair_mesh(workspace: MeshWorkspace, instance: dg.DagsterInstance, *, domai
             except MeshError as exc:
                 results.append(RepairResult(ref, location.name, False, str(exc)))
     return results
+
+
+def _set_aside_message(moved: SetAside) -> str:
+    newest = max(moved.versions)
+    back = (f"the port is back at version {moved.restored.version}, its newest readable one" if moved.restored
+            else "no older version reads, so the port is empty until the next run publishes")
+    return (f"set aside unreadable version(s) {', '.join(map(str, moved.versions))} in {moved.where} (kept, with a "
+            f"set_aside.json saying why); {back}. Version {newest} failed: {moved.causes[newest]}")

@@ -12,7 +12,7 @@ job reading a product) has no position and reads the latest version.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import dagster as dg
 
@@ -84,6 +84,23 @@ def record_unreported(instance: dg.DagsterInstance, history: Iterable[PortVersio
         )
         reported.append(version.version)
     return reported
+
+
+def record_rollback(instance: dg.DagsterInstance, restored: PortVersion, set_aside: Sequence[int], where: str,
+                    asset_key: dg.AssetKey) -> None:
+    """Report the version a port was brought back to as the latest materialization, so that runs
+    pin it rather than the set-aside version Dagster recorded last."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=asset_key,
+            description=f"Version(s) {list(set_aside)} did not read back whole and were set aside in {where}; "
+                        f"the port is back at version {restored.version} (by `mesh repair`).",
+            metadata={PORT_VERSION: restored.version, "dagster/row_count": restored.rows,
+                      "mesh/version": restored.product_version, "mesh/published_by_run": restored.run_id,
+                      "mesh/set_aside": dg.MetadataValue.json({"versions": list(set_aside), "where": where}),
+                      "mesh/recovered": True},
+        )
+    )
 
 
 def _run_position(instance: dg.DagsterInstance, run_id: str) -> int | None:

@@ -26,7 +26,7 @@ from mesh_core.declare.names import quote_identifier
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, ProductOutputError, StorageError
 from mesh_core.storage.failpoints import failpoint
-from mesh_core.storage.port import OutputPort, PortVersion
+from mesh_core.storage.port import OutputPort, PortVersion, SetAside
 from mesh_core.storage.retention import Retention
 from mesh_core.storage.warehouse import Warehouse
 
@@ -177,6 +177,21 @@ class DomainStorage:
                 if problems:
                     raise StorageError(problems[0])
             return history
+
+    def set_aside_unreadable(self, product: str) -> SetAside | None:
+        """If the product's current version does not read back whole, set it aside and bring the
+        port, and its DuckDB table, back to the newest version that does (see
+        `OutputPort.set_aside_unreadable`). None if the current version reads."""
+        port = self.port(ProductRef(self.domain, product))
+        with self._publish_lock(product):
+            moved = port.set_aside_unreadable()
+            if moved is None:
+                return None
+            if moved.restored is not None and moved.restored.access != "public":
+                port.keep_private()
+        if moved.restored is not None:
+            self.reconcile(product)
+        return moved
 
     def rebuild_warehouse(self) -> Path | None:
         """Move an unreadable DuckDB store aside; reconcile then rebuilds it from the ports."""

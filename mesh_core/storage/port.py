@@ -45,6 +45,7 @@ _DATA_FILE = re.compile(r"^part-[0-9a-f]{16}-(?P<sha256>[0-9a-f]{64})\.parquet$"
 _LOG_DIR = "_delta_log"
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 _PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600  # an internal product's local port: its domain's OS user only
+_SET_ASIDE_DIR = "_mesh_set_aside"  # Delta Lake's vacuum skips folders starting with "_"
 _CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
 
 
@@ -70,6 +71,16 @@ class PortVersion:
             "access": self.access, "rows": self.rows, "columns": list(self.columns),
             "files": dict(self.files), "committed_at": self.committed_at.isoformat(),
         }
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """What `OutputPort.set_aside_unreadable` moved out of the log, why, and where it is now."""
+
+    versions: tuple[int, ...]  # the published versions that did not read, set aside
+    causes: Mapping[int, str]  # version -> why it did not read
+    restored: PortVersion | None  # the version the port is back at (None: no version read)
+    where: str  # the folder holding their commit files, data files and a set_aside.json record
 
 
 class OutputPort:
@@ -202,14 +213,17 @@ class OutputPort:
         it fails at (the one after the newest version that still loads), since its error does not."""
         from deltalake import DeltaTable
 
-        first_bad = version
+        first_bad, loads = version, False
         for older in range(version - 1, max(version - _CULPRIT_SEARCH, 0) - 1, -1):
             try:
                 DeltaTable(self.uri, version=older)
+                loads = True
                 break
             except Exception:
                 first_bad = older
-        return StorageError(
+        # Damage only if an older version loads (else the store itself may be unreachable) or there is none.
+        kind = IntegrityError if loads or version == 0 else StorageError
+        return kind(
             f"Could not load version {version} of {self.ref}: Delta Lake fails at the commit file of version {first_bad}, "
             f"{self.uri}/{_LOG_DIR}/{first_bad:020d}.json ({_cause(exc)}). {self._damage_fix()}")
 
@@ -224,23 +238,24 @@ class OutputPort:
         lines = [line for line in text.splitlines() if line.strip()]
         damaged = f"The Delta log of {self.ref} is damaged: the commit file of version {version}, {shown},"
         if not lines:
-            raise StorageError(f"{damaged} is empty. {self._damage_fix()}")
+            raise IntegrityError(f"{damaged} is empty. {self._damage_fix()}")
         info = None
         for number, line in enumerate(lines, 1):  # every line: a cut-off action after a whole commitInfo is damage too
             try:
                 action = json.loads(line)
             except ValueError as exc:
-                raise StorageError(f"{damaged} is not valid JSON at line {number} ({exc}). {self._damage_fix()}") from None
+                raise IntegrityError(f"{damaged} is not valid JSON at line {number} ({exc}). {self._damage_fix()}") from None
             if not isinstance(action, dict):
-                raise StorageError(f"{damaged} holds {type(action).__name__} at line {number}, not a Delta action. "
+                raise IntegrityError(f"{damaged} holds {type(action).__name__} at line {number}, not a Delta action. "
                                    f"{self._damage_fix()}")
             if "commitInfo" in action and info is None:
                 info = action["commitInfo"]
         return info
 
     def _damage_fix(self) -> str:
-        return (f"Fix: restore the file from a backup; or move {self.uri} aside and republish "
-                f"(`mesh materialize --domain {self.ref.domain}`), which starts a new history.")
+        return (f"Fix: `mesh repair --domain {self.ref.domain}` sets the unreadable version aside (in "
+                f"{self.uri}/{_SET_ASIDE_DIR}/) and brings the port back to its newest readable version; "
+                "or restore the file from a backup.")
 
     def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Buffer:
         path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
@@ -340,6 +355,65 @@ class OutputPort:
         failpoint("port:after-commit")
         return self.latest()  # outside the try: once committed, no error may call the commit failed
 
+    def set_aside_unreadable(self) -> "SetAside | None":
+        """If the current version does not read back whole (an empty schema no reader can scan,
+        a damaged commit file, a corrupt or missing data file), move it, with every commit after
+        the newest version that does read, into `_mesh_set_aside/` in the port, and the data
+        files no remaining version references with it. Nothing is deleted; the port is then at
+        that newest readable version (or empty, if none reads). None if the current version
+        reads. Safe only under the product's publish lock."""
+        commits = self._commits()
+        fs, root = self._filesystem()
+        causes: dict[int, str] = {}
+        good: PortVersion | None = None
+        for version, path in commits:  # newest first: stop at the first published version that reads whole
+            try:
+                info = self._commit_info(fs, path, version)
+                if info is None or f"{_PREFIX}run_id" not in info:
+                    continue  # a bookkeeping commit (retention): set aside only if above a bad version
+                self.read(version)
+            except (IntegrityError, VersionNotFoundError) as exc:  # damage; anything else (a network error) is raised
+                causes[version] = str(exc)
+                continue
+            good = self._version(info, version)
+            break
+        if not causes:
+            return None
+        kept = good.version if good is not None else -1
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        folder = f"{_SET_ASIDE_DIR}/{max(causes)}-{stamp}"
+        referenced = {name for item in self._kept_history(kept) for name in item.files}
+        try:
+            fs.create_dir(f"{root}/{folder}/{_LOG_DIR}", recursive=True)
+            # Data files first: a crash after this leaves the bad commit unreadable, and repair runs again.
+            for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+                if info.type == pafs.FileType.File and _DATA_FILE.match(info.base_name) and info.base_name not in referenced:
+                    fs.move(info.path, f"{root}/{folder}/{info.base_name}")
+            for info in fs.get_file_info(pafs.FileSelector(f"{root}/{_LOG_DIR}", allow_not_found=True)):
+                number = info.base_name[:20]
+                above = number.isdigit() and int(number) > kept  # commits and checkpoints after the kept version
+                if info.type == pafs.FileType.File and (above or info.base_name == "_last_checkpoint"):
+                    fs.move(info.path, f"{root}/{folder}/{_LOG_DIR}/{info.base_name}")
+            with fs.open_output_stream(f"{root}/{folder}/set_aside.json") as out:
+                out.write(json.dumps({"product": str(self.ref), "set_aside": sorted(causes), "causes": causes,
+                                      "restored_version": good.version if good else None, "at": stamp}, indent=2).encode())
+        except OSError as exc:
+            raise StorageError(f"Could not set aside the unreadable version(s) {sorted(causes)} of {self.ref} "
+                               f"into {self.uri}/{folder}: {_cause(exc)}") from exc
+        return SetAside(tuple(sorted(causes)), causes, good, f"{self.uri}/{folder}")
+
+    def _kept_history(self, up_to: int) -> list[PortVersion]:
+        """Published versions at or below `up_to` whose commit files parse (the ones that stay)."""
+        fs, _ = self._filesystem()
+        kept = []
+        for version, path in self._commits():
+            if version <= up_to:
+                with suppress(StorageError):
+                    info = self._commit_info(fs, path, version)
+                    if info is not None and f"{_PREFIX}run_id" in info:
+                        kept.append(self._version(info, version))
+        return kept
+
     def keep_private(self) -> None:
         """Owner-only modes (0700 folders, 0600 files) on everything in a local port, whatever the
         umask: an internal product's port is its domain's alone. The port folder is made 0700
@@ -429,7 +503,7 @@ class OutputPort:
                 committed_at=datetime.fromtimestamp(int(commit.get("timestamp", 0)) / 1000, tz=timezone.utc),
             )
         except (TypeError, ValueError) as exc:
-            raise StorageError(f"The Delta log of {self.ref} is damaged: the metadata of version {version} at "
+            raise IntegrityError(f"The Delta log of {self.ref} is damaged: the metadata of version {version} at "
                                f"{self.uri} is unreadable ({exc}). {self._damage_fix()}") from None
 
     def _error(self, action: str, exc: BaseException) -> StorageError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -175,6 +176,66 @@ def test_a_damaged_delta_commit_is_named_with_its_version_and_no_rust_backtrace(
         assert run.returncode != 0, output
         assert str(commit) in output and f"version {version}" in output, output
         assert not any(frame in output for frame in ("<unknown>", "pthread", "backtrace", "Traceback")), output
+
+
+def _commit_an_empty_schema(port) -> None:
+    """What a product returning rows but no columns committed before publishes refused it: a version
+    whose schema is empty, which no Delta reader can scan. Committed with deltalake itself."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake import CommitProperties, DeltaTable, Schema
+    from deltalake.transaction import AddAction
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({}), sink)
+    data = sink.getvalue()
+    name = f"part-{'0' * 16}-{hashlib.sha256(data).hexdigest()}.parquet"
+    (Path(port.uri) / name).write_bytes(data.to_pybytes())
+    metadata = {"mesh.run_id": "an-old-bad-run", "mesh.product_version": "0.1.0", "mesh.access": "public",
+                "mesh.rows": "3", "mesh.columns": "[]", "mesh.files": json.dumps({name: name[22:86]})}
+    try:  # delta-rs commits, then fails to load what it committed
+        DeltaTable(port.uri).create_write_transaction([AddAction(name, data.size, {}, 0, True, None)], "overwrite",
+                                                      Schema([]), commit_properties=CommitProperties(custom_metadata=metadata))
+    except Exception:
+        pass
+
+
+def _corrupt_the_data_file(port) -> None:
+    [name] = port.latest().files
+    path = Path(port.uri) / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_commit_an_empty_schema, _corrupt_the_data_file], ids=["empty-schema", "corrupt-file"])
+def test_repair_sets_an_unreadable_current_version_aside_and_rolls_the_port_back(home, damage):
+    storage = DomainStorage(home / "data", "source")
+    port = storage.port(READINGS)
+    good = storage.current(READINGS)
+    damage(port)
+    bad = port.latest()
+    assert bad.version > good.version or bad.run_id == good.run_id
+    with pytest.raises(StorageError):
+        storage.read(READINGS, version=bad.version)
+
+    repaired = mesh("repair", "--domain", "source", "--json", home=home)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    [moved] = [r for r in json.loads(repaired.stdout) if "set aside" in r["message"]]
+    [folder] = (Path(port.uri) / "_mesh_set_aside").iterdir()
+    assert f"version(s) {bad.version} in {folder}" in moved["message"], moved
+    assert f"back at version {good.version - (bad.run_id == good.run_id)}" in moved["message"], moved
+    # Kept, not deleted: its commit, its data file and why.
+    assert (folder / "_delta_log" / f"{bad.version:020d}.json").exists() and set(bad.files) <= {p.name for p in folder.iterdir()}
+    assert json.loads((folder / "set_aside.json").read_text())["set_aside"] == [bad.version]
+    restored = storage.current(READINGS)
+    assert restored.version < bad.version and len(storage.read(READINGS)) == restored.rows
+    # The consumer reads the restored version, and the producer publishes again on top of it.
+    consumer = mesh("materialize", "-d", "sink", home=home)
+    assert consumer.returncode == 0, consumer.stdout + consumer.stderr
+    producer = mesh("materialize", "-d", "source", home=home)
+    assert producer.returncode == 0, producer.stdout + producer.stderr
+    assert storage.current(READINGS).version > restored.version and (folder / "set_aside.json").exists()
 
 
 def test_a_storage_failure_in_a_run_shows_meshs_message_not_the_library_error(published):
