@@ -41,7 +41,8 @@ def _reader(args):
         spec = Input(args.product)
     except ValueError as exc:
         raise MeshError(str(exc)) from None
-    # An operator reads as the product's own domain: every product, internal ones included.
+    # Outside any run, an operator reads as the product's own domain: its internal and draft products
+    # too, under the same lifecycle rules as every reader (a retired product is refused).
     storage = MeshIOManager(domain=spec.ref.domain).storage()
     return spec, storage, storage.port_major(spec.ref, spec.major)
 

@@ -20,9 +20,10 @@ import dagster as dg
 import yaml
 
 from mesh_core.declare.inputs import Input
-from mesh_core.declare.lifecycle import Lifecycle, read_findings
+from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.metadata import meta_value
+from mesh_core.declare.readable import read_findings
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import DefinitionError, Violation, WorkspaceError
 
@@ -166,12 +167,8 @@ class MeshWorkspace:
                                            + unlisted_hint(self.path, upstream.domain)))
                     continue
                 metadata = products[upstream][1].metadata
-                access = metadata["mesh/access"]
-                if upstream.domain != consumer.domain and access != "public":
-                    found.append(Violation(consumer.domain, consumer.product, "read-public-only",
-                                           f"reads {upstream}, whose access is '{access}'.",
-                                           f"ask the '{upstream.domain}' owners to make it public, or read a public product."))
-                errors, warned = read_findings(consumer, upstream, Lifecycle.from_metadata(metadata), today)
+                errors, warned = read_findings(consumer, upstream, metadata["mesh/access"],
+                                               Lifecycle.from_metadata(metadata), today)
                 found += errors
                 warnings += warned
             for consumer, param, spec in location.reads():

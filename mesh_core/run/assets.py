@@ -20,6 +20,7 @@ from mesh_core.run.io_manager import IO_MANAGER_KEY
 from mesh_core.run.lineage import ProductLineage
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
+from mesh_core.storage.acting import acting_for
 from mesh_core.storage.domain_storage import check_columns
 
 KINDS = {"pandas", "duckdb", "delta"}
@@ -103,7 +104,8 @@ def build_product_asset(product: DataProduct, *, today: date | None = None, snap
         lineage, outcomes = ProductLineage(product, context), []
         lineage.start()
         try:
-            read = yield from _write_audit_publish(context, product, previous, inputs, outcomes, snapshots)
+            with acting_for(product.domain):  # the product's own code, and its publish, act as its domain only
+                read = yield from _write_audit_publish(context, product, previous, inputs, outcomes, snapshots)
         except GeneratorExit:  # Dagster stopped the step at the Output: the port write failed, or the run stopped
             lineage.fail(PublishBlockedError(f"{product.ref} was stopped before it was published."), outcomes)
             raise
@@ -230,7 +232,7 @@ def _publish_previous(context: dg.AssetExecutionContext, product: DataProduct, r
     for major, frame in sorted(report.previous.items()):
         item = next(p for p in product.previous_majors if p.major == major)
         publication = storage.publish(product.name, frame, version=item.version, access=product.access.value,
-                                      run_id=context.run_id, major=major,
+                                      run_id=context.run_id, major=major, lifecycle=product.lifecycle,
                                       contract_fingerprint=contract_fingerprint(item.contract))
         for warning in publication.warnings:
             context.log.warning(warning)

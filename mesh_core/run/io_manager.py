@@ -7,9 +7,11 @@ import pandas as pd
 from pydantic import PrivateAttr
 
 from mesh_core.declare.inputs import Input
+from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import AccessDeniedError
 from mesh_core.run.provenance import PORT_VERSION, pinned_read, versions_in_use
+from mesh_core.storage.acting import acting_for
 from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
 from mesh_core.storage.retention import Retention
 
@@ -44,11 +46,12 @@ class MeshIOManager(dg.ConfigurableIOManager):
             )
         meta = context.definition_metadata
         storage = self.storage()
-        publication = storage.publish(
-            ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id,
-            contract_fingerprint=meta.get("mesh/contract_fingerprint", ""),
-            in_use=versions_in_use(context.step_context.instance, ref),
-        )
+        with acting_for(self._step_domain(context.step_context)):
+            publication = storage.publish(
+                ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id,
+                contract_fingerprint=meta.get("mesh/contract_fingerprint", ""), lifecycle=Lifecycle.from_metadata(meta),
+                in_use=versions_in_use(context.step_context.instance, ref),
+            )
         for warning in publication.warnings:
             context.log.warning(warning)
         published = publication.version
@@ -74,8 +77,20 @@ class MeshIOManager(dg.ConfigurableIOManager):
         port, version = pinned_read(step.instance, step.run_id, ref, spec.major)
         if self._run_reads[0] != step.run_id:  # a new run reads afresh: versions are pinned per run
             self._run_reads = (step.run_id, {})
-        frame = self.storage().read(ref, version=version, major=port, columns=spec.columns, arrow_strings=True,
-                                    cache=self._run_reads[1])
+        with acting_for(self._step_domain(step)):
+            frame = self.storage().read(ref, version=version, major=port, columns=spec.columns, arrow_strings=True,
+                                        cache=self._run_reads[1])
         context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame),
                                     **({"mesh/major": port} if port is not None else {})})
         return frame
+
+    def _step_domain(self, step) -> str:
+        """The domain of the product the step computes (from its own definition): the run's domain.
+        An IO manager made for another domain cannot serve it."""
+        domains = {ProductRef.from_asset_key(key).domain for key in step.assets_def.keys}
+        if domains != {self.domain}:
+            raise AccessDeniedError(
+                f"The IO manager of domain '{self.domain}' may not serve a step of {', '.join(sorted(domains))}: "
+                "a domain reads and writes only through its own IO manager. Use the one domain_definitions() "
+                "gives the domain (MeshIOManager(domain=<the product's domain>)).")
+        return self.domain

@@ -21,10 +21,12 @@ from typing import Callable, Iterable, Iterator, MutableMapping, Sequence
 import pandas as pd
 import pyarrow as pa
 
+from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.names import quote_identifier
 from mesh_core.declare.ref import ProductRef
-from mesh_core.errors import AccessDeniedError, MeshError, ProductNotPublishedError, ProductOutputError, StorageError
+from mesh_core.errors import MeshError, ProductNotPublishedError, ProductOutputError, StorageError
+from mesh_core.storage.acting import check_write
 from mesh_core.storage.failpoints import failpoint
 from mesh_core.storage.port import OutputPort, PortVersion, SetAside
 from mesh_core.storage.retention import Retention
@@ -135,20 +137,22 @@ class DomainStorage:
     # -- writing (own domain only) ---------------------------------------------------
 
     def publish(self, product: str, frame: pd.DataFrame, *, version: str, access: str, run_id: str,
-                contract_fingerprint: str = "", in_use: Iterable[int] = (), major: int | None = None) -> Publication:
+                contract_fingerprint: str = "", in_use: Iterable[int] = (), major: int | None = None,
+                lifecycle: Lifecycle = Lifecycle()) -> Publication:
         """Commit `frame` as the product's next version, then sync the DuckDB store and apply retention.
         With `major`, publish an older major to its own port (the DuckDB store holds current majors only).
 
         Once the port commit has succeeded the publish has happened: a later failure of the
         DuckDB store or of retention is returned as a warning, not raised, and repaired later."""
         port = self.port(ProductRef(self.domain, product), major)  # validates the name before any path
+        check_write(self.domain, f"{self.domain}.{product}")  # before the lock file, or any byte
         check_columns(frame, port.ref)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with self._publish_lock(product):
             history = port.history()
             removed = port.remove_uncommitted(history)
             published = port.publish(table, run_id=run_id, product_version=version,
-                                     contract_fingerprint=contract_fingerprint, access=access)
+                                     contract_fingerprint=contract_fingerprint, access=access, lifecycle=lifecycle)
             sync_problems = self._sync(product, port, published, table) if major is None else []
             warnings = list(sync_problems)
             failpoint("storage:before-retention")
@@ -168,6 +172,7 @@ class DomainStorage:
         """Bring the product's DuckDB table to its port's latest version, and delete what killed
         publishes left behind. Returns the port's published versions, newest first (empty if
         it was never published)."""
+        check_write(self.domain, f"{self.domain}.{product}")
         port = self.port(ProductRef(self.domain, product))
         with self._publish_lock(product):
             history = port.history()
@@ -182,6 +187,7 @@ class DomainStorage:
         """If the product's current version does not read back whole, set it aside and bring the
         port, and its DuckDB table, back to the newest version that does (see
         `OutputPort.set_aside_unreadable`). None if the current version reads."""
+        check_write(self.domain, f"{self.domain}.{product}")
         port = self.port(ProductRef(self.domain, product))
         with self._publish_lock(product):
             moved = port.set_aside_unreadable()
@@ -195,6 +201,7 @@ class DomainStorage:
 
     def rebuild_warehouse(self) -> Path | None:
         """Move an unreadable DuckDB store aside; reconcile then rebuilds it from the ports."""
+        check_write(self.domain, f"the '{self.domain}' domain's DuckDB store")
         if not self.database_path.exists():
             return None
         aside = self.database_path.with_name(f"{self.database_path.name}.broken-{os.getpid()}")
@@ -206,6 +213,7 @@ class DomainStorage:
 
     def quarantine(self, product: str, frame: pd.DataFrame, *, run_id: str) -> str:
         """Keep a blocked output for debugging, in this domain's `quarantine` schema."""
+        check_write(self.domain, f"the '{self.domain}' domain's DuckDB store")
         table = pa.Table.from_pandas(frame.assign(_mesh_run_id=run_id), preserve_index=False)
         self.warehouse.replace(QUARANTINE_SCHEMA, product, table)
         return f"{QUARANTINE_SCHEMA}.{product}"
@@ -271,19 +279,14 @@ class DomainStorage:
         missing values NaN) instead of one Python object per value: a fraction of the memory, and
         no per-value conversion. `cache`: see `OutputPort.read` (one read of a version per run)."""
         port = self.port(ref, major)
-        latest = port.latest()
-        if latest.access != "public" and ref.domain != self.domain:
-            raise AccessDeniedError(
-                f"Domain '{self.domain}' may not read {ref}: its access is '{latest.access}', "
-                f"readable only inside the '{ref.domain}' domain. Ask its owners to make it public, "
-                "or read a public product instead."
-            )
-        version = latest.version if version is None else version
-        table = port.read(version, columns, cache=cache)
+        version = port.latest().version if version is None else version
+        # Access and lifecycle are checked by the port, for the run's domain inside a run (whatever
+        # this storage was made for), else for self.domain.
+        table = port.read(version, columns, cache=cache, reader=self.domain)
         if columns is not None:
             missing = [c for c in columns if c not in table.column_names]
             if missing:
-                stored = port.read(version, cache=cache).column_names
+                stored = port.read(version, cache=cache, reader=self.domain).column_names
                 raise ProductNotPublishedError(
                     f"{ref}{'' if major is None else f'@{major}'} has no column(s) {missing} at version "
                     f"{version}; its columns: {', '.join(stored)}. "

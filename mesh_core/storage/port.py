@@ -22,7 +22,7 @@ import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
 
 import pyarrow as pa
@@ -30,13 +30,17 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mesh_core.errors import (
+    AccessDeniedError,
     IntegrityError,
     ProductNotPublishedError,
     ProductOutputError,
     StorageError,
     VersionNotFoundError,
 )
+from mesh_core.declare.lifecycle import Lifecycle
+from mesh_core.declare.readable import read_findings
 from mesh_core.declare.ref import ProductRef
+from mesh_core.storage.acting import acting_domain, check_write
 from mesh_core.storage.failpoints import failpoint
 
 FORMAT = "1"  # bump when what Mesh writes into a port changes shape
@@ -63,6 +67,7 @@ class PortVersion:
     columns: tuple[str, ...]
     files: Mapping[str, str]  # data file name -> SHA-256
     committed_at: datetime  # the writer's clock: shown to people, never used to order versions
+    lifecycle: Lifecycle = Lifecycle()  # as declared when published (versions before this was recorded: active)
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +75,7 @@ class PortVersion:
             "product_version": self.product_version, "contract_fingerprint": self.contract_fingerprint,
             "access": self.access, "rows": self.rows, "columns": list(self.columns),
             "files": dict(self.files), "committed_at": self.committed_at.isoformat(),
+            "lifecycle": self.lifecycle.metadata(),
         }
 
 
@@ -147,12 +153,17 @@ class OutputPort:
         return None
 
     def read(self, version: int, columns: Sequence[str] | None = None, *,
-             cache: MutableMapping[tuple[str, int], list] | None = None) -> pa.Table:
+             cache: MutableMapping[tuple[str, int], list] | None = None, reader: str | None = None) -> pa.Table:
         """The product as of one published version, every data file verified against its checksum.
 
         With `columns`, only those are decoded (the ones the file has; the caller names the missing).
         With `cache`, a version's verified file contents are kept there and read from there
-        next time: a run reads each input's files once, however many of its steps read it."""
+        next time: a run reads each input's files once, however many of its steps read it.
+        A consumer's read (`reader`: the domain a `DomainStorage` was made for), and any read
+        from another domain's run, must pass the access and lifecycle rules (`check_read`)."""
+        acting = acting_domain(reader or self.ref.domain)
+        if reader is not None or acting != self.ref.domain:
+            self.check_read(acting)
         key = (self.uri, version)
         data = cache.get(key) if cache is not None else None
         if data is None:
@@ -161,6 +172,16 @@ class OutputPort:
                 cache[key] = data
         tables = [self._decode(buffer, name, version, columns) for name, buffer in data]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def check_read(self, reader: str) -> None:
+        """Refuse `reader` (a domain) what `mesh lint` would refuse its products: another domain's
+        non-public product, a retired one, another domain's draft, one deprecated past its date.
+        Decided by `mesh_core.declare.readable` from what the current version was published as."""
+        latest = self.latest()
+        errors, _ = read_findings(reader, self.ref, latest.access, latest.lifecycle, date.today())
+        if errors:
+            raise AccessDeniedError(f"Domain '{reader}' may not read {self.ref}: "
+                                    + " ".join(f"[{v.rule}] {v.message} Fix: {v.fix}" for v in errors))
 
     def _verified_files(self, version: int) -> list[tuple[str, pa.Buffer]]:
         published = self._published(version)
@@ -304,11 +325,13 @@ class OutputPort:
     # -- writing (the owning domain only, under its publish lock) ----------------------
 
     def publish(self, table: pa.Table, *, run_id: str, product_version: str, contract_fingerprint: str,
-                access: str) -> PortVersion:
-        """Write one data file and commit it as the product's new version."""
+                access: str, lifecycle: Lifecycle = Lifecycle()) -> PortVersion:
+        """Write one data file and commit it as the product's new version (the commit point:
+        only a run of the product's own domain, or an operator outside any run, gets here)."""
         from deltalake import CommitProperties, DeltaTable, Schema
         from deltalake.transaction import AddAction, create_table_with_add_actions
 
+        check_write(self.ref.domain, f"{self.ref}'s port")
         table, declared = _for_delta(table, self.ref)
         try:
             delta_schema = Schema.from_arrow(declared)
@@ -338,7 +361,7 @@ class OutputPort:
         metadata = {
             "run_id": run_id, "product_version": product_version, "contract_fingerprint": contract_fingerprint,
             "access": access, "rows": str(table.num_rows), "columns": json.dumps(table.column_names),
-            "files": json.dumps({name: sha256}), "format": FORMAT,
+            "files": json.dumps({name: sha256}), "format": FORMAT, "lifecycle": json.dumps(lifecycle.metadata()),
         }
         properties = CommitProperties(custom_metadata={_PREFIX + k: v for k, v in metadata.items()})
         try:
@@ -362,6 +385,7 @@ class OutputPort:
         files no remaining version references with it. Nothing is deleted; the port is then at
         that newest readable version (or empty, if none reads). None if the current version
         reads. Safe only under the product's publish lock."""
+        check_write(self.ref.domain, f"{self.ref}'s port")
         commits = self._commits()
         fs, root = self._filesystem()
         causes: dict[int, str] = {}
@@ -439,6 +463,7 @@ class OutputPort:
     def remove_uncommitted(self, history: Iterable[PortVersion]) -> list[str]:
         """Delete data files no version ever committed (left by killed publishes) and the
         log's temp files. Safe only under the product's publish lock."""
+        check_write(self.ref.domain, f"{self.ref}'s port")
         from deltalake import DeltaTable
 
         committed = {name for item in history for name in item.files}
@@ -465,6 +490,7 @@ class OutputPort:
 
     def vacuum(self, keep: Iterable[int]) -> list[str]:
         """Delete the files of every version not in `keep` (the current one is always kept)."""
+        check_write(self.ref.domain, f"{self.ref}'s port")
         from deltalake import DeltaTable
 
         if not self.exists():
@@ -501,8 +527,9 @@ class OutputPort:
                 access=get("access", "public"), rows=int(get("rows", 0)),
                 columns=tuple(json.loads(get("columns", "[]"))), files=json.loads(get("files", "{}")),
                 committed_at=datetime.fromtimestamp(int(commit.get("timestamp", 0)) / 1000, tz=timezone.utc),
+                lifecycle=Lifecycle.from_metadata(json.loads(get("lifecycle", "{}"))),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"The Delta log of {self.ref} is damaged: the metadata of version {version} at "
                                f"{self.uri} is unreadable ({exc}). {self._damage_fix()}") from None
 

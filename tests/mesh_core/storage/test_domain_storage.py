@@ -186,7 +186,7 @@ def test_internal_products_are_readable_only_by_their_own_domain(tmp_path):
     publish(DomainStorage(tmp_path, "sales"), pd.DataFrame({"n": [1]}), access="internal")
     assert DomainStorage(tmp_path, "sales").read(REF)["n"].tolist() == [1]
     for version in (None, 0):
-        with pytest.raises(AccessDeniedError, match=r"Domain 'reports' may not read sales\.orders: its access is 'internal'"):
+        with pytest.raises(AccessDeniedError, match=r"Domain 'reports' may not read sales\.orders: \[read-public-only\] .*whose access is 'internal'"):
             DomainStorage(tmp_path, "reports").read(REF, version=version)
 
 
