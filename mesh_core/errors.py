@@ -7,11 +7,20 @@ Dagster may run steps in subprocesses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colour and cursor codes
 
 
 class MeshError(Exception):
     """Root of every error Mesh raises."""
+
+
+def plain_message(text: str) -> str:
+    """A message as it must read in a file or a notification: without the terminal colour codes
+    some libraries and tools put in theirs."""
+    return _ANSI.sub("", text)
 
 
 @dataclass(frozen=True)

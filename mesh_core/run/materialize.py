@@ -9,7 +9,6 @@ appear in the UI like any other.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -18,9 +17,9 @@ import dagster as dg
 
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.ref import ProductRef
-from mesh_core.errors import MeshError
 from mesh_core.governance.workspace import Location, MeshWorkspace
 from mesh_core.instance.home import fail_dead_runs, run_tags
+from mesh_core.run.failure import failure_text
 from mesh_core.run.notify import notify_headless_run
 
 
@@ -145,7 +144,7 @@ def _product_results(location: Location, events) -> list[ProductResult]:
                 CheckSummary(data.check_name, data.passed, data.severity.value, data.description or "")
             )
         elif event.event_type_value == "STEP_FAILURE":
-            failures[event.step_key] = _error_text(data.error)
+            failures[event.step_key] = failure_text(data.error)
     results = []
     for ref in _live(location):
         step = "__".join(ref.asset_key.path)
@@ -163,24 +162,3 @@ def _product_results(location: Location, events) -> list[ProductResult]:
 def _live(location: Location) -> list[ProductRef]:
     return [ref for ref, spec in location.products.items() if Lifecycle.from_metadata(spec.metadata).status is not Status.RETIRED]
 
-
-def _error_text(error) -> str:
-    """The message an operator needs: Mesh's own error if the chain has one (it names the
-    product, the path and the fix), else the innermost cause, the user's exception."""
-    chain = []
-    while error is not None:
-        chain.append(error)
-        error = error.cause
-    if not chain:
-        return "unknown error"
-    mesh = next((e for e in chain if e.cls_name in _MESH_ERRORS), None)
-    chosen = mesh or chain[-1]
-    # Mesh's own errors are written for operators; the class path adds nothing.
-    return re.sub(r"^mesh_core\.errors\.\w+: ", "", chosen.message.strip())
-
-
-def _subclasses(cls: type) -> set[str]:
-    return {cls.__name__}.union(*(_subclasses(sub) for sub in cls.__subclasses__()))
-
-
-_MESH_ERRORS = _subclasses(MeshError)

@@ -11,7 +11,9 @@ to the domain's notifier. The default appends one JSON line per notification to
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import Sequence
 import dagster as dg
 
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import BreakingChangeError, MeshError, PublishBlockedError
+from mesh_core.errors import BreakingChangeError, PublishBlockedError, plain_message
+from mesh_core.run.failure import error_chain, failure_text
 
 FAILURE_SENSOR_INTERVAL_ENV = "MESH_FAILURE_SENSOR_INTERVAL_SECONDS"
 
@@ -100,7 +103,8 @@ def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, prod
         if product is None:
             continue
         error = event.event_specific_data.error if event.event_specific_data else None
-        classes, message = _error_chain(error)
+        classes = {e.cls_name for e in error_chain(error)}
+        message = failure_text(error) if error is not None else "the run failed before this product was published"
         found[str(product.ref)] = Notification(str(product.ref), tuple(product.owners),
                                                "blocked" if _BLOCKED & set(classes) else "failed",
                                                run.run_id, message, at)
@@ -114,7 +118,7 @@ def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, prod
                 product = by_key[key]
                 found[str(product.ref)] = Notification(
                     str(product.ref), tuple(product.owners), "failed", run.run_id,
-                    run_failure_message or "the run stopped before this product was published", at)
+                    plain_message(run_failure_message or "the run stopped before this product was published"), at)
     return list(found.values())
 
 
@@ -141,34 +145,17 @@ def notify_headless_run(defs: dg.Definitions, domain: str, instance: dg.DagsterI
     [failure] = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records or [None]
     if failure is None:
         return
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_event=failure.event_log_entry.dagster_event, dagster_instance=instance,
-        dagster_run=run).for_run_failure()
+    context = dg.RunFailureSensorContext(sensor_name=sensor.name, dagster_run=run, instance=instance,
+                                         dagster_event=failure.event_log_entry.dagster_event, logger=_plain_logger())
     sensor(context)
 
 
-def _error_chain(error) -> tuple[set[str], str]:
-    """The class names along an error's causes, and the innermost message (the user's error),
-    or the first Mesh error's: it already says what and how to fix, and the library error
-    under it (a Rust backtrace, say) is for the traceback, not the owners."""
-    classes, message, mesh_errors = set(), "", _mesh_error_names()
-    while error is not None:
-        classes.add(error.cls_name or "")
-        text = (error.message or "").strip()
-        head, _, rest = text.partition(": ")
-        if error.cls_name and head.split(".")[-1] == error.cls_name:  # "module.Class: message"
-            text = rest
-        message = text or message
-        if error.cls_name in mesh_errors:
-            break
-        error = error.cause
-    return classes, message or "the run failed before this product was published"
+def _plain_logger() -> logging.Logger:
+    """Dagster's own sensor logger colours its lines whenever stdout is a terminal, even when
+    stderr goes to a file (`mesh materialize 2> run.log`): the owners' notices are logged plain."""
+    logger = logging.Logger("mesh.notify", logging.INFO)  # not registered: no propagation to the user's handlers
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s - mesh - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S %z"))
+    logger.addHandler(handler)
+    return logger
 
-
-def _mesh_error_names() -> set[str]:
-    found, todo = set(), [MeshError]
-    while todo:
-        kind = todo.pop()
-        found.add(kind.__name__)
-        todo += kind.__subclasses__()
-    return found

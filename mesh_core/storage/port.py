@@ -36,6 +36,7 @@ from mesh_core.errors import (
     ProductOutputError,
     StorageError,
     VersionNotFoundError,
+    plain_message,
 )
 from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.readable import read_findings
@@ -577,7 +578,6 @@ def _for_delta(table: pa.Table, ref: ProductRef) -> tuple[pa.Table, pa.Schema]:
     return written, pa.schema(declared)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MAX_CAUSE = 300
 # Where a Rust backtrace starts: its header, or its first numbered frame ("   0: <unknown>").
 _BACKTRACE = re.compile(r"\n\s*(?:Stack backtrace|Backtrace|\d+: )")
@@ -586,7 +586,7 @@ _BACKTRACE = re.compile(r"\n\s*(?:Stack backtrace|Backtrace|\d+: )")
 def _cause(exc: BaseException) -> str:
     """What the library or the operating system said, on one line: no colours, no Rust
     backtrace (RUST_BACKTRACE may be set), no debug dump past a few hundred characters."""
-    text = _ANSI.sub("", str(exc))
+    text = plain_message(str(exc))
     text = _BACKTRACE.split(text, maxsplit=1)[0]
     text = " ".join(text.replace("↳", "").split())
     if len(text) > _MAX_CAUSE:
