@@ -17,6 +17,16 @@ def contract_columns(contract: type[pa.DataFrameModel]) -> list[str]:
     return list(contract.to_schema().columns)
 
 
+def key_columns(contract: type[pa.DataFrameModel]) -> list[str]:
+    """The columns that name one row: the contract's multi-column key (Config.unique), else its
+    unique columns. Failure samples show them, so an owner can find the rows."""
+    schema = contract.to_schema()
+    unique = schema.unique
+    if unique:
+        return [unique] if isinstance(unique, str) else list(unique)
+    return [name for name, column in schema.columns.items() if column.unique]
+
+
 def column_specs(contract: type[pa.DataFrameModel]) -> list[dict]:
     """The contract's columns as plain values: name, type, description, nullable, unique, checks."""
     return [

@@ -52,6 +52,15 @@ def test_the_producer_audit_runs_its_consumers_expectations_as_warnings(workspac
     assert spec.metadata["mesh/version"] == "2.1.0"
 
 
+def test_a_failing_consumer_expectation_names_the_failing_rows_by_the_producer_key(workspace, instance):
+    result = materialize_domain(workspace.location("supplier"), instance)
+    [evaluation] = [record.event_log_entry.dagster_event.event_specific_data for record in instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+        if record.event_log_entry.dagster_event.event_specific_data.check_name == RELIED]
+    # Part 2 is active and has no price; parts is keyed by part_id (unique in its contract).
+    assert evaluation.metadata["unexpected_sample"].value == "part_id=2: price=null"
+
+
 def test_both_majors_are_published_and_a_pinned_reader_keeps_reading_the_old_one(workspace, instance, dagster_home):
     materialize_domain(workspace.location("supplier"), instance)
     ports = storage(dagster_home)

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from mesh_core.declare.contract import key_columns
 from mesh_core.declare.expectation import Severity
 from mesh_core.declare.majors import PreviousMajor
 from mesh_core.declare.product import DataProduct
@@ -35,7 +36,8 @@ def audit(product: DataProduct, frame: pd.DataFrame, previous_majors: Sequence[P
     each older major still published from the validated output and audit it against its own contract."""
     contract_outcome, validated = run_contract(product.contract, frame, min_rows=product.min_rows)
     checked = validated if validated is not None else frame
-    outcomes = [contract_outcome, *run_suite(product.suite_name, product.suite, checked)]
+    keys = key_columns(product.contract)  # how a failure's sample names its rows
+    outcomes = [contract_outcome, *run_suite(product.suite_name, product.suite, checked, keys)]
     previous = {}
     for item in previous_majors:
         name = previous_check_name(item.major)
@@ -56,12 +58,12 @@ def audit(product: DataProduct, frame: pd.DataFrame, previous_majors: Sequence[P
                                 description=f"Major {item.major}: {outcome.description}"))
         if old is not None:
             previous[item.major] = old
-    outcomes += _consumers_expectations(product, checked, previous)
+    outcomes += _consumers_expectations(product, checked, previous, keys)
     return AuditReport(tuple(outcomes), validated, previous)
 
 
-def _consumers_expectations(product: DataProduct, current: pd.DataFrame, previous: Mapping[int, pd.DataFrame]
-                            ) -> list[CheckOutcome]:
+def _consumers_expectations(product: DataProduct, current: pd.DataFrame, previous: Mapping[int, pd.DataFrame],
+                            keys: Sequence[str]) -> list[CheckOutcome]:
     """The expectations consumers rely on, each on the major its consumer reads. One that GX
     cannot build (a consumer's typo), or whose major is not published, fails alone, as a warning:
     never a reason to stop the producer, nor to skip the other consumers' checks."""
@@ -80,7 +82,7 @@ def _consumers_expectations(product: DataProduct, current: pd.DataFrame, previou
             runnable.setdefault(major if frame is not current else None, (frame, []))[1].append(item)
     for major, (frame, items) in runnable.items():
         suffix = "" if major is None else f".v{major}"
-        outcomes += run_suite(f"{product.suite_name}.consumers{suffix}", items, frame)
+        outcomes += run_suite(f"{product.suite_name}.consumers{suffix}", items, frame, keys)
     return outcomes
 
 

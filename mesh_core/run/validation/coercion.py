@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from mesh_core.run.validation.outcome import shown_value
+
 SAMPLE = 5  # changed values quoted in the problem
 MAX_CASES = 50  # changed values kept as failure cases per column; the count covers all
 
@@ -30,7 +32,7 @@ class ChangedValues:
     after: pd.Series  # the same, as coercion made them
 
     def problem(self) -> str:
-        sample = ", ".join(f"{show(b)} → {show(a)}" for b, a in zip(self.before[:SAMPLE], self.after[:SAMPLE]))
+        sample = ", ".join(f"{shown_value(b)} → {shown_value(a)}" for b, a in zip(self.before[:SAMPLE], self.after[:SAMPLE]))
         more = f", and {self.count - SAMPLE} more" if self.count > SAMPLE else ""
         return (f"{self.column}: coercion to {self.dtype} would change {self.count} value(s) ({sample}{more}); "
                 "a contract may change how a value is stored, never the value: convert or round the column in "
@@ -41,7 +43,7 @@ class ChangedValues:
         return pd.DataFrame({
             "schema_context": "Column", "column": self.column, "check": f"coerce_dtype('{self.dtype}') without loss",
             "check_number": None,
-            "failure_case": [f"{show(b)} → {show(a)}" for b, a in zip(self.before, self.after)],
+            "failure_case": [f"{shown_value(b)} → {shown_value(a)}" for b, a in zip(self.before, self.after)],
             "index": list(self.before.index),
         })
 
@@ -110,8 +112,3 @@ def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
 
 def _is_text(dtype) -> bool:
     return dtype == object or pd.api.types.is_string_dtype(dtype)
-
-
-def show(value) -> str:
-    """A value as a message quotes it: text in quotes, so "3" and 3 read apart."""
-    return repr(value) if isinstance(value, str) else str(value)

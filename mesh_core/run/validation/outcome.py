@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from mesh_core.declare.expectation import Severity
@@ -49,3 +50,20 @@ def failure_table(frame: pd.DataFrame) -> dg.TableMetadataValue:
     ]
     schema = dg.TableSchema(columns=[dg.TableColumn(name=col, type="string") for col in columns])
     return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def shown_value(value) -> str:
+    """One value as a message quotes it: text in quotes (so "3" and 3 read apart), numbers plain,
+    a missing value as null."""
+    if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+        return "null"
+    if isinstance(value, np.generic) and not isinstance(value, (np.datetime64, np.timedelta64)):
+        value = value.item()  # np.int64(2) reads 2
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def describe_counts(counts: dict[str, int], limit: int = 10) -> str:
+    """'C' (2 rows), 'D' (1 row), …: the most frequent first, as counted."""
+    shown = [f"{value} ({count} row{'s' if count != 1 else ''})" for value, count in list(counts.items())[:limit]]
+    more = len(counts) - limit
+    return ", ".join(shown) + (f" and {more} more value(s)" if more > 0 else "")

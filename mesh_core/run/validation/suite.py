@@ -10,9 +10,10 @@ from typing import Sequence
 import pandas as pd
 
 from mesh_core.declare.expectation import Expectation, Severity
-from mesh_core.run.validation.outcome import CheckOutcome
+from mesh_core.run.validation.outcome import CheckOutcome, describe_counts, shown_value
 
 _GX_SEVERITY = {Severity.ERROR: "critical", Severity.WARNING: "warning"}
+_SAMPLE = 20  # failing rows shown per expectation; the counts cover all of them
 _RESULT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "observed_value")
 
 
@@ -31,12 +32,17 @@ def build_gx_expectations(expectations: Sequence[Expectation]) -> list:
     return built
 
 
-def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.DataFrame) -> list[CheckOutcome]:
-    """Validate `frame` against the suite in an ephemeral GX context: one outcome per expectation."""
+def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.DataFrame,
+              keys: Sequence[str] = ()) -> list[CheckOutcome]:
+    """Validate `frame` against the suite in an ephemeral GX context: one outcome per expectation.
+    A failure's sample names its rows by the `keys` columns (by their position when there are none)."""
+    keys = [key for key in keys if key in frame.columns]
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE,
+                     **({"unexpected_index_column_names": keys} if keys else {})}
     with _SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
         validation = _validation(suite_name, expectations)
         try:
-            result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+            result = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
         finally:
             _SUITES.release()
 
@@ -48,7 +54,7 @@ def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.Da
         metadata: dict = {"expectation": item.summary(), "suite": suite_name}
         metadata.update({k: _plain(details[k]) for k in _RESULT_KEYS if details.get(k) is not None})
         if details.get("partial_unexpected_list"):
-            metadata["unexpected_sample"] = ", ".join(map(str, details["partial_unexpected_list"][:20]))
+            metadata["unexpected_sample"] = _sample(item, details, keys)
         exception = _exception_message(evr.exception_info)
         if exception:
             metadata["exception"] = exception
@@ -130,5 +136,33 @@ def _describe(item: Expectation, passed: bool, details: dict, exception: str | N
     if exception:
         return f"{text}: could not be evaluated: {exception}"
     if details.get("unexpected_count") is not None:
-        return f"{text}: {details['unexpected_count']} of {details.get('element_count')} rows unexpected"
+        found = f"{text}: {details['unexpected_count']} of {details.get('element_count')} rows unexpected"
+        if "value_set" in item.params and details.get("partial_unexpected_counts"):  # which values, how often
+            counts = {shown_value(c["value"]): int(c["count"]) for c in details["partial_unexpected_counts"]}
+            complete = sum(counts.values()) >= details["unexpected_count"]
+            found += f" ({'' if complete else f'among the first {_SAMPLE}: '}{describe_counts(counts)})"
+        return found
     return f"{text}: observed {details.get('observed_value')!r}"
+
+
+def _sample(item: Expectation, details: dict, keys: Sequence[str]) -> str:
+    """The first failing rows, each by its key columns and the values checked: `flight_id=7: dep_delay=null`."""
+    values = details.get("partial_unexpected_list") or []
+    rows = details.get("partial_unexpected_index_list") or []
+    if len(rows) != len(values):  # an expectation GX gives no row index for: the values alone
+        return ", ".join(map(shown_value, values))
+    shown = []
+    for row, value in zip(rows, values):
+        if isinstance(row, dict):  # {key: ..., checked column: ...}
+            named = ", ".join(f"{k}={shown_value(row[k])}" for k in keys if k in row)
+            checked = ", ".join(f"{k}={shown_value(v)}" for k, v in row.items() if k not in keys)
+            shown.append(f"{named}: {checked}" if checked else named)
+        else:
+            shown.append(f"row {row}: {_checked(item, value)}")
+    return "; ".join(shown)
+
+
+def _checked(item: Expectation, value) -> str:
+    if isinstance(value, tuple):  # a pair or several columns: the values in the order GX checked them
+        return "(" + ", ".join(map(shown_value, value)) + ")"
+    return f"{item.column}={shown_value(value)}" if item.column else shown_value(value)

@@ -125,7 +125,7 @@ def test_suite_reports_one_outcome_per_expectation_with_severity():
     assert (null_check.passed, null_check.severity, null_check.blocks_publish) == (False, Severity.WARNING, False)
     assert null_check.metadata["unexpected_count"] == 1
     between = outcomes["column_values_to_be_between__value"]
-    assert not between.passed and between.blocks_publish and between.metadata["unexpected_sample"] == "900.0"
+    assert not between.passed and between.blocks_publish and between.metadata["unexpected_sample"] == "row 2: value=900.0"
     assert outcomes["unique_values"].passed
 
 
@@ -163,3 +163,38 @@ def test_one_gx_context_serves_every_suite_and_keeps_no_validated_frame(monkeypa
     del frame
     gc.collect()
     assert alive() is None  # GX's batch cache let go of it
+
+
+class Statuses(pa.DataFrameModel):
+    order_id: Series[int] = pa.Field(unique=True)
+    status: Series[str] = pa.Field(isin=["open", "shipped"])
+    carrier: Series[str] = pa.Field(notin=["unknown"])
+
+    class Config:
+        strict = True
+
+
+def test_a_failing_set_of_allowed_values_names_the_offending_values_and_their_counts(instance):
+    import dagster as dg
+
+    from mesh_core import data_product, domain_definitions
+
+    @data_product(domain="shop", description="One row per order.", owners=["team:shop"], contract=Statuses,
+                  suite=[Expectation("ExpectColumnValuesToBeInSet", column="status", value_set=["open", "shipped"],
+                                     name="known_status", severity="warning")])
+    def orders():
+        return pd.DataFrame({"order_id": [1, 2, 3, 4, 5, 6], "status": ["open", "lost", "lost", "Open", "shipped", "lost"],
+                             "carrier": ["ups", "unknown", "dhl", "ups", "dhl", "dhl"]})
+
+    defs = domain_definitions("shop", [orders])
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
+    evaluations = {record.event_log_entry.dagster_event.event_specific_data.check_name:
+                   record.event_log_entry.dagster_event.event_specific_data
+                   for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records}
+    contract = evaluations["contract"]
+    assert "status: isin(['open', 'shipped']) (4 failures: 'lost' (3 rows), 'Open' (1 row))" in contract.description
+    assert "carrier: notin(['unknown']) (1 failures: 'unknown' (1 row))" in contract.description
+    assert contract.metadata["offending_values"].value == {"status: isin(['open', 'shipped'])": {"'lost'": 3, "'Open'": 1},
+                                                            "carrier: notin(['unknown'])": {"'unknown'": 1}}
+    # The suite's checks run on the unvalidated frame too (every problem reported at once): GX says the same.
+    assert evaluations["known_status"].description.endswith("4 of 6 rows unexpected ('lost' (3 rows), 'Open' (1 row))")
