@@ -43,11 +43,24 @@ def pinned_read(instance: dg.DagsterInstance, run_id: str, ref: ProductRef, majo
             return _port_version(materialization, ref, major)
     pinned = _latest_before(instance, ref, _run_position(instance, run_id), major)
     if pinned is None:
-        raise ProductNotPublishedError(
-            f"Product {ref} had no published version when run {run_id[:8]} started. "
-            f"Materialize the '{ref.domain}' domain first, e.g. `mesh materialize --domain {ref.domain}`."
-        )
+        raise not_published(run_id, [ref])
     return pinned
+
+
+def not_published(run_id: str, refs: Sequence[ProductRef]) -> ProductNotPublishedError:
+    """The error for inputs with no version to read, naming every one and every domain to run first."""
+    refs = sorted(set(refs), key=str)
+    domains = sorted({ref.domain for ref in refs})
+
+    def listed(items: list[str]) -> str:
+        return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+    return ProductNotPublishedError(
+        f"{'Product' if len(refs) == 1 else 'Products'} {listed([str(r) for r in refs])} had no published version "
+        f"when run {run_id[:8]} started. Materialize the {listed([repr(d) for d in domains])} "
+        f"domain{'s' if len(domains) > 1 else ''} first, e.g. "
+        f"`mesh materialize {' '.join(f'--domain {domain}' for domain in domains)}`."
+    )
 
 
 def versions_in_use(instance: dg.DagsterInstance, ref: ProductRef) -> set[int]:

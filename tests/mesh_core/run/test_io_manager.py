@@ -54,3 +54,23 @@ def test_a_run_reads_and_verifies_each_input_version_once_however_many_steps_rea
         assert reads == [published.version.version] * run  # once per run: a new run reads (and verifies) afresh
     shop = DomainStorage(data_dir, "shop")
     assert shop.read(labels.ref).to_dict("list") == {"item_id": [1, 2], "label": ["a", "b"]}
+
+
+def test_a_consumer_run_before_its_producers_names_every_missing_producer(instance):
+    from mesh_core.governance.workspace import MeshWorkspace
+    from mesh_core.run.materialize import materialize_domain
+    from tests.support import WORKSPACES
+
+    workspace = MeshWorkspace.load(WORKSPACES / "combiner_first.yaml")
+    first = materialize_domain(workspace.location("combiner"), instance)
+    [product] = first.products
+    assert (product.status, product.message) == ("failed", (
+        f"Products source.readings and supplier.parts had no published version when run {first.run_id[:8]} started. "
+        "Materialize the 'source' and 'supplier' domains first, e.g. `mesh materialize --domain source --domain supplier`."))
+    materialize_domain(workspace.location("source"), instance)
+    second = materialize_domain(workspace.location("combiner"), instance)
+    assert second.products[0].message == (
+        f"Product supplier.parts had no published version when run {second.run_id[:8]} started. "
+        "Materialize the 'supplier' domain first, e.g. `mesh materialize --domain supplier`.")
+    materialize_domain(workspace.location("supplier"), instance)
+    assert materialize_domain(workspace.location("combiner"), instance).products[0].status == "published"
