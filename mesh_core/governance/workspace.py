@@ -161,10 +161,13 @@ class MeshWorkspace:
                     continue
                 if upstream not in products:
                     hint = did_you_mean(str(upstream), [str(ref) for ref in products])
+                    listed = upstream.domain in {loc.name for loc in self.locations}
                     found.append(Violation(consumer.domain, consumer.product, "inputs-exist",
                                            f"reads {upstream}, which no domain in the workspace publishes{hint}.",
-                                           "fix the reference or add the domain that owns it to workspace.yaml."
-                                           + unlisted_hint(self.path, upstream.domain)))
+                                           (f"fix the reference: domain '{upstream.domain}' has no product "
+                                            f"'{upstream.product}'." if listed else
+                                            "fix the reference or add the domain that owns it to workspace.yaml."
+                                            + unlisted_hint(self.path, upstream.domain))))
                     continue
                 metadata = products[upstream][1].metadata
                 errors, warned = read_findings(consumer, upstream, metadata["mesh/access"],
@@ -206,12 +209,22 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 def unlisted_hint(workspace: Path, domain: str) -> str:
-    """A domain folder beside the workspace that workspace.yaml does not list."""
+    """A domain folder beside the workspace that workspace.yaml does not list (said only when it
+    does not: a misspelled product of a listed domain is not a missing entry)."""
     folder = workspace.parent / "domains" / str(domain)
-    if (folder / "definitions.py").exists():
+    if (folder / "definitions.py").exists() and not _lists(workspace, str(domain)):
         return (f" The folder {folder} exists but {workspace.name} does not list it: add `- python_module: "
                 f"{{module_name: domains.{domain}.definitions, location_name: {domain}, working_directory: .}}`.")
     return ""
+
+
+def _lists(workspace: Path, domain: str) -> bool:
+    """Whether workspace.yaml has an entry for the domain, by location name or by its module."""
+    try:
+        entries = read_entries(workspace)
+    except WorkspaceError:
+        return False
+    return any(name == domain or module == f"domains.{domain}.definitions" for name, module, _ in entries)
 
 
 def published_columns(metadata, major: int | None) -> tuple[int | None, list[str] | None, dict | None]:

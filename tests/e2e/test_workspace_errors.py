@@ -56,3 +56,54 @@ def test_a_domain_folder_missing_from_the_workspace_is_pointed_out(tmp_path):
                    cwd=tmp_path)
     assert run.returncode == 2
     assert "domains/penguins exists but workspace.yaml does not list it" in run.stderr, run.stderr
+
+
+DOMAIN = '''import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from mesh_core import Expectation, data_product, domain_definitions
+
+
+class Items(pa.DataFrameModel):
+    item_id: Series[int] = pa.Field(unique=True, description="Item number.")
+
+    class Config:
+        strict = True
+
+
+@data_product(domain="{name}", description="One row per item.", owners=["team:{name}"], contract=Items,
+              suite=[Expectation("ExpectColumnValuesToNotBeNull", column="item_id")], inputs={inputs})
+def {product}({params}):
+    return pd.DataFrame({{"item_id": [1]}})
+
+
+defs = domain_definitions("{name}", [{product}])
+'''
+
+
+def test_a_misspelled_input_of_a_listed_domain_gets_did_you_mean_but_no_unlisted_hint(tmp_path):
+    # producer and consumer both have folders under domains/ and entries in workspace.yaml
+    for name, product, inputs, params in (("producer", "items", "{}", ""),
+                                          ("consumer", "copies", "{'items': 'producer.itemz'}", "items")):
+        folder = tmp_path / "domains" / name
+        folder.mkdir(parents=True)
+        (tmp_path / "domains" / "__init__.py").write_text("")
+        (folder / "__init__.py").write_text("")
+        (folder / "definitions.py").write_text(DOMAIN.format(name=name, product=product, inputs=inputs, params=params))
+    cwd = str(tmp_path)
+    (tmp_path / "workspace.yaml").write_text("load_from:\n" + entry("domains.producer.definitions", "producer", cwd)
+                                             + entry("domains.consumer.definitions", "consumer", cwd))
+    home = make_dagster_home(tmp_path)
+    run = run_mesh("lint", "-w", str(tmp_path / "workspace.yaml"), home=home, cwd=tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    [finding] = [line for line in (run.stdout + run.stderr).splitlines() if "[inputs-exist]" in line]
+    assert "reads producer.itemz, which no domain in the workspace publishes (did you mean 'producer.items'?)" in finding
+    assert "does not list it" not in finding and "add the domain" not in finding, finding
+    assert "Fix: fix the reference: domain 'producer' has no product 'itemz'." in finding
+
+    # The hint stays where it is true: the producer's folder is there, its entry is not.
+    (tmp_path / "workspace.yaml").write_text("load_from:\n" + entry("domains.consumer.definitions", "consumer", cwd))
+    run = run_mesh("lint", "-w", str(tmp_path / "workspace.yaml"), home=home, cwd=tmp_path)
+    [finding] = [line for line in run.stdout.splitlines() if "[inputs-exist]" in line]
+    assert "domains/producer exists but workspace.yaml does not list it" in finding, finding
