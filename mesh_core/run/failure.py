@@ -29,7 +29,7 @@ def error_chain(error) -> list:
 
 def failure_text(error) -> str:
     """Mesh's own error if the chain has one, else the error the product's code raised, with the
-    file and line of its innermost frame in the domain's code; on one readable line per cause."""
+    file and line of its innermost frame in the domain's code; in plain text."""
     chain = error_chain(error)
     if not chain:
         return "unknown error"

@@ -78,7 +78,7 @@ def deliver(notifier: Notifier, notification: Notification, log) -> None:
     try:
         notifier.notify(notification, log)
     except Exception as exc:
-        record = {**notification.as_dict(), "undelivered_because": f"{type(exc).__name__}: {exc}"}
+        record = {**notification.as_dict(), "undelivered_because": plain_message(f"{type(exc).__name__}: {exc}")}
         log.error(f"The notifier {type(notifier).__name__} failed ({exc}); the notification is kept: {json.dumps(record)}")
         try:
             _append(Path(os.environ.get("DAGSTER_HOME", ".")) / "mesh" / "undelivered.jsonl", record)

@@ -79,7 +79,6 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
     ), validated
 
 
-
 def _value_set_checks(contract) -> set[tuple[str, str]]:
     """(column, check) of the contract's checks against a set of values (isin, notin, and custom
     checks whose statistics hold a collection), as Pandera names them in failure cases."""
