@@ -10,7 +10,7 @@ from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import AccessDeniedError, ProductNotPublishedError
-from mesh_core.run.provenance import PORT_VERSION, not_published, pinned_read, versions_in_use
+from mesh_core.run.provenance import PORT_VERSION, not_published, pinned_read, unpublished, versions_in_use
 from mesh_core.storage.acting import acting_for
 from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
 from mesh_core.storage.retention import Retention
@@ -76,10 +76,11 @@ class MeshIOManager(dg.ConfigurableIOManager):
         step = context.step_context
         try:
             port, version = pinned_read(step.instance, step.run_id, ref, spec.major)
-        except ProductNotPublishedError:  # a consumer run before its producers: name all of them at once
-            missing = [other.ref for other in _declared_inputs(step)
-                       if not _published_for(step.instance, step.run_id, other)] or [ref]
-            raise not_published(step.run_id, missing) from None
+        except ProductNotPublishedError:
+            missing = unpublished(step.instance, step.run_id, _declared_inputs(step))
+            if ref not in missing:
+                raise  # published, but not at the major this input pins: that error says so
+            raise not_published(step.run_id, missing) from None  # run before its producers: name them all
         if self._run_reads[0] != step.run_id:  # a new run reads afresh: versions are pinned per run
             self._run_reads = (step.run_id, {})
         with acting_for(self._step_domain(step)):
@@ -101,14 +102,6 @@ class MeshIOManager(dg.ConfigurableIOManager):
         return self.domain
 
 
-def _declared_inputs(step) -> list[Input]:
-    """Every input the step's product declares."""
-    return [Input.from_dict(spec) for spec in (d.metadata.get("mesh/input") for d in step.op_def.input_defs) if spec]
-
-
-def _published_for(instance: dg.DagsterInstance, run_id: str, spec: Input) -> bool:
-    try:
-        pinned_read(instance, run_id, spec.ref, spec.major)
-    except ProductNotPublishedError:
-        return False
-    return True
+def _declared_inputs(step) -> list[ProductRef]:
+    """The products the step's product declares as inputs."""
+    return [Input.from_dict(spec).ref for spec in (d.metadata.get("mesh/input") for d in step.op_def.input_defs) if spec]

@@ -47,6 +47,15 @@ def pinned_read(instance: dg.DagsterInstance, run_id: str, ref: ProductRef, majo
     return pinned
 
 
+def unpublished(instance: dg.DagsterInstance, run_id: str, refs: Iterable[ProductRef]) -> list[ProductRef]:
+    """Of `refs`, those run `run_id` has no version of at all: none published before it started, nor in it."""
+    own = {record.asset_materialization.asset_key for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records if record.asset_materialization}
+    position = _run_position(instance, run_id)
+    return [ref for ref in refs if ref.asset_key not in own and not instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ref.asset_key, before_storage_id=position), limit=1).records]
+
+
 def not_published(run_id: str, refs: Sequence[ProductRef]) -> ProductNotPublishedError:
     """The error for inputs with no version to read, naming every one and every domain to run first."""
     refs = sorted(set(refs), key=str)
