@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
+from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.product import DataProduct
 from mesh_core.declare.rules import Rule
 from mesh_core.errors import Violation
@@ -73,6 +74,25 @@ class PublicContractsStrict(Policy):
                                  f"set `strict = True` in {product.contract.__name__}.Config, or make the product internal.")
 
 
+SCAFFOLD_TODO = "TODO:"  # what `mesh new` writes where only the engineer knows the words
+
+
+class DescriptionsWritten(Policy):
+    """A product leaves draft with its description and its columns' written, not the scaffold's TODO text."""
+
+    def check(self, product, domain=None):
+        if product.lifecycle.status is Status.DRAFT:  # work in progress: the TODOs are the to-do list
+            return
+        if SCAFFOLD_TODO in (product.description or ""):
+            yield self.violation(product, f"the description is still the scaffold's text: {product.description!r}.",
+                                 "say what one row is and where it comes from (or keep status='draft' until you can).")
+        todo = [name for name, column in product.contract.to_schema().columns.items()
+                if SCAFFOLD_TODO in (column.description or "")]
+        if todo:
+            yield self.violation(product, f"columns still described by the scaffold's TODO text: {', '.join(todo)}.",
+                                 f"write what each means in pa.Field(description='...') in {product.contract.__name__}.")
+
+
 PERSONAL = {"personal", "pii"}
 MASKING_METHODS = {"hash", "sha256", "sha512", "hmac", "mask", "redact", "tokenize", "truncate", "generalize"}
 
@@ -116,4 +136,5 @@ POLICIES: tuple[Policy, ...] = (
     PublicContractsStrict(),
     PersonalDataProtected(),
     OwnersInDomainTeams(),
+    DescriptionsWritten(),
 )

@@ -167,3 +167,25 @@ def test_only_a_known_masking_method_counts_as_masked():
 
     with pytest.raises(DefinitionError, match=r"\[personal-data-protected\] store\.stock: column 'label' is classified personal"):
         domain_definitions("store", [product(contract=NotReallyMasked)], governance=DEFAULTS)
+
+
+class ScaffoldedContract(pa.DataFrameModel):
+    item_id: Series[int] = pa.Field(description="The item.")
+    label: Series[str] = pa.Field(description="TODO: what this column means (from 'Label').")
+
+    class Config:
+        strict = True
+
+
+def test_the_scaffolds_todo_text_stops_an_active_product_and_is_the_to_do_list_of_a_draft():
+    todo = dict(description="One row per item in stock. TODO: name the grain.", contract=ScaffoldedContract)
+    with pytest.raises(DefinitionError) as caught:
+        domain_definitions("store", [product(**todo)], governance=DEFAULTS)
+    message = str(caught.value)
+    assert ("[descriptions-written] store.stock: the description is still the scaffold's text: "
+            "'One row per item in stock. TODO: name the grain.'") in message
+    assert ("[descriptions-written] store.stock: columns still described by the scaffold's TODO text: label. "
+            "Fix: write what each means in pa.Field(description='...') in ScaffoldedContract.") in message
+    assert findings(domain_definitions("store", [product(**todo, status="draft")], governance=DEFAULTS)) == []
+    written = product(contract=MaskedCustomersContract)
+    assert findings(domain_definitions("store", [written], governance=DEFAULTS)) == []
