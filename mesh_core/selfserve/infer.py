@@ -2,7 +2,9 @@
 
 Types and nullability come from the data; ranges and allowed values from what it holds (a
 sample says what was, not what may be: review them); uniqueness where the data shows it.
-Dirty data is reported as warnings, never silently promoted into the contract.
+Dirty data is reported as warnings, never silently promoted into the contract. Text that is
+all ISO 8601 dates or timestamps (as a CSV holds them) is typed as timestamps, marked `from_text`
+so the product parses it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import keyword
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import pandas as pd
 
 MAX_CATEGORIES = 12  # a text column with at most this many distinct values gets an `isin`
+# A date, or a date and time, as ISO 8601 writes it; with a zone (Z or an offset) or without.
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?P<zone>Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,7 @@ class InferredColumn:
     annotation: str  # pandera.typing annotation
     field_args: tuple[str, ...]  # pa.Field(...) arguments
     required: bool
+    from_text: bool = False  # timestamps the data holds as text: the product parses them (utc: with a zone)
 
 
 @dataclass
@@ -65,6 +71,7 @@ def infer(frame: pd.DataFrame) -> Inference:
             raise ValueError(f"column {source!r} holds lists or records; a contract holds flat columns: flatten it first")
         nulls = int(series.isna().sum())
         args: list[str] = []
+        from_text = False
         if nulls:
             args.append("nullable=True")
         values = series.dropna()
@@ -97,6 +104,11 @@ def infer(frame: pd.DataFrame) -> Inference:
         elif pd.api.types.is_datetime64_any_dtype(series):
             annotation = "pd.Timestamp"
             _warn_nanoseconds(result, source, values)
+        elif (zoned := _iso_datetimes(values)) is not None:
+            annotation = 'pd.DatetimeTZDtype("ns", "UTC")' if zoned else "pd.Timestamp"
+            from_text = True
+            if zoned:
+                result.warnings.append(f"column {source!r} holds timestamps with a zone: published in UTC")
         else:
             annotation = "str"
             texts = values.astype(str)
@@ -117,8 +129,25 @@ def infer(frame: pd.DataFrame) -> Inference:
             result.unique = True
         if nulls and nulls < rows:
             result.warnings.append(f"column {source!r} has {nulls} null(s) of {rows}: declared nullable")
-        result.columns.append(InferredColumn(name, str(source), annotation, tuple(args), nulls == 0))
+        result.columns.append(InferredColumn(name, str(source), annotation, tuple(args), nulls == 0, from_text))
     return result
+
+
+def _iso_datetimes(values: pd.Series) -> bool | None:
+    """For text that is all ISO 8601 dates or timestamps that parse: whether they carry a zone;
+    None for any other text (or a mix of zoned and naive values, which stays text)."""
+    if not all(isinstance(v, str) for v in values):
+        return None
+    matches = [_ISO_DATETIME.match(v.strip()) for v in values]
+    if not all(matches):
+        return None
+    zones = {m["zone"] is not None for m in matches}
+    if len(zones) > 1:
+        return None
+    [zoned] = zones
+    if pd.to_datetime(values.str.strip(), format="ISO8601", utc=zoned, errors="coerce").isna().any():
+        return None  # e.g. 2024-02-30
+    return zoned
 
 
 def _fits_int64(values: pd.Series) -> bool:
@@ -134,11 +163,13 @@ def _warn_nanoseconds(result: Inference, source, values: pd.Series) -> None:
                                f"round it in the product, e.g. .dt.floor('us'), or the publish is refused")
 
 
-def contract_source(class_name: str, inference: Inference) -> str:
+def contract_source(class_name: str, inference: Inference, descriptions: Mapping[str, str] | None = None) -> str:
+    """The contract's source; `descriptions` (by column name in the data) are kept, the rest are TODOs."""
     lines = [f"class {class_name}(pa.DataFrameModel):"]
     for column in inference.columns:
-        description = "TODO: what this column means." if column.source == column.name else \
-            f"TODO: what this column means (from {column.source!r})."
+        description = (descriptions or {}).get(column.source) or (
+            "TODO: what this column means." if column.source == column.name else
+            f"TODO: what this column means (from {column.source!r}).")
         args = ", ".join([*column.field_args, f"description={description!r}"])
         lines.append(f"    {column.name}: Series[{column.annotation}] = pa.Field({args})")
     lines += ["", "    class Config:", "        strict = True", "        coerce = True"]

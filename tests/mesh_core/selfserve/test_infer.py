@@ -32,3 +32,25 @@ def test_what_a_port_cannot_hold_is_refused_or_warned():
     offset = pd.Series(pd.to_datetime(["2024-01-01T00:00:00+02:00"]))
     with pytest.raises(ValueError, match="uses the fixed offset"):
         infer(pd.DataFrame({"t": offset}))
+
+
+def test_dates_and_timestamps_held_as_text_are_typed_and_marked_for_parsing():
+    inference = infer(pd.DataFrame({
+        "day": ["2024-01-01", "2024-02-29", None],
+        "seen": ["2024-01-01T10:00:00Z", "2024-01-02 11:00:00+02:00", "2024-01-03T00:00Z"],
+        "logged": ["2024-01-01 10:00:00", "2024-01-01 10:00:01.5", "2024-03-01"],
+        "not_a_day": ["2024-02-30", "2024-01-01", "2024-01-02"],  # no such date: text
+        "year": ["2007", "2008", "2009"],  # ISO 8601 allows it, but it is a number: text
+        "zone_or_not": ["2024-01-01", "2024-01-01T00:00Z", "2024-01-02"],  # which instant? text
+    }))
+    by_name = {c.name: (c.annotation, c.from_text) for c in inference.columns}
+    assert by_name == {"day": ("pd.Timestamp", True), "seen": ('pd.DatetimeTZDtype("ns", "UTC")', True),
+                       "logged": ("pd.Timestamp", True), "not_a_day": ("str", False), "year": ("str", False),
+                       "zone_or_not": ("str", False)}
+    assert "column 'seen' holds timestamps with a zone: published in UTC" in inference.warnings
+
+
+def test_descriptions_given_are_kept_and_the_rest_are_todos():
+    source = contract_source("C", infer(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})), {"a": "The thing's id."})
+    assert "a: Series[int] = pa.Field(ge=1, le=2, unique=True, description=\"The thing's id.\")" in source
+    assert "b: Series[str] = pa.Field(isin=['x', 'y'], description='TODO: what this column means.')" in source
