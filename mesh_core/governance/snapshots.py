@@ -19,6 +19,9 @@ The same gate runs where data is published: a run refuses to publish a contract 
 the snapshot of a major it publishes (`publish_refusal`), whatever launched it. The only way to
 absorb a break that readers rely on without a major bump is `mesh contracts update
 --accept-breaking --by NAME --reason TEXT`, which records who accepted it.
+
+A draft promises nothing yet (no other domain may read it): it gets its first snapshot when it is
+made active. A draft that already has one (it was active before) is gated like any other product.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import dagster as dg
 import yaml
 
 from mesh_core.declare.contract import specs_from_schema
+from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
@@ -87,6 +91,18 @@ def snapshot_path(location: Location, ref: ProductRef, version: str) -> Path:
 
 def snapshot_name(ref: ProductRef, version: str) -> str:
     return f"{ref}.v{major(version)}.odcs.yaml"
+
+
+def promises_nothing_yet(location: Location, ref: ProductRef, spec: dg.AssetSpec) -> bool:
+    """No snapshot of its current major, and none needed: internal from the start, or a draft never
+    snapshotted (deleting one, e.g. a scaffold's placeholder, leaves nothing behind). Made internal,
+    or back to draft, after a snapshot, a product stays gated."""
+    if snapshot_path(location, ref, spec.metadata["mesh/version"]).exists():
+        return False
+    if spec.metadata["mesh/access"] != "public":
+        return True
+    return (Lifecycle.from_metadata(spec.metadata).status is Status.DRAFT
+            and not any(snapshot_folder(location).glob(f"{ref}.v*.odcs.yaml")))
 
 
 def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None = None) -> dict:
@@ -179,8 +195,8 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
         version = spec.metadata["mesh/version"]
         previous = meta_value(spec.metadata, "mesh/previous_majors") or []
         path = snapshot_path(location, ref, version)
-        if spec.metadata["mesh/access"] != "public" and not path.exists():
-            continue  # internal from the start: it promises nothing (made internal: the gate below says so)
+        if promises_nothing_yet(location, ref, spec):
+            continue  # internal from the start, or a draft never snapshotted (made so later: the gate below says so)
         went_back = _went_back(path.parent, ref, version)
         if went_back:
             errors.append(went_back)
@@ -399,9 +415,9 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
         accepted = []
         for ref, spec in location.products.items():
             version = spec.metadata["mesh/version"]
-            path, document = snapshot_path(location, ref, version), contract_document(ref, spec)
-            if spec.metadata["mesh/access"] != "public" and not path.exists():
+            if promises_nothing_yet(location, ref, spec):
                 continue
+            path, document = snapshot_path(location, ref, version), contract_document(ref, spec)
             went_back = _went_back(path.parent, ref, version)
             if went_back:
                 refused.append(went_back)

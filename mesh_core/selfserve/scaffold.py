@@ -4,8 +4,9 @@ A new domain is a folder under `domains/` with a source product reading a data f
 domain ships (`data/`, packaged with it), its contract, suite, definitions, a test using
 `mesh_core.run_product`, and its entry in `workspace.yaml` (comments and order kept).
 A new product `--from` a CSV or Parquet file, or from a published product, starts with a
-contract and suite inferred from that data. Everything is checked before anything is written;
-if writing fails half-way, what was written is taken back.
+contract and suite inferred from that data. Scaffolded products are drafts: they run, but promise
+nothing (no contract snapshot) until their TODOs are written and they are made active. Everything
+is checked before anything is written; if writing fails half-way, what was written is taken back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ast
 import csv
 import keyword
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -124,18 +126,28 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
         raise MeshError(f"--from {source}: {exc}") from None
     plan.warnings += inference.warnings
     suite = name.upper()
+    descriptions = None
+    if upstream is not None:  # what the producer says its columns mean holds for the copies too
+        from mesh_core.declare.contract import specs_from_schema
+
+        upstream_spec = workspace.products()[upstream.ref][1]
+        descriptions = {column["name"]: column["description"]
+                        for column in specs_from_schema(upstream_spec.metadata["dagster/column_schema"])}
     changes = {
-        folder / "contracts.py": _append(folder / "contracts.py", contract_source(contract, inference),
+        folder / "contracts.py": _append(folder / "contracts.py", contract_source(contract, inference, descriptions),
                                          ["import pandas as pd", "import pandera.pandas as pa", "from pandera.typing import Series"]),
         folder / "suites.py": _append(folder / "suites.py", suite_source(suite, inference), ["from mesh_core import Expectation"]),
     }
+    imports = [f"from domains.{name_domain} import contracts, suites", "from mesh_core import data_product, package_data_path",
+               "import pandas as pd"]
     if upstream is None:
-        body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, sep=sep)
+        body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, sep=sep,
+                               timestamps=[column for column in inference.columns if column.from_text])
     else:
-        body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames)
-    changes[products_py] = _append(products_py, body, [f"from domains.{name_domain} import contracts, suites",
-                                                       "from mesh_core import data_product, package_data_path",
-                                                       "import pandas as pd"])
+        body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames,
+                                [str(column) for column in frame.columns])
+        imports.append("from mesh_core import Input")
+    changes[products_py] = _append(products_py, body, imports)
     changes[folder / "definitions.py"] = _register(folder / "definitions.py", name_domain, name)
     plan.change.update(changes)
     test = root / "tests" / "domains" / f"test_{name_domain}__{name}.py"
@@ -254,10 +266,29 @@ def _with_entry(workspace_path: Path, name: str) -> str:
 
 def _append(path: Path, block: str, imports: list[str]) -> str:
     text = path.read_text()
-    missing = [line for line in imports if line not in text]
+    missing = []
+    for line in imports:
+        if line in text:
+            continue
+        merged = _with_import(text, line)
+        if merged is None:
+            missing.append(line)
+        else:
+            text = merged
     if missing:
         text = "\n".join(missing) + "\n" + text if not text.startswith('"""') else _after_docstring(text, missing)
     return text.rstrip("\n") + "\n\n\n" + block
+
+
+def _with_import(text: str, line: str) -> str | None:
+    """`from m import x` joined to the module's one-line import, if the text has one (None if not)."""
+    module, _, names = line.removeprefix("from ").partition(" import ")
+    have = re.search(rf"^from {re.escape(module)} import ([^(\n#]+)$", text, flags=re.M) if line.startswith("from ") else None
+    if have is None:
+        return None
+    present = [name.strip() for name in have[1].split(",")]
+    wanted = [name.strip() for name in names.split(",") if name.strip() not in present]
+    return text[:have.start(1)] + ", ".join(sorted(present + wanted, key=lambda name: (name[:1].islower(), name))) + text[have.end(1):] if wanted else text
 
 
 def _after_docstring(text: str, lines: list[str]) -> str:
@@ -305,24 +336,34 @@ def _delimiter(path: Path) -> str:
 
 
 def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
-                    sep: str = ",") -> str:
+                    sep: str = ",", timestamps: list = ()) -> str:
+    """A draft source product: no contract snapshot, no promise, until its TODOs are done and it is made active."""
     reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
     options = f", sep={sep!r}" if sep != "," else ""
     rename = f".rename(columns={renames!r})" if renames else ""
+    read = f"pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}"
+    if timestamps:  # the file holds them as text
+        body = f"    frame = {read}\n" + "".join(
+            f"    frame[{column.name!r}] = pd.to_datetime(frame[{column.name!r}], format=\"ISO8601\""
+            f"{', utc=True' if column.annotation.startswith('pd.DatetimeTZDtype') else ''})\n" for column in timestamps
+        ) + "    return frame\n"
+    else:
+        body = f"    return {read}\n"
     return (f"@data_product(\n    domain={domain!r},\n"
             f'    description="One row per record of {data_file}, which the domain ships. TODO: name the grain.",\n'
             f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
-            f'    version="1.0.0",\n)\n'
-            f"def {name}() -> pd.DataFrame:\n"
-            f"    return pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}\n")
+            f'    version="1.0.0",\n    status="draft",  # make it active once the TODOs are done\n)\n'
+            f"def {name}() -> pd.DataFrame:\n" + body)
 
 
-def _derived_product(domain: str, name: str, contract: str, upstream: str, owner: str, renames: dict) -> str:
+def _derived_product(domain: str, name: str, contract: str, upstream: str, owner: str, renames: dict,
+                     columns: list[str]) -> str:
     rename = f".rename(columns={renames!r})" if renames else ""
     return (f"@data_product(\n    domain={domain!r},\n"
             f'    description="One row per row of {upstream}. TODO: say what it adds.",\n'
             f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
-            f'    version="1.0.0",\n    inputs={{"source": {upstream!r}}},\n)\n'
+            f'    version="1.0.0",\n    status="draft",  # make it active once the TODOs are done\n'
+            f"    inputs={{\"source\": Input({upstream!r}, columns={columns!r})}},\n)\n"
             f"def {name}(source: pd.DataFrame) -> pd.DataFrame:\n"
             f"    return source{rename}  # TODO: the transform\n")
 
@@ -334,11 +375,15 @@ def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.Dat
         return head + (f"\n\ndef test_{name}_publishes_its_data_file():\n    result = run_product({name})\n"
                        "    assert result.published, result.message\n    assert len(result.output) > 0\n"
                        "    assert all(check.passed for check in result.checks.values()), result.checks\n")
-    records = sample.to_json(orient="records", date_format="iso")
+    records = sample.to_json(orient="records", date_format="iso", date_unit="us")
+    dtypes = {str(column): str(dtype) for column, dtype in sample.dtypes.items()}
     return (f'"""Tests of {domain}.{name}, with mesh_core.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
             f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n\n"
-            f"# A sample of {upstream.ref} when this product was scaffolded.\nSAMPLE = {records!r}\n\n\n"
+            f"# A sample of {upstream.ref} when this product was scaffolded, typed as it publishes it.\n"
+            f"SAMPLE = {records!r}\nDTYPES = {dtypes!r}\n\n\n"
             f"def test_{name}_publishes_from_its_input():\n"
-            f"    source = pd.DataFrame(json.loads(SAMPLE))\n"
+            f"    source = pd.DataFrame(json.loads(SAMPLE), columns=list(DTYPES)).astype(DTYPES)\n"
             f"    result = run_product({name}, inputs={{\"source\": source}})\n"
-            "    assert result.published, result.message\n    assert len(result.output) == len(source)\n")
+            "    assert result.published, result.message\n"
+            "    assert all(check.passed for check in result.checks.values()), result.checks\n"
+            "    # Then what the transform promises, e.g. assert result.output[\"...\"].notna().all()\n")
