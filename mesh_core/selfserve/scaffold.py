@@ -16,13 +16,14 @@ import csv
 import keyword
 import re
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import yaml
 
 from mesh_core.declare.names import RESERVED_DOMAINS, is_valid_name
 from mesh_core.errors import MeshError
-from mesh_core.selfserve.infer import contract_source, infer, suite_source
+from mesh_core.selfserve.infer import InferredColumn, contract_source, infer, suite_source
 from mesh_core.selfserve.plan import Plan
 
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
@@ -282,13 +283,16 @@ def _append(path: Path, block: str, imports: list[str]) -> str:
 
 def _with_import(text: str, line: str) -> str | None:
     """`from m import x` joined to the module's one-line import, if the text has one (None if not)."""
+    if not line.startswith("from "):
+        return None
     module, _, names = line.removeprefix("from ").partition(" import ")
-    have = re.search(rf"^from {re.escape(module)} import ([^(\n#]+)$", text, flags=re.M) if line.startswith("from ") else None
+    have = re.search(rf"^from {re.escape(module)} import ([^(\n#]+)$", text, flags=re.M)
     if have is None:
         return None
     present = [name.strip() for name in have[1].split(",")]
     wanted = [name.strip() for name in names.split(",") if name.strip() not in present]
-    return text[:have.start(1)] + ", ".join(sorted(present + wanted, key=lambda name: (name[:1].islower(), name))) + text[have.end(1):] if wanted else text
+    joined = ", ".join(sorted(present + wanted, key=lambda name: (name[:1].islower(), name)))  # classes first, as isort
+    return text[:have.start(1)] + joined + text[have.end(1):]
 
 
 def _after_docstring(text: str, lines: list[str]) -> str:
@@ -336,7 +340,7 @@ def _delimiter(path: Path) -> str:
 
 
 def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
-                    sep: str = ",", timestamps: list = ()) -> str:
+                    sep: str = ",", timestamps: Sequence[InferredColumn] = ()) -> str:
     """A draft source product: no contract snapshot, no promise, until its TODOs are done and it is made active."""
     reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
     options = f", sep={sep!r}" if sep != "," else ""

@@ -26,3 +26,13 @@ def test_the_csv_delimiter_is_sniffed(tmp_path):
     (tmp_path / "semi.csv").write_text("a;b;c\n1;x;2,5\n2;y;3,5\n")
     (tmp_path / "comma.csv").write_text("a,b\n1,2\n")
     assert _delimiter(tmp_path / "semi.csv") == ";" and _delimiter(tmp_path / "comma.csv") == ","
+
+
+def test_an_import_joins_the_modules_import_line(tmp_path):
+    from mesh_core.selfserve.scaffold import _append
+
+    path = tmp_path / "products.py"
+    path.write_text('"""Products."""\n\nimport pandas as pd\n\nfrom mesh_core import data_product, package_data_path\n')
+    text = _append(path, "x = 1\n", ["from mesh_core import Input", "import pandas as pd", "from domains.d import contracts"])
+    assert text == ('"""Products."""\n\nfrom domains.d import contracts\n\nimport pandas as pd\n\n'
+                    "from mesh_core import Input, data_product, package_data_path\n\n\nx = 1\n")
