@@ -162,7 +162,7 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
     # materialization, so the version these checks allowed is the one that owns them.
     yield dg.Output(report.frame, metadata={"mesh/input_versions": dg.MetadataValue.json(read),
                                             **({MAJOR_VERSIONS: dg.MetadataValue.json(majors)} if majors else {}),
-                                            **_scores(context, product, previous), **health(product, report)})
+                                            **_scores(context, product, previous, report), **health(product, report)})
     for outcome in report.outcomes:
         yield outcome.to_check_result(key)
     return _Published(len(report.frame), read)
@@ -209,14 +209,16 @@ def health(product: DataProduct, report) -> dict:
     }
 
 
-def _scores(context: dg.AssetExecutionContext, product: DataProduct, previous) -> dict:
-    """The product's objectives as of this publish (see mesh_core.run.scorecard); never a reason to fail it."""
+def _scores(context: dg.AssetExecutionContext, product: DataProduct, previous, report) -> dict:
+    """The product's objectives as of this publish, this run's checks included (see
+    mesh_core.run.scorecard); never a reason to fail it."""
     from mesh_core.run.scorecard import score_metadata, score_product
 
     try:
         keys = [dg.AssetCheckKey(product.ref.asset_key, spec.name) for spec in check_specs(product, previous)]
         return score_metadata(score_product(context.instance, product.ref, product.slo, check_keys=keys,
-                                            publishing_run=context.run_id))
+                                            publishing_run=context.run_id,
+                                            publishing_checks=[outcome.passed for outcome in report.outcomes]))
     except Exception as exc:
         context.log.warning(f"Could not score {product.ref} against its objectives: {exc}")
         return {}

@@ -70,8 +70,10 @@ def freshness_state(slo: SLO, last: datetime | None, now: datetime) -> str:
 
 def score_product(instance: dg.DagsterInstance, ref: ProductRef, slo: SLO, *, owners: Sequence[str] = (),
                   check_keys: Iterable[dg.AssetCheckKey] = (), now: datetime | None = None,
-                  publishing_run: str | None = None) -> ProductScore:
-    """Score one product. `publishing_run`: a run publishing it right now, counted as published."""
+                  publishing_run: str | None = None, publishing_checks: Sequence[bool] = ()) -> ProductScore:
+    """Score one product. `publishing_run`: a run publishing it right now, counted as published;
+    `publishing_checks`: whether each of that run's checks passed (Dagster records them only after
+    the publish, so without them a first publish would have no check pass rate)."""
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(days=slo.window_days)).timestamp()
     key = ref.asset_key
@@ -91,10 +93,11 @@ def score_product(instance: dg.DagsterInstance, ref: ProductRef, slo: SLO, *, ow
         finished.add(publishing_run)
         published_runs.add(publishing_run)
     attempts, published = len(finished), len(finished & published_runs)
-    passed = run = 0
+    passed, run = sum(publishing_checks), len(publishing_checks)
     for check_key in check_keys:
         for record in instance.event_log_storage.get_asset_check_execution_history(check_key, limit=_PAGE):
-            if record.create_timestamp < since or record.status.value not in ("SUCCEEDED", "FAILED"):
+            if (record.create_timestamp < since or record.status.value not in ("SUCCEEDED", "FAILED")
+                    or record.run_id == publishing_run):  # counted from publishing_checks
                 continue
             run += 1
             passed += record.status.value == "SUCCEEDED"

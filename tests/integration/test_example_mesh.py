@@ -111,3 +111,19 @@ def test_each_domain_wrote_only_its_own_duckdb_file_at_its_ports_versions(mesh, 
             held = dict(con.execute("SELECT product, port_version FROM mesh_meta.port_versions").fetchall())
         assert tables - {("mesh_meta", "port_versions")} == {(ref.domain, ref.product) for ref in products}
         assert held == {ref.product: storage.current(ref).version for ref in products}
+
+
+def test_every_product_with_an_objective_records_its_check_pass_rate_from_its_first_publish(mesh, workspace, mesh_instance):
+    """On a fresh instance each product has published once: the rate is that run's own checks."""
+    _, summary = mesh
+    checks = {p["product"]: p["checks"] for d in summary["domains"] for p in d["products"]}
+    # The quality objective (a pass rate over a window) is what the check pass rate is measured against.
+    with_objective = [ref for ref, (_, spec) in workspace.products().items()
+                      if is_live(spec) and "mesh/slo_pass_rate" in spec.metadata]
+    assert with_objective
+    recorded = {}
+    for ref in with_objective:
+        metadata = mesh_instance.get_latest_materialization_event(ref.asset_key).asset_materialization.metadata
+        recorded[str(ref)] = metadata["mesh/slo_check_pass_rate"].value if "mesh/slo_check_pass_rate" in metadata else None
+    expected = {str(ref): sum(c["passed"] for c in checks[str(ref)]) / len(checks[str(ref)]) for ref in with_objective}
+    assert recorded == pytest.approx(expected)
