@@ -18,6 +18,7 @@ from dagster._utils.schedules import is_valid_cron_string
 
 from mesh_core.declare.product import DataProduct
 from mesh_core.declare.slo import timezone_problems
+from mesh_core.declare.tags import domain_tags
 from mesh_core.errors import DefinitionError, Violation
 
 # How often each domain's automation sensor evaluates; the daemon's own default is 30 s.
@@ -73,7 +74,7 @@ def schedules(domain: str, products: Sequence[DataProduct], cadence: Cadence | N
         target=dg.AssetSelection.assets(*(p.ref.asset_key for p in live)),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"The {domain} domain's cadence: its source-aligned products, {cadence.cron} ({cadence.timezone}).",
-        tags={"mesh/domain": domain},
+        tags=domain_tags(domain),
     )]
 
 
@@ -85,6 +86,6 @@ def automation_sensor(domain: str, products: Sequence[DataProduct]) -> list[dg.A
     return [dg.AutomationConditionSensorDefinition(
         f"{domain}_automation", target=dg.AssetSelection.assets(*automated),
         default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval,
-        run_tags={"mesh/domain": domain},
+        run_tags=domain_tags(domain),
         description=f"Materializes {domain}'s products once the products they read were published.",
     )]

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import dagster as dg
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 
 from mesh_core.declare.cadence import Cadence, automation_sensor, schedules
 from mesh_core.declare.names import is_valid_name
 from mesh_core.declare.product import DataProduct
+from mesh_core.declare.tags import domain_tags
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.governance.config import Governance, evaluate
 from mesh_core.governance.consumers import consumer_expectations, read_reliance
@@ -71,6 +73,9 @@ def domain_definitions(
     stubs = [dg.AssetSpec(ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for ref in foreign]
     return dg.Definitions(
         assets=[*(build_product_asset(p, snapshots=folder) for p in products), *stubs],
+        # The job the UI's Materialize button (and declarative automation) launches: Dagster builds it
+        # untagged unless the location defines it, so a run from the UI carries the domain's tags too.
+        jobs=[dg.define_asset_job(IMPLICIT_ASSET_JOB_NAME, tags=domain_tags(domain))],  # tags: job and run tags
         schedules=schedules(domain, products, cadence),
         sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
         executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.run.executor)

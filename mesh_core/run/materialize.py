@@ -17,6 +17,7 @@ import dagster as dg
 
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.tags import domain_tags
 from mesh_core.governance.workspace import Location, MeshWorkspace
 from mesh_core.instance.home import fail_dead_runs, run_tags
 from mesh_core.run.failure import failure_text
@@ -113,7 +114,7 @@ def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_
         instance=instance,
         asset_selection=live,
         raise_on_error=False,
-        tags={"mesh/domain": location.name, **run_tags()},
+        tags={**domain_tags(location.name), **run_tags()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started

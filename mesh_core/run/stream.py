@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 import dagster as dg
 
 from mesh_core.declare.ref import ProductRef
+from mesh_core.declare.tags import domain_tags
 from mesh_core.errors import MeshError
 
 BATCH_TAG = "mesh/stream_batch"
@@ -134,6 +135,6 @@ def stream_sensor(domain: str, product: str, *, topic: str, consumer: Callable[[
         batch = {"topic": topic, "ranges": [r.__dict__ for r in ranges]}
         context.update_cursor(json.dumps({str(p): offset for p, offset in sorted(after.items())}))
         return dg.RunRequest(run_key=f"{topic}:" + ",".join(f"{r.partition}@{r.start}-{r.end}" for r in ranges),
-                             asset_selection=[ref.asset_key], tags={BATCH_TAG: json.dumps(batch), "mesh/domain": domain})
+                             asset_selection=[ref.asset_key], tags={BATCH_TAG: json.dumps(batch), **domain_tags(domain)})
 
     return _stream
