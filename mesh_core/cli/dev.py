@@ -50,8 +50,11 @@ def dev(args) -> int:
             print("Some products were not published; the UI shows their failed checks.", file=sys.stderr)
     else:
         prepare(args)  # creates the instance once, before several code servers start on it
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(Path(args.workspace).resolve()),
-               "-h", args.host, "-p", str(args.port)]
+    # Legacy mode: the webserver and the daemon each read workspace.yaml and start its code servers.
+    # By default `dagster dev` reads it once and hands them a frozen copy, so a domain added to it
+    # would not appear on "Reload definitions" (the daemon re-reads it every minute).
+    command = [sys.executable, "-m", "dagster", "dev", "--use-legacy-code-server-behavior",
+               "-w", str(Path(args.workspace).resolve()), "-h", args.host, "-p", str(args.port)]
     print(f"Starting Dagster: http://{args.host}:{args.port}", flush=True)
     # A shell starts background jobs with SIGINT ignored, and exec keeps that; so would Dagster,
     # which then ignores SIGTERM too. Restore the defaults so SIGTERM stops the whole tree.

@@ -11,8 +11,8 @@ import pytest
 
 from mesh_core import Input
 from mesh_core.governance.workspace import MeshWorkspace
-from tests.support import (MESH, REPO, STARTUP_SECONDS, free_port, graphql, is_live, make_dagster_home, mesh_env, stop,
-                           wait_for_locations)
+from tests.support import (FIXTURES, LOCATIONS, MESH, REPO, STARTUP_SECONDS, free_port, graphql, is_live,
+                           make_dagster_home, mesh_env, stop, wait_for_locations)
 
 ASSET = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {
   groupName owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
@@ -133,3 +133,98 @@ def test_sigterm_to_a_backgrounded_mesh_dev_stops_everything_it_started(tmp_path
 def group_members(pgid: int) -> list[str]:
     found = subprocess.run(["pgrep", "-g", str(pgid), "-a"], capture_output=True, text=True)
     return found.stdout.splitlines()
+
+
+# -- one `mesh dev` on a small fixture mesh, shared by the tests below ------------------------------
+
+RUN_TAGS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }"
+RELOAD = """mutation { reloadWorkspace { __typename ... on Workspace { locationEntries { name loadStatus } }
+  ... on PythonError { message } } }"""
+ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
+DEV_ROUNDS = 60  # bounded waits: 2 s apart
+
+
+def entry(domain: str) -> str:
+    return (f"  - python_module: {{module_name: fixture_domains.{domain}, location_name: {domain}, "
+            f"working_directory: {FIXTURES}}}\n")
+
+
+@pytest.fixture(scope="module")
+def small_dev(tmp_path_factory):
+    """`mesh dev` serving a copy of the source/sink fixture mesh's workspace with only `source` in it."""
+    root = tmp_path_factory.mktemp("small_dev")
+    home = make_dagster_home(root)
+    workspace = root / "workspace.yaml"
+    workspace.write_text("load_from:\n" + entry("source"))
+    port = free_port()
+    log = open(root / "dev.log", "w+")
+    process = subprocess.Popen([str(MESH), "dev", "-w", str(workspace), "--port", str(port)], cwd=root,
+                               env=mesh_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_locations(port, process, root / "dev.log")
+        yield port, workspace, home, root / "dev.log"
+    finally:
+        stop(process)
+        log.close()
+
+
+def launch_as_the_ui_does(port: int, location) -> str:
+    """The Materialize button: the location's implicit asset job on its products, queued for the daemon."""
+    selection = [{"path": list(ref.asset_key.path)} for ref in location.products]
+    params = {"selector": {"repositoryLocationName": location.name, "repositoryName": "__repository__",
+                           "jobName": "__ASSET_JOB", "assetSelection": selection}, "runConfigData": {}}
+    launched = graphql(port, LAUNCH, params=params)["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def test_a_run_launched_from_the_ui_carries_the_domain_tags_of_a_mesh_materialize_run(small_dev):
+    from mesh_core.instance.home import HOST_TAG, LAUNCHED_BY, PID_TAG
+
+    port, workspace_path, home, log_path = small_dev
+    location = MeshWorkspace.load(workspace_path).locations[0]
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # `mesh dev` published it as `mesh materialize` does
+        cli_run = instance.get_runs(filters=dg.RunsFilter(tags={LAUNCHED_BY: "mesh-materialize"}))[0]
+    # What says which process ran a headless run is not the domain's; every other mesh/ tag is.
+    expected = {k: v for k, v in cli_run.tags.items() if k.startswith("mesh/") and k not in (LAUNCHED_BY, HOST_TAG, PID_TAG)}
+    assert expected, cli_run.tags
+    run_id = launch_as_the_ui_does(port, location)
+    for _ in range(DEV_ROUNDS):
+        run = graphql(port, RUN_TAGS, id=run_id)["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert run["status"] == "SUCCESS", log_path.read_text()[-5000:]
+    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert {k: tags.get(k) for k in expected} == expected, tags
+
+
+def test_a_domain_added_to_workspace_yaml_appears_on_reload_without_republishing_the_others(small_dev):
+    port, workspace_path, home, log_path = small_dev
+    before = MeshWorkspace.load(workspace_path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs_before = {run.run_id for run in instance.get_runs()}
+        published_before = {ref: latest_publish(instance, ref) for loc in before.locations for ref in loc.products}
+    workspace_path.write_text(workspace_path.read_text() + entry("sink"))
+    added = MeshWorkspace.load(workspace_path).location("sink")
+    wanted = {tuple(ref.asset_key.path) for ref in added.products}
+    reloaded = graphql(port, RELOAD)["reloadWorkspace"]
+    assert reloaded["__typename"] == "Workspace", reloaded
+    for _ in range(DEV_ROUNDS):  # the mutation answers once every location is loaded again; allow for a slow one
+        entries = {e["name"]: e["loadStatus"] for e in graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]}
+        shown = {tuple(node["assetKey"]["path"]) for node in graphql(port, ASSET_KEYS)["assetNodes"]}
+        if entries.get("sink") == "LOADED" and wanted <= shown:
+            break
+        time.sleep(2)
+    assert entries == dict.fromkeys([*(loc.name for loc in before.locations), "sink"], "LOADED"), log_path.read_text()[-5000:]
+    assert wanted <= shown, sorted(shown)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # The new domain's automation may run it now that it is loaded; nothing ran for the others.
+        new_runs = [run for run in instance.get_runs() if run.run_id not in runs_before]
+        assert [run.tags.get("mesh/domain") for run in new_runs if run.tags.get("mesh/domain") != "sink"] == []
+        assert {ref: latest_publish(instance, ref) for ref in published_before} == published_before
+
+
+def latest_publish(instance: dg.DagsterInstance, ref) -> int | None:
+    records = instance.fetch_materializations(ref.asset_key, limit=1).records
+    return records[0].storage_id if records else None
