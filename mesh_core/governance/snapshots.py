@@ -36,7 +36,7 @@ from typing import Sequence
 import dagster as dg
 import yaml
 
-from mesh_core.declare.contract import specs_from_schema
+from mesh_core.declare.contract import specs_from_metadata
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.metadata import meta_value
@@ -109,7 +109,7 @@ def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None
     """The product's published contract as an ODCS v3 document, from what its asset declares;
     with `previous` (an entry of `mesh/previous_majors`), the contract of that older major."""
     if previous is None:
-        columns = specs_from_schema(spec.metadata["dagster/column_schema"])
+        columns = specs_from_metadata(spec.metadata)
         table, version = meta_value(spec.metadata, "mesh/table_checks"), spec.metadata["mesh/version"]
     else:
         columns, table, version = previous["columns"], previous["table_checks"], previous["version"]

@@ -10,7 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.declare.cadence import automation_condition
-from mesh_core.declare.contract import classifications, column_schema, contract_fingerprint, table_checks
+from mesh_core.declare.contract import (classifications, column_checks, column_schema, contract_fingerprint,
+                                        contract_rules, table_checks)
 from mesh_core.declare.expectation import Severity
 from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.majors import PreviousMajor
@@ -58,6 +59,8 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/version": product.version,
         "mesh/access": product.access.value,
         "mesh/contract": product.contract.__name__,
+        "mesh/contract_rules": dg.MetadataValue.md(contract_rules(product.contract)),
+        "mesh/column_checks": dg.MetadataValue.json(column_checks(product.contract)),  # as Pandera writes them
         "mesh/contract_fingerprint": contract_fingerprint(product.contract),
         "mesh/table_checks": dg.MetadataValue.json(table_checks(product.contract)),
         "mesh/suite": product.suite_name,

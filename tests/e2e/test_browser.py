@@ -222,7 +222,8 @@ def test_consumer_page_shows_owners_domain_and_column_schema(page, consumer, art
     columns = meta_value(spec.metadata, "dagster/column_schema").columns
     page.wait_for("Columns", spec.description, f"mesh/domain: {ref.domain}", "mesh/access: ",
                   *(owner.removeprefix("team:") for owner in spec.owners),
-                  *(text for column in columns for text in (column.name, column.description)))
+                  *(text for column in columns for text in (column.name, column.description)),
+                  *(rule for column in columns for rule in column.constraints.other))  # whole, readable rules
     page.shot(artifacts, "consumer_product")
 
 

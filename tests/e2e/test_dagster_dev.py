@@ -199,6 +199,29 @@ def test_a_run_launched_from_the_ui_carries_the_domain_tags_of_a_mesh_materializ
     assert {k: tags.get(k) for k in expected} == expected, tags
 
 
+CONTRACT_SHOWN = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {
+  metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name constraints { other } } } }
+  ... on MarkdownMetadataEntry { mdStr } } } } }"""
+
+
+def test_the_ui_shows_a_products_contract_as_readable_rules(small_dev):
+    from fixture_domains.source import readings  # the product small_dev serves
+
+    from mesh_core.declare.contract import column_specs
+
+    port = small_dev[0]
+    entries = {e["label"]: e for e in graphql(port, CONTRACT_SHOWN, path=list(readings.ref.asset_key.path))
+               ["assetNodeOrError"]["metadataEntries"]}
+    shown = {c["name"]: c["constraints"]["other"] for c in entries["dagster/column_schema"]["schema"]["columns"]}
+    assert any(shown.values()), "the fixture's contract has checks to show"
+    # Whole (the UI cuts a constraint after 27 characters), and not Pandera's repr.
+    assert all(len(rule) <= 30 and not rule.startswith("<Check") for rules in shown.values() for rule in rules), shown
+    declared = column_specs(readings.contract)
+    assert shown == {c["name"]: c["rules"] for c in declared}
+    for column in declared:
+        assert f"- `{column['name']}` ({column['type']}): " in entries["mesh/contract_rules"]["mdStr"]
+
+
 def test_a_domain_added_to_workspace_yaml_appears_on_reload_without_republishing_the_others(small_dev):
     port, workspace_path, home, log_path = small_dev
     before = MeshWorkspace.load(workspace_path)
