@@ -129,11 +129,11 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
     suite = name.upper()
     descriptions = None
     if upstream is not None:  # what the producer says its columns mean holds for the copies too
-        from mesh_core.declare.contract import specs_from_schema
+        from mesh_core.declare.contract import specs_from_metadata
 
         upstream_spec = workspace.products()[upstream.ref][1]
         descriptions = {column["name"]: column["description"]
-                        for column in specs_from_schema(upstream_spec.metadata["dagster/column_schema"])}
+                        for column in specs_from_metadata(upstream_spec.metadata)}
     changes = {
         folder / "contracts.py": _append(folder / "contracts.py", contract_source(contract, inference, descriptions),
                                          ["import pandas as pd", "import pandera.pandas as pa", "from pandera.typing import Series"]),
