@@ -56,7 +56,7 @@ def test_every_step_of_a_consumer_run_reads_one_version_while_the_producer_repub
     report = []
     with dg.DagsterInstance.get() as instance:
         sink_runs = [r for r in instance.get_runs()  # the dagster CLI's runs, not the first `mesh materialize`
-                     if "mesh/domain" not in r.tags and {k.path[0] for k in r.asset_selection or ()} == {"sink"}]
+                     if "mesh/launched_by" not in r.tags and {k.path[0] for k in r.asset_selection or ()} == {"sink"}]
         assert len(sink_runs) == CONSUMER_RUNS
         for run in sink_runs:
             records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
