@@ -205,13 +205,13 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
                                     f"has no contract snapshot for major version {major(version)} ({path}).",
                                     "run `mesh contracts update` and commit the file it writes."))
             continue
-        of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
+        of_current = _reading(readers.get(ref, []), version)
         found_errors, found_warnings = _gate(ref, path, contract_document(ref, spec), of_current, version, current=True, unknown=unknown)
         errors += found_errors
         warnings += found_warnings
         for item in previous:  # each older major still declared keeps its own promise
             old_path = snapshot_path(location, ref, item["version"])
-            pinned = [r for r in readers.get(ref, []) if r.major == item["major"]]
+            pinned = _reading(readers.get(ref, []), item["version"], pinned=True)
             if not old_path.exists():
                 errors.append(Violation(ref.domain, ref.product, "contract-snapshotted",
                                         f"publishes major {item['major']} beside major {major(version)}, but has no snapshot "
@@ -318,6 +318,12 @@ def _break_fix(ref: ProductRef, path: Path, version: str, breaks: list[Change], 
             f"{accept}, or undo the change.")
 
 
+def _reading(readers: list[Reader], version: str, *, pinned: bool = False) -> list[Reader]:
+    """The readers of the major of `version`: those pinned to it, and (for the current major) those
+    that pin none."""
+    return [r for r in readers if (r.major is None and not pinned) or (r.major is not None and str(r.major) == major(version))]
+
+
 def _relied_on(breaking: list[Change], readers: list[Reader], unknown: Sequence[str] = ()) -> tuple[list[Change], list[Reader]]:
     """The breaking changes that count (a whole-product change, or one a reader relies on) and
     the readers they touch. With a domain that did not load, its readers are unknown: every
@@ -400,14 +406,16 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             path.write_text(text)
             written.append(path)
 
-    def relied_breaks(ref: ProductRef, path: Path, document: dict, of_major: list[Reader]) -> list[Change] | None:
-        """The breaks of `document` against `path` that readers rely on; None (refused) if it cannot be read."""
+    def relied_breaks(ref: ProductRef, path: Path, document: dict, of_major: list[Reader]
+                      ) -> tuple[list[Change], list[Reader]] | None:
+        """The breaks of `document` against `path` that readers rely on, and those readers; None
+        (refused) if the snapshot cannot be read."""
         try:
             promised = load_snapshot(path)
         except MeshError as exc:
             refused.append(Violation(ref.domain, ref.product, "contract-snapshotted", str(exc), _RESTORE.format(path=path)))
             return None
-        return _relied_on([c for c in compare(promised, document) if c.breaking], of_major)[0]
+        return _relied_on([c for c in compare(promised, document) if c.breaking], of_major)
 
     for location in workspace.locations:
         if domains and location.name not in domains:
@@ -423,12 +431,11 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
                 refused.append(went_back)
                 continue
             if path.exists():
-                of_current = [r for r in readers.get(ref, []) if r.major is None or str(r.major) == major(version)]
-                breaks = relied_breaks(ref, path, document, of_current)
-                if breaks is None:
+                judged = relied_breaks(ref, path, document, _reading(readers.get(ref, []), version))
+                if judged is None:
                     continue
+                breaks, affected = judged
                 if breaks and (accept is None or ref not in accept.products):
-                    affected = sorted({r for c in breaks for r in of_current if r.affected_by(c)}, key=lambda r: r.consumer)
                     refused.append(Violation(
                         ref.domain, ref.product, "contract-compatible",
                         f"not written: {path.name} is what readers of major {major(version)} rely on, and the code "
@@ -437,7 +444,7 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
                     continue
                 if breaks:
                     accepted.append({"product": ref.product, "major": major(version), "changes": [c.what for c in breaks],
-                                     "readers": sorted({str(r.consumer) for c in breaks for r in of_current if r.affected_by(c)}),
+                                     "readers": sorted({str(r.consumer) for r in affected}),
                                      "by": accept.by, "reason": accept.reason,
                                      "at": (now or datetime.now(timezone.utc)).isoformat()})
             if spec.metadata["mesh/access"] != "public":  # made internal, and accepted: it promises nothing now
@@ -448,14 +455,17 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
             for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
                 path = snapshot_path(location, ref, item["version"])
                 document = contract_document(ref, spec, item)
-                pinned = [r for r in readers.get(ref, []) if r.major == item["major"]]
                 # An older major's snapshot is its promise: never rewritten for a break a pinned reader relies on.
-                breaks = relied_breaks(ref, path, document, pinned) if path.exists() else []
+                judged = relied_breaks(ref, path, document, _reading(readers.get(ref, []), item["version"], pinned=True)
+                                       ) if path.exists() else ([], [])
+                if judged is None:
+                    continue
+                breaks, affected = judged
                 if breaks:
                     refused.append(Violation(ref.domain, ref.product, "contract-compatible",
-                                             _break_message(ref, path, item["version"], breaks, pinned, False),
+                                             _break_message(ref, path, item["version"], breaks, affected, False),
                                              _break_fix(ref, path, item["version"], breaks, False)))
-                elif breaks is not None:
+                else:
                     write(path, _render(document))
         if accepted:
             record = snapshot_folder(location) / accepted_file_name(location.name)
@@ -485,9 +495,9 @@ def publish_refusal(ref: ProductRef, spec: dg.AssetSpec, folder: Path, reliance:
     went_back = _went_back(folder, ref, version)
     if went_back:
         return f"{ref} was not published: {went_back.message} The port keeps its current version. Fix: {went_back.fix}"
-    targets = [(version, contract_document(ref, spec), [r for r in readers if r.major is None or str(r.major) == major(version)], True)]
+    targets = [(version, contract_document(ref, spec), _reading(readers, version), True)]
     for item in meta_value(spec.metadata, "mesh/previous_majors") or []:
-        targets.append((item["version"], contract_document(ref, spec, item), [r for r in readers if r.major == item["major"]], False))
+        targets.append((item["version"], contract_document(ref, spec, item), _reading(readers, item["version"], pinned=True), False))
     for published, document, of_major, current in targets:
         path = folder / snapshot_name(ref, published)
         if not path.exists():  # a major never snapshotted has no promise yet (lint asks for the snapshot)

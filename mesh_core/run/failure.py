@@ -74,8 +74,10 @@ def _library_roots() -> list[str]:
     return [os.path.realpath(root) for root in roots]
 
 
-def _mesh_errors() -> set[str]:
-    def subclasses(cls: type) -> set[str]:
-        return {cls.__name__}.union(*(subclasses(sub) for sub in cls.__subclasses__()))
+def error_names(cls: type) -> set[str]:
+    """The names of `cls` and of every subclass: what a serialized error's `cls_name` may be."""
+    return {cls.__name__}.union(*(error_names(sub) for sub in cls.__subclasses__()))
 
-    return subclasses(MeshError)
+
+def _mesh_errors() -> set[str]:
+    return error_names(MeshError)

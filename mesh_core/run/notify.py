@@ -22,8 +22,8 @@ from typing import Sequence
 import dagster as dg
 
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import BreakingChangeError, PublishBlockedError, plain_message
-from mesh_core.run.failure import error_chain, failure_text
+from mesh_core.errors import PublishBlockedError, plain_message
+from mesh_core.run.failure import error_chain, error_names, failure_text
 
 FAILURE_SENSOR_INTERVAL_ENV = "MESH_FAILURE_SENSOR_INTERVAL_SECONDS"
 
@@ -86,8 +86,6 @@ def deliver(notifier: Notifier, notification: Notification, log) -> None:
             log.error(f"Could not keep the undelivered notification either: {spool}")
 
 
-# A refused publish (a failed check, a breaking change) is "blocked"; anything else "failed".
-_BLOCKED = {PublishBlockedError.__name__, BreakingChangeError.__name__}
 
 
 def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, products: Sequence[DataProduct],
@@ -106,7 +104,7 @@ def notifications_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun, prod
         classes = {e.cls_name for e in error_chain(error)}
         message = failure_text(error) if error is not None else "the run failed before this product was published"
         found[str(product.ref)] = Notification(str(product.ref), tuple(product.owners),
-                                               "blocked" if _BLOCKED & set(classes) else "failed",
+                                               "blocked" if classes & error_names(PublishBlockedError) else "failed",
                                                run.run_id, message, at)
     if not found:
         planned = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
