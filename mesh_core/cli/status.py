@@ -44,16 +44,18 @@ def status(args) -> int:
     rate = lambda value: "-" if value is None else f"{value:.0%}"  # noqa: E731
     fresh = {"PASS": "fresh", "WARN": "late", "FAIL": "stale", "UNKNOWN": "unknown", "NOT_APPLICABLE": "-"}
     print(f"{'product':40} {'state':9} {'fresh':7} {'last publish (UTC)':19} {'age h':>6} {'published':>11} "
-          f"{'checks':>6} {'budget':>6}  rows (latest last)")
+          f"{'checks':>6} {'budget':>6} {'readers':>7} {'reads':>6}  rows (latest last)")
     for domain, group in scores.items():
         print(f"{domain}: {domain_state(group)} ({len(group)} product(s))")
         for s in group:
             last = s.last_publish.replace("T", " ")[:19] if s.last_publish else "never"
             print(f"  {s.product:38} {s.state:9} {fresh[s.freshness]:7} {last:19} {'-' if s.age_hours is None else f'{s.age_hours:.1f}':>6} "
                   f"{f'{s.published}/{s.attempts}':>6} {rate(s.publish_rate):>4} {rate(s.check_pass_rate):>6} "
-                  f"{rate(s.error_budget_left):>6}  {' > '.join(f'{r:,}' for r in s.rows) or '-'}")
+                  f"{rate(s.error_budget_left):>6} {len(s.readers):>7} {s.reads:>6,}  {' > '.join(f'{r:,}' for r in s.rows) or '-'}")
             for reason in s.reasons:
                 print(f"      {reason}")
+            if s.reads_by:
+                print(f"      shared: {', '.join(f'{name} {n:,} read(s)' for name, n in s.reads_by)}")
     return EXIT_FAILED if breached else EXIT_OK
 
 
@@ -79,4 +81,7 @@ def catalog(args) -> int:
             print(f"{e.product:40} {e.status:10} {e.access:8} {e.version:8} {last:19}  {', '.join(e.owners)}")
             if e.reads or e.read_by:
                 print(f"{'':40} <- {', '.join(e.reads) or '-'} | {', '.join(e.read_by) or '-'} ->")
+            if e.shared_with:
+                print(f"{'':40} shared (30 days): " + ", ".join(
+                    f"{r['recipient']}@{r['major']} {r['reads']:,} read(s)" for r in e.shared_with))
     return EXIT_OK

@@ -2,14 +2,15 @@
 
 Per product: its domain, description, owners, access, lifecycle status, version, objectives, the
 products it reads and the products that read it (across domains), its columns, and from the
-instance its last publish and the latest result of each check. As a table, JSON, or a folder of
+instance its last publish, the latest result of each check, and the Delta Sharing recipients who
+read it over the last 30 days. As a table, JSON, or a folder of
 linked Markdown pages (one per domain and product) to browse or publish.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,9 @@ from mesh_core.declare.lifecycle import Lifecycle
 from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.slo import SLO
+from mesh_core.instance.usage import reads
+
+SHARED_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,16 @@ class Entry:
     port_version: int | None
     rows: int | None
     checks: tuple[dict, ...]  # name, passed (None: never run), at
+    shared_with: tuple[dict, ...] = ()  # Delta Sharing recipients over SHARED_DAYS: recipient, major, reads, rows, last_read
+    reads_30d: int = 0  # their queries over SHARED_DAYS
 
     def as_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
-def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str] | None = None) -> list[Entry]:
+def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str] | None = None,
+                  now: datetime | None = None) -> list[Entry]:
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=SHARED_DAYS)
     readers: dict[ProductRef, list[str]] = {}
     for location in workspace.locations:
         for consumer, _, spec in location.reads():
@@ -56,6 +64,7 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
         for ref, spec in sorted(location.products.items()):
             meta = spec.metadata
             latest = instance.get_latest_materialization_event(ref.asset_key)
+            shared = reads(instance, ref, since)
             published = latest.asset_materialization.metadata if latest else {}
             checks = []
             for key in sorted(location.defs.resolve_assets_def(ref.asset_key).check_keys, key=lambda k: k.name):
@@ -77,6 +86,7 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
                 port_version=int(published["mesh/port_version"].value) if "mesh/port_version" in published else None,
                 rows=int(published["dagster/row_count"].value) if "dagster/row_count" in published else None,
                 checks=tuple(checks),
+                shared_with=tuple(r.as_dict() for r in shared), reads_30d=sum(r.reads for r in shared),
             ))
     return entries
 
@@ -121,6 +131,9 @@ def write_markdown(entries: Sequence[Entry], folder: Path) -> list[Path]:
                 + (f"; failing: {', '.join(failing)}" if failing else ""),
                 f"- **Reads:** {', '.join(link(p, domain) for p in e.reads) or 'nothing (source-aligned)'}",
                 f"- **Read by:** {', '.join(link(p, domain) for p in e.read_by) or 'no product yet'}",
+                f"- **Shared with (last {SHARED_DAYS} days):** " + ("; ".join(
+                    f"{r['recipient']}: {r['reads']:,} read(s) of major {r['major']}, last {r['last_read']}"
+                    for r in e.shared_with) or "no recipient read it"),
                 "", "| column | type | nullable | description |", "| --- | --- | --- | --- |",
                 *(f"| {c['name']} | {c['type']} | {'yes' if c['nullable'] else 'no'} | {c['description'].replace('|', '/')} |"
                   for c in e.columns), "",

@@ -5,12 +5,13 @@ evaluators, so it agrees with the UI), the last publish, the runs that tried to 
 how many did (the quality objective: a run publishes only when its error-severity checks pass),
 the check pass rate, the row-count trend, and what is left of the error budget. The state is
 `breached` (stale, or below the objective), `at risk` (freshness warning, or under a quarter of
-the budget left), `met`, or `no data`.
+the budget left), `met`, or `no data`. Beside the scores, its readers over the same window
+(mesh_core.run.readers); reads over Delta Sharing are observations, never counted as publishes.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
@@ -19,6 +20,7 @@ from dagster._utils.schedules import get_latest_completed_cron_tick
 
 from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.slo import SLO, WARN_SHARE
+from mesh_core.run.readers import consumers, product_readers
 
 _PAGE = 1000
 AT_RISK_BUDGET = 0.25
@@ -42,6 +44,9 @@ class ProductScore:
     error_budget_left: float | None  # share of the allowed failed runs still unused (negative: overspent)
     rows: tuple[int, ...]  # row counts of the latest publishes, oldest first
     reasons: tuple[str, ...]
+    readers: tuple[str, ...] = ()  # products that read it (lineage), then recipients who read it in the window
+    reads: int = 0  # Delta Sharing queries in the window
+    reads_by: tuple[tuple[str, int], ...] = ()  # (recipient, queries in the window)
 
     @property
     def check_pass_rate(self) -> float | None:
@@ -49,7 +54,7 @@ class ProductScore:
 
     def as_dict(self) -> dict:
         values = {**asdict(self), "owners": list(self.owners), "rows": list(self.rows), "reasons": list(self.reasons),
-                  "check_pass_rate": self.check_pass_rate}
+                  "check_pass_rate": self.check_pass_rate, "readers": list(self.readers), "reads_by": dict(self.reads_by)}
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
 
 
@@ -141,8 +146,10 @@ def score_metadata(score: ProductScore) -> dict:
 
 def score_mesh(workspace, instance: dg.DagsterInstance, *, domains: Sequence[str] | None = None,
                window_days: int | None = None, now: datetime | None = None) -> dict[str, list[ProductScore]]:
-    """Scores of every product, by domain, in the workspace's dependency order."""
+    """Scores of every product, by domain, in the workspace's dependency order, with its readers
+    (products that read it, and Delta Sharing recipients over the same window)."""
     scores: dict[str, list[ProductScore]] = {}
+    lineage = consumers(workspace)
     for location in workspace.locations:
         if domains and location.name not in domains:
             continue
@@ -151,8 +158,12 @@ def score_mesh(workspace, instance: dg.DagsterInstance, *, domains: Sequence[str
             if window_days is not None:
                 slo = SLO(slo.max_age_hours, slo.due_by, slo.timezone, slo.pass_rate, window_days)
             checks = location.defs.resolve_assets_def(ref.asset_key).check_keys
+            score = score_product(instance, ref, slo, owners=spec.owners, check_keys=checks, now=now)
+            read = product_readers(instance, ref, spec.metadata, window_days=slo.window_days,
+                                   lineage=lineage.get(ref, ()), now=now)
+            names = tuple(dict.fromkeys(r.name for r in read.readers))
             scores.setdefault(location.name, []).append(
-                score_product(instance, ref, slo, owners=spec.owners, check_keys=checks, now=now))
+                replace(score, readers=names, reads=read.reads, reads_by=tuple(sorted(read.reads_by.items()))))
     return scores
 
 

@@ -211,18 +211,23 @@ def _recipient(name: str, record: dict) -> Recipient:
                      expires_at=when("expires_at"), revoked_at=when("revoked_at"))
 
 
-def write_profile(path: str | Path, endpoint: str, token: str, expires_at: datetime) -> Path:
-    """The recipient's Delta Sharing profile file (JSON), written atomically with mode 0600."""
+def check_profile_path(path: str | Path) -> Path:
+    """A path a profile can be written to: its folder exists and it is not a folder itself."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise RecipientError(f"Cannot write the profile {path}: the folder {folder} does not exist. "
+    if not path.parent.is_dir():
+        raise RecipientError(f"Cannot write the profile {path}: the folder {path.parent} does not exist. "
                              "Fix: create it, or pass --profile with a path in an existing folder.")
     if path.is_dir():
         raise RecipientError(f"Cannot write the profile {path}: it is a folder. Fix: pass a file name, e.g. {path}/NAME.share.")
+    return path
+
+
+def write_profile(path: str | Path, endpoint: str, token: str, expires_at: datetime) -> Path:
+    """The recipient's Delta Sharing profile file (JSON), written atomically with mode 0600."""
+    path = check_profile_path(path)
     text = json.dumps({"shareCredentialsVersion": 1, "endpoint": endpoint, "bearerToken": token,
                        "expirationTime": expires_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}, indent=2) + "\n"
-    temp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    temp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
