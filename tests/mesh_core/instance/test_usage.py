@@ -61,3 +61,16 @@ def test_reads_pages_through_more_observations_than_one_fetch_returns(instance, 
     for _ in range(8):
         read(instance, "acme-bi", rows=1)
     assert reads(instance, REF, 0) == [Reads("acme-bi", 1, 8, 8, reads(instance, REF, 0)[0].last_read)]
+
+
+def test_after_the_first_read_of_a_product_recording_reads_scans_no_history(instance, monkeypatch):
+    read(instance, "acme-bi")  # seeds the product's count: one bounded scan of 30 days
+    scans = []
+    fetch = instance.fetch_observations
+    monkeypatch.setattr(instance, "fetch_observations", lambda *a, **k: scans.append(a) or fetch(*a, **k))
+    for _ in range(5):
+        read(instance, "acme-bi")
+    assert scans == []
+    monkeypatch.undo()
+    [latest] = instance.fetch_observations(REF.asset_key, limit=1).records
+    assert latest.asset_observation.metadata[READS_30D].value == 6
