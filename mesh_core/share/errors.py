@@ -44,14 +44,28 @@ class ShareBadRequestError(ShareError):
 
 
 class ShareRateLimitError(ShareError):
-    """The token sent more requests than its rate allows."""
+    """The token sent more requests than its rate allows; `retry_after` (seconds) says when to retry."""
 
     status = 429
     error_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.retry_after))
 
 
 class ShareTooLargeError(ShareError):
     """A request body over the size the server accepts."""
 
     status = 413
+    error_code = "REQUEST_TOO_LARGE"
+
+
+class ShareUriTooLongError(ShareError):
+    """A request URL longer than the server reads."""
+
+    status = 414
     error_code = "REQUEST_TOO_LARGE"
