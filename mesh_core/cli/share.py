@@ -160,14 +160,16 @@ def usage(args) -> int:
     if args.json:
         print(json.dumps([readers.as_dict() for readers in found.values()], indent=2))
         return EXIT_OK
+    rows = [(str(ref), r) for ref, readers in found.items() for r in readers.readers or (None,)]
+    width = max([32, *(len(r.name) + 9 for _, r in rows if r)])  # room for " (pinned)"
     print(f"readers over the last {args.window_days} day(s): products that read it (lineage) and recipients' queries")
-    print(f"{'product':40} {'major':>5}  {'reader':32} {'kind':9} {'reads':>7} {'rows':>11}  last read (UTC)")
-    for ref, readers in found.items():
-        if not readers.readers:
-            print(f"{str(ref):40} {'-':>5}  {'(nobody)':32}")
-        for r in readers.readers:
-            name = f"{r.name} (pinned)" if r.pinned else r.name
-            print(f"{str(ref):40} {'-' if r.major is None else r.major:>5}  {name:32} {r.kind:9} "
-                  f"{'-' if r.reads is None else f'{r.reads:,}':>7} {'-' if r.rows is None else f'{r.rows:,}':>11}  "
-                  f"{(r.last_read or '-').replace('T', ' ')[:19]}")
+    print(f"{'product':40} {'major':>5}  {'reader':{width}} {'kind':9} {'reads':>7} {'rows':>11}  last read (UTC)")
+    for product, r in rows:
+        if r is None:
+            print(f"{product:40} {'-':>5}  (nobody)")
+            continue
+        name = f"{r.name} (pinned)" if r.pinned else r.name
+        print(f"{product:40} {'-' if r.major is None else r.major:>5}  {name:{width}} {r.kind:9} "
+              f"{'-' if r.reads is None else f'{r.reads:,}':>7} {'-' if r.rows is None else f'{r.rows:,}':>11}  "
+              f"{(r.last_read or '-').replace('T', ' ')[:19]}")
     return EXIT_OK
