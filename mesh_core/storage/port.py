@@ -54,6 +54,12 @@ _SET_ASIDE_DIR = "_mesh_set_aside"  # Delta Lake's vacuum skips folders starting
 _CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
 
 
+def data_file_checksum(name: object) -> str | None:
+    """The SHA-256 a data file's name carries (Mesh names every data file it writes by it), else None."""
+    match = _DATA_FILE.fullmatch(name) if isinstance(name, str) else None
+    return match["sha256"] if match else None
+
+
 @dataclass(frozen=True)
 class PortVersion:
     """One published version of a product, as its Delta commit records it."""
@@ -194,6 +200,22 @@ class OutputPort:
                 f"publish recorded {sorted(published.files)}: the port was changed outside Mesh. {self._damage_fix()}"
             )
         return [(name, self._read_file(fs, root, name, version)) for name in names]
+
+    def published(self, version: int) -> PortVersion:
+        """One published version, as its commit records it (a retention or other bookkeeping
+        commit is not one: VersionNotFoundError, as for a version never committed)."""
+        return self._published(version)
+
+    def read_data_file(self, version: int, name: str) -> pa.Buffer:
+        """One data file of a published version, its bytes verified against the checksum in its name:
+        for a server handing the file itself to a reader. A name that version does not hold is refused
+        before any path is built from it."""
+        published = self._published(version)
+        if name not in published.files:
+            raise VersionNotFoundError(f"Version {version} of {self.ref} holds no data file {name!r}; "
+                                       f"its files: {', '.join(sorted(published.files))}.")
+        fs, root = self._filesystem()
+        return self._read_file(fs, root, name, version)
 
     def data_files(self) -> set[str]:
         """The names of the data files stored in the port now (to tell which versions are readable)."""
