@@ -109,13 +109,18 @@ def parse_query(body: bytes) -> Query:
 
 
 def parse_version(value: object, what: str) -> int:
-    """A version from a body (an int) or a URL (its digits): a whole number, no sign, in a Long."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        value = int(value)
+    """A version from a body (a JSON number) or a URL (its digits: `text`): a whole number, no sign, in a Long."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
         raise ShareBadRequestError(f"{what} {value!r} is not a version: versions are whole numbers >= 0. "
                                    "GET .../version gives the current one.")
     return value
+
+
+def version_in_path(text: str) -> int:
+    """A version as a URL path segment: digits only, no sign or leading zero, at most a Long."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and (text == "0" or text[0] != "0")):
+        raise ShareBadRequestError(f"{text[:30]!r} is not a version: versions are whole numbers >= 0.")
+    return parse_version(int(text), "version")
 
 
 def parse_timestamp(value: object, what: str) -> datetime:

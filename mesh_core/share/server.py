@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from mesh_core.declare.majors import major_of
+from mesh_core.declare.names import is_valid_name
 from mesh_core.errors import IntegrityError, MeshError, ProductNotPublishedError, VersionNotFoundError
 from mesh_core.share import protocol
 from mesh_core.share.errors import (
@@ -268,7 +269,7 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         params = request.path_params
         share, schema, name = request_name("share", params["share"]), request_name("schema", params["schema"]), params["name"]
         table_name = request_name("table", params["table"])
-        version = protocol.parse_version(params["version"], "version")
+        version = protocol.version_in_path(params["version"])
         query_params = request.query_params
         grant = signer.verify(share, schema, table_name, version, name, query_params.get("recipient"),
                               query_params.get("expires"), query_params.get("signature"))
@@ -280,10 +281,12 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         if state != "active":
             raise ShareForbiddenError(f"The token of recipient '{recipient.name}' was {state}: its file URLs stopped working.")
         table = catalog.table(share, schema, table_name, recipient.reader)
+        if name not in table.port.published(version).files:  # signed, so only a file the version held once
+            raise ShareNotFoundError(f"Version {version} of {table.full_name} holds no file {name[:100]!r}.")
         key = (table.port.uri, name)
         content = files.get(key)
-        if content is None or name not in table.port.published(version).files:
-            content = bytes(table.port.read_data_file(version, name))  # refuses a name the version does not hold
+        if content is None:
+            content = bytes(table.port.read_data_file(version, name))  # verified against the checksum in its name
             files.put(key, content)
         return _ranged(request, content)
 
@@ -345,9 +348,11 @@ def _page(request, items: list[dict]) -> dict:
     token = params.get("pageToken")
     if token:
         try:
-            after = base64.urlsafe_b64decode(token.encode("ascii") + b"==").decode()
+            after = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
         except (ValueError, UnicodeError):
-            raise ShareBadRequestError("pageToken is not one this server gave: pass the nextPageToken of the previous page.") from None
+            after = ""
+        if not is_valid_name(after):
+            raise ShareBadRequestError("pageToken is not one this server gave: pass the nextPageToken of the previous page.")
         items = [item for item in items if item["name"] > after]
     if size is None or len(items) <= size:
         return {"items": items}

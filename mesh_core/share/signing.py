@@ -131,7 +131,7 @@ def check_ttl(ttl: object) -> int:
 
 # -- S3 ----------------------------------------------------------------------------------
 
-_S3_CLIENT = None
+_S3_CLIENTS: dict[tuple, object] = {}
 _S3_LOCK = threading.Lock()
 
 
@@ -147,16 +147,16 @@ def presigned_s3_url(port_uri: str, name: str, ttl: int) -> str:
 
 
 def _s3():
-    """One boto3 client for the process (clients are thread-safe), configured from the environment
-    like delta-rs and Arrow are: AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, credentials."""
-    global _S3_CLIENT
+    """A boto3 client (thread-safe, one per setting) configured from the environment as delta-rs and
+    Arrow are: AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, and the credentials."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    key = (endpoint, region, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_PROFILE"))
     with _S3_LOCK:
-        if _S3_CLIENT is None:
+        if key not in _S3_CLIENTS:
             import boto3
             from botocore.config import Config
 
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
-            _S3_CLIENT = boto3.client("s3", endpoint_url=endpoint or None, region_name=region or None, config=config)
-        return _S3_CLIENT
+            _S3_CLIENTS[key] = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+        return _S3_CLIENTS[key]

@@ -35,7 +35,7 @@ class Mesh:
     instance: object
     tokens: dict[str, str] = field(default_factory=dict)
     frames: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)  # (table, version) -> rows published
-    declared: dict[str, dict] = field(default_factory=dict)  # product -> access / lifecycle it was published with
+    declared: dict[str, dict] = field(default_factory=dict)  # table -> access and lifecycle it was published with
 
     def storage(self, domain: str, **kwargs) -> DomainStorage:
         return DomainStorage(self.root / "data", domain, **kwargs)
@@ -71,7 +71,7 @@ def build_mesh(root: Path) -> Mesh:
                                major=major, lifecycle=lifecycle)
         name = product if major is None else f"{product}_v{major}"
         mesh.frames[(f"{domain}.{name}", done.version.version)] = frame
-        mesh.declared[f"{domain}.{name}"] = {"access": access, "status": lifecycle.status.value}
+        mesh.declared[f"{domain}.{name}"] = {"access": access, "lifecycle": lifecycle}
         return done.version
 
     for i in range(3):  # three published versions of the current major 2
@@ -87,7 +87,7 @@ def build_mesh(root: Path) -> Mesh:
             lifecycle=Lifecycle(Status.DEPRECATED, today - timedelta(days=1), ProductRef("ops", "flights")))
     publish("insights", "summary", pd.DataFrame({"total": [42]}), version="1.0.0", access="internal")
     prune = Retention(keep_versions=2, keep_hours=0)  # version 0 vacuumed: retention commits follow
-    for i in range(3):
+    for i in range(4):
         publish("fleet", "aircraft", pd.DataFrame({"tail": [f"N{i}{n}" for n in range(i + 1)]}), version=f"1.{i}.0",
                 retention=prune)
     recipients = Recipients(instance)
