@@ -116,6 +116,7 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
@@ -314,8 +315,8 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         Route(table_path + "/changes", endpoint(changes), methods=["GET"]),
         Route(PREFIX + "/files/{share}/{schema}/{table}/{version}/{name}", endpoint(data_file), methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: failed})
-    return _BoundedUrls(app, max_url)
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: failed},
+                     middleware=[Middleware(_BoundedUrls, limit=max_url)])
 
 
 def _answer_headers(snapshot: protocol.Snapshot) -> dict[str, str]:
