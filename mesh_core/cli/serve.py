@@ -19,6 +19,9 @@ def register(commands) -> None:
     sub.add_argument("--tls-key", help="the TLS certificate's private key (PEM)")
     sub.add_argument("--behind-proxy", action="store_true",
                      help="a TLS-terminating proxy forwards to this address: serve plain HTTP on it, trust its X-Forwarded-* headers")
+    sub.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                     help="with --behind-proxy: the proxy's addresses, comma-separated, whose X-Forwarded-* headers "
+                          "are trusted (default: %(default)s)")
     sub.add_argument("--url-ttl", type=_positive_int, default=DEFAULT_TTL_SECONDS, metavar="SECONDS",
                      help="how long the file URLs of a query work (default: %(default)s)")
     sub.add_argument("--rate-limit", type=_positive_float, default=DEFAULT_RATE, metavar="N",
@@ -62,13 +65,16 @@ def serve(args) -> int:
     with dg.DagsterInstance.get() as instance:
         def started(endpoint: str) -> None:
             print(f"Serving the mesh's products over Delta Sharing at {endpoint}", flush=True)
+            if args.host in ("0.0.0.0", "::") or args.behind_proxy:
+                print("  clients reach it at this machine's name or its proxy's URL: pass that as --endpoint to "
+                      "`mesh share token create`", flush=True)
             print(f"  ports: {ports_uri}  instance: {folder}  file URLs last {args.url_ttl} s", flush=True)
             print("  recipients' profiles: `mesh share token create NAME --profile FILE`; Ctrl-C stops.", flush=True)
 
         try:
             run_server(args.host, args.port, workspace=workspace, instance=instance, dagster_home=folder,
                        ports_uri=ports_uri, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                       behind_proxy=args.behind_proxy, url_ttl=args.url_ttl, rate_limit=args.rate_limit,
+                       behind_proxy=args.behind_proxy, forwarded_allow_ips=args.forwarded_allow_ips, url_ttl=args.url_ttl, rate_limit=args.rate_limit,
                        on_start=started)
         except OSError as exc:
             raise MeshError(f"Cannot serve on {args.host}:{args.port}: {exc.strerror or exc}. Fix: pick a free "

@@ -443,10 +443,11 @@ def endpoint_url(host: str, port: int, *, tls: bool) -> str:
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, workspace: str | os.PathLike, instance,
           dagster_home: str | os.PathLike, ports_uri: str, tls_cert: str | None = None, tls_key: str | None = None,
-          behind_proxy: bool = False, url_ttl: int = DEFAULT_TTL_SECONDS, rate_limit: float = DEFAULT_RATE,
-          on_start: Callable[[str], None] | None = None) -> None:
+          behind_proxy: bool = False, forwarded_allow_ips: str = "127.0.0.1", url_ttl: int = DEFAULT_TTL_SECONDS,
+          rate_limit: float = DEFAULT_RATE, on_start: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted. Refuses (MeshError) a non-loopback host without TLS or `behind_proxy`,
-    half a TLS pair, or a missing certificate file, before binding anything."""
+    half a TLS pair, or a missing certificate file, before binding anything. Behind a proxy, only
+    `forwarded_allow_ips` (the proxy's addresses) may set the scheme and client with X-Forwarded-*."""
     import uvicorn
 
     from mesh_core.share.signing import url_secret
@@ -463,7 +464,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, workspace: str 
     signer = UrlSigner(url_secret(dagster_home), url_ttl)
     app = sharing_app(workspace=workspace, instance=instance, ports_uri=ports_uri, signer=signer, rate_limit=rate_limit)
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                            proxy_headers=behind_proxy, forwarded_allow_ips="*" if behind_proxy else None,
+                            proxy_headers=behind_proxy, forwarded_allow_ips=forwarded_allow_ips if behind_proxy else None,
                             log_level="warning", access_log=False, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
     if on_start is not None:

@@ -357,3 +357,30 @@ def test_mesh_serve_refuses_unsafe_or_broken_settings(mesh, args, message):
     result = subprocess.run([str(MESH), "serve", "-w", str(mesh.workspace), "--dagster-home", str(mesh.home), *args],
                             capture_output=True, text=True, env=mesh_env(mesh.home), timeout=60)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("allowed,scheme", [(None, "https"), ("10.9.9.9", "http")])
+def test_behind_a_proxy_only_the_proxys_forwarded_headers_are_trusted(mesh, allowed, scheme):
+    """A query's file URLs take the scheme the TLS proxy forwards, and only from the proxy's address
+    (--forwarded-allow-ips, default 127.0.0.1): anyone else's X-Forwarded-Proto is ignored."""
+    port = free_port()
+    extra = ["--forwarded-allow-ips", allowed] if allowed else []
+    process = subprocess.Popen([str(MESH), "serve", "-w", str(mesh.workspace), "--dagster-home", str(mesh.home),
+                                "--port", str(port), "--behind-proxy", *extra], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**mesh_env(mesh.home), "MESH_DATA_DIR": str(mesh.root / "data")})
+    endpoint = f"http://127.0.0.1:{port}/delta-sharing"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = _query(endpoint, mesh.tokens["partner"], headers={"X-Forwarded-Proto": "https"})
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "mesh serve did not start"
+                time.sleep(0.2)
+        assert answer.status == 200, answer.body
+        urls = [line["file"]["url"] for line in answer.lines() if "file" in line]
+        assert urls and all(url.startswith(f"{scheme}://127.0.0.1:{port}/") for url in urls), urls
+    finally:
+        process.terminate()
+        process.wait(20)
