@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each against its baseline in the same run, then one table.
 
-    python bench/run.py [names...]     names: mesh synthetic validation storage (default: these four),
+    python bench/run.py [names...]     names: mesh synthetic validation storage sharing (default: these five),
                                        instance (Mesh's instance storage vs Dagster's; ~3 min)
 
 BENCH_REPEATS (default 3) sets the repeats; BENCH_FULL=1 adds the long runs (10M-row validation,
@@ -19,13 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import example_mesh  # noqa: E402
 import instance_storage  # noqa: E402
+import sharing  # noqa: E402
 import storage  # noqa: E402
 import synthetic  # noqa: E402
 import validation  # noqa: E402
 from harness import REPEATS, Table  # noqa: E402
 
 BENCHMARKS = {"mesh": example_mesh.main, "synthetic": synthetic.main, "validation": validation.main,
-              "storage": storage.main}
+              "storage": storage.main, "sharing": sharing.main}
 EXTRA = {"instance": instance_storage.main}  # only when named
 KNOWN = {**BENCHMARKS, **EXTRA}
 
