@@ -55,9 +55,11 @@ try:
         client = delta_sharing.SharingClient(profile)
         print(json.dumps({"tables": sorted([t.share, t.schema, t.name] for t in client.list_all_tables()),
                           "shares": sorted(s.name for s in client.list_shares())}))
-    elif command == "load":
-        table, out, version = rest[0], rest[1], (int(rest[2]) if len(rest) > 2 else None)
-        frame = delta_sharing.load_as_pandas(f"{profile}#{table}", version=version)
+    elif command == "load":  # load TABLE OUT [version=V] [timestamp=T] [limit=N]
+        table, out, options = rest[0], rest[1], dict(option.split("=", 1) for option in rest[2:])
+        frame = delta_sharing.load_as_pandas(
+            f"{profile}#{table}", version=int(options["version"]) if "version" in options else None,
+            timestamp=options.get("timestamp"), limit=int(options["limit"]) if "limit" in options else None)
         frame.to_parquet(out, index=False)
         print(json.dumps({"rows": len(frame)}))
     elif command == "version":
@@ -294,10 +296,11 @@ def expected_frame(mesh: Mesh, ref: ProductRef, *, version: int | None = None, m
 
 
 def load(client: Path, server: Server, recipient: str, ref: ProductRef, table: str, out: Path,
-         version: int | None = None) -> pd.DataFrame | dict:
-    """The table as the official client loads it, else the server's refusal {status, body}."""
+         **options) -> pd.DataFrame | dict:
+    """The table as the official client loads it (options: version, timestamp, limit), else the
+    server's refusal {status, body}."""
     args = ["load", server.profiles[recipient], f"{ref.domain}.{ref.domain}.{table}", out]
-    answer = run_client(client, *args, *([] if version is None else [version]))
+    answer = run_client(client, *args, *(f"{k}={v}" for k, v in options.items()))
     return answer["error"] if "error" in answer else pd.read_parquet(out)
 
 
@@ -344,7 +347,11 @@ def test_each_recipient_lists_exactly_the_tables_the_mesh_rules_allow(mesh, serv
 
 def test_a_product_loads_as_pandas_with_exactly_the_rows_mesh_read_gives(mesh, server, client, tmp_path):
     served = load(client, server, mesh.consumer, mesh.shared, mesh.shared.product, tmp_path / "current.parquet")
-    assert_same_rows(served, expected_frame(mesh, mesh.shared))
+    expected = expected_frame(mesh, mesh.shared)
+    assert_same_rows(served, expected)
+    # limit (the protocol's limitHint, then the client's cut): the first rows, as stored.
+    first = load(client, server, mesh.consumer, mesh.shared, mesh.shared.product, tmp_path / "first.parquet", limit=10)
+    assert_same_rows(first, expected.head(10))
     # `mesh read` (the CLI over the same port) agrees on the version and the row count.
     done = mesh_cli(mesh, "read", str(mesh.shared), "--json", "--limit", "1")
     assert done.returncode == 0, done.stderr
@@ -359,6 +366,11 @@ def test_a_pinned_version_loads_that_version(mesh, server, client, tmp_path):
     expected = expected_frame(mesh, mesh.shared, version=older)
     assert_same_rows(pinned, expected)
     assert len(pinned) != len(expected_frame(mesh, mesh.shared, version=current))  # really another version
+    # By time: the version published at or before it (the older one's own commit time).
+    when = mesh.storage(mesh.shared.domain).port(mesh.shared).published(older).committed_at
+    at = load(client, server, mesh.consumer, mesh.shared, mesh.shared.product, tmp_path / "at.parquet",
+              timestamp=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert_same_rows(at, expected)
     answer = run_client(client, "version", server.profiles[mesh.consumer],
                         f"{mesh.shared.domain}.{mesh.shared.domain}.{mesh.shared.product}")
     assert answer == {"version": current}
