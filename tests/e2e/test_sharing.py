@@ -415,8 +415,12 @@ def test_revoked_and_expired_tokens_get_401(mesh, server, client, tmp_path):
     server.profiles["leaver"] = profile
     ref = mesh.shared
     assert isinstance(load(client, server, "leaver", ref, ref.product, tmp_path / "ok.parquet"), pd.DataFrame)
+    [url] = file_urls(server, "leaver", ref, ref.product)
+    file_path = urllib.parse.urlsplit(url)._replace(scheme="", netloc="").geturl()
+    assert server.request("GET", file_path, prefix="")[0] == 200
     done = mesh_cli(mesh, "share", "token", "revoke", "leaver")
     assert done.returncode == 0, done.stderr
+    assert_refused(server.request("GET", file_path, prefix=""), 403, "PERMISSION_DENIED")  # its URLs stop too
     assert_refused(load(client, server, "leaver", ref, ref.product, tmp_path / "no.parquet"), 401, "UNAUTHENTICATED")
     assert_refused(server.request("GET", "/shares", token=server.token("leaver")), 401, "UNAUTHENTICATED")
 
