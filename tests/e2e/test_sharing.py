@@ -184,10 +184,12 @@ def mesh(tmp_path_factory) -> Mesh:
     storage = DomainStorage(data_dir, producer)
     first = storage.current(shared)
     frame = storage.read(shared)
-    assert len(frame) > 20, f"{shared} has too few rows to tell versions apart"
-    # A second, smaller version of the shared product, as its owners would publish it.
-    second = storage.publish(shared.product, frame.head(len(frame) - 7), version=first.product_version,
-                             access=first.access, run_id="sharing-second", lifecycle=first.lifecycle).version.version
+    assert len(frame) >= 1, f"{shared} published no rows"
+    # A second version of the shared product with more rows, as its owners would publish it.
+    second = storage.publish(shared.product, pd.concat([frame, frame.head(3)], ignore_index=True),
+                             version=first.product_version, access=first.access, run_id="sharing-second",
+                             lifecycle=first.lifecycle).version.version
+    frame = pd.concat([frame] * -(-20 // len(frame)), ignore_index=True)  # >= 20 rows for the copies below
 
     # The producer's products the consumer must never see, and a product with two majors.
     def publish(stem: str, rows: int, **kwargs) -> ProductRef:
