@@ -199,7 +199,7 @@ def build_snapshot(port: OutputPort, published: PortVersion) -> Snapshot:
         delta = DeltaTable(port.uri, version=published.version)
         metadata = delta.metadata()
         actions = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
-        schema = delta.schema().to_json()
+        schema = json.dumps(_shared_type(json.loads(delta.schema().to_json())), separators=(",", ":"))
     except Exception as exc:
         raise port.damaged_commit(published.version) or IntegrityError(
             f"Delta Lake cannot load version {published.version} of {port.ref}: {exc}") from exc
@@ -219,6 +219,23 @@ def build_snapshot(port: OutputPort, published: PortVersion) -> Snapshot:
             rows = published.rows  # the publish recorded the version's rows
         files.append(DataFile(name, sha256, int(item["size_bytes"]), None if rows is None else int(rows)))
     return Snapshot(published, metadata.id, schema, metadata.description or None, tuple(files))
+
+
+def _shared_type(kind):
+    """A Delta schema type as the parquet response format names it: `timestamp_ntz` (a later Delta type,
+    which clients of that format such as delta-sharing 1.4.2 refuse to parse) is `timestamp`. The files
+    are not changed: they hold the same naive timestamps, and pandas and pyarrow read them as such."""
+    if kind == "timestamp_ntz":
+        return "timestamp"
+    if isinstance(kind, dict):
+        nested = kind.get("type")
+        if nested == "struct":
+            return {**kind, "fields": [{**field, "type": _shared_type(field["type"])} for field in kind["fields"]]}
+        if nested == "array":
+            return {**kind, "elementType": _shared_type(kind["elementType"])}
+        if nested == "map":
+            return {**kind, "keyType": _shared_type(kind["keyType"]), "valueType": _shared_type(kind["valueType"])}
+    return kind
 
 
 class Snapshots:

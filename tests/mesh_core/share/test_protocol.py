@@ -46,7 +46,7 @@ def test_a_snapshot_is_what_the_publish_wrote(mesh):
     for item in port.history():
         snapshot = protocol.build_snapshot(port, item)
         delta = DeltaTable(port.uri, version=item.version)
-        assert snapshot.schema_string == delta.schema().to_json()
+        assert json.loads(snapshot.schema_string) == json.loads(delta.schema().to_json())
         assert snapshot.table_id == delta.metadata().id
         frame = mesh.frames[("ops.flights", item.version)]
         assert json.loads(snapshot.schema_string)["fields"][0]["name"] == frame.columns[0]
@@ -55,6 +55,23 @@ def test_a_snapshot_is_what_the_publish_wrote(mesh):
             content = (Path(port.uri) / data.name).read_bytes()
             assert data.sha256 == hashlib.sha256(content).hexdigest() == item.files[data.name]
             assert data.size == len(content)
+
+
+def test_naive_timestamps_are_timestamp_in_the_schema_string_clients_parse(tmp_path):
+    import pandas as pd
+
+    from mesh_core import DomainStorage, ProductRef
+
+    storage = DomainStorage(tmp_path, "ops")
+    frame = pd.DataFrame({"timestamp_ntz": ["a name, not a type"], "naive": [pd.Timestamp("2026-01-01 10:00")],
+                          "aware": [pd.Timestamp("2026-01-01 10:00", tz="UTC")], "n": [1]})
+    storage.publish("times", frame, version="1.0.0", access="public", run_id="run-times")
+    port = storage.port(ProductRef("ops", "times"))
+    stored = {f["name"]: f["type"] for f in json.loads(DeltaTable(port.uri).schema().to_json())["fields"]}
+    assert stored["naive"] == "timestamp_ntz"  # what Delta Lake stores: the case this covers
+    shared = json.loads(protocol.build_snapshot(port, port.latest()).schema_string)
+    assert {f["name"]: f["type"] for f in shared["fields"]} == {
+        "timestamp_ntz": "string", "naive": "timestamp", "aware": "timestamp", "n": "long"}
 
 
 def test_snapshots_are_cached_per_port_and_version(mesh):
