@@ -104,6 +104,9 @@ with dg.DagsterInstance.get() as instance:
 
 
 def test_creates_in_concurrent_processes_lose_no_recipient(dagster_home, tmp_path):
+    from mesh_core.instance.home import prepare_instance
+
+    prepare_instance(dagster_home)  # as every `mesh` command does: a fresh sqlite instance is made once, not raced
     go = tmp_path / "go"
     names = [f"team-{i}" for i in range(4)]
     processes = [subprocess.Popen([sys.executable, "-c", CREATE, name, str(go)], cwd=REPO, stdout=subprocess.PIPE,
