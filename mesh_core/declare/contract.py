@@ -80,6 +80,25 @@ def specs_from_metadata(metadata) -> list[dict]:
     ]
 
 
+def table_key(contract: type[pa.DataFrameModel]) -> list[str]:
+    """The contract's multi-column key (`Config.unique`), recorded as `mesh/key`; empty if it has none."""
+    unique = contract.to_schema().unique
+    return [unique] if isinstance(unique, str) else list(unique or [])
+
+
+def contract_key(metadata) -> tuple[str, ...] | None:
+    """The columns that name one row, from a product's asset metadata: its `mesh/key` (Config.unique),
+    else its first unique column (each one alone names a row; taking one lets a change to another
+    unique column read as a changed row, not a row removed and one added), else None."""
+    key = meta_value(metadata, "mesh/key")
+    if key:
+        return tuple(key)
+    if "dagster/column_schema" not in metadata:
+        return None
+    unique = [spec["name"] for spec in specs_from_metadata(metadata) if spec["unique"]]
+    return (unique[0],) if unique else None
+
+
 def contract_rules(contract: type[pa.DataFrameModel]) -> str:
     """The contract as Markdown rules, one line per column, then the table's (`mesh/contract_rules`)."""
     lines = [f"**{contract.__name__}**", ""]

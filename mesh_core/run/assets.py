@@ -11,7 +11,7 @@ import pandas as pd
 
 from mesh_core.declare.cadence import automation_condition
 from mesh_core.declare.contract import (classifications, column_checks, column_schema, contract_fingerprint,
-                                        contract_rules, table_checks)
+                                        contract_rules, table_checks, table_key)
 from mesh_core.declare.expectation import Severity
 from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.majors import PreviousMajor
@@ -63,6 +63,7 @@ def product_metadata(product: DataProduct) -> dict:
         "mesh/column_checks": dg.MetadataValue.json(column_checks(product.contract)),  # as Pandera writes them
         "mesh/contract_fingerprint": contract_fingerprint(product.contract),
         "mesh/table_checks": dg.MetadataValue.json(table_checks(product.contract)),
+        "mesh/key": dg.MetadataValue.json(table_key(product.contract)),  # Config.unique: what a diff matches rows by
         "mesh/suite": product.suite_name,
         "mesh/expectations": dg.MetadataValue.json([item.summary() for item in product.suite]),
         "mesh/suite_items": dg.MetadataValue.json([item.as_dict() for item in product.suite]),
