@@ -251,60 +251,71 @@ class _Diff:
             retyped=tuple((n, str(before.field(n).type), str(after.field(n).type))
                           for n in self.common if before.field(n).type != after.field(n).type),
         )
-        self.key, self.note = self._usable_key(tuple(key) if key else None)
-
-    def _usable_key(self, key: tuple[str, ...] | None) -> tuple[tuple[str, ...] | None, str]:
-        if not key:
-            return None, ""
-        missing = [k for k in key if k not in self.columns]
-        if missing:
-            return None, (f"key column(s) {', '.join(map(repr, missing))} not in both versions: rows compared by hash")
-        groups = ", ".join(self.columns[k][0] for k in key)
-        dup_b = self.con.execute(f"SELECT count(*) FROM (SELECT 1 FROM b GROUP BY {groups} HAVING count(*) > 1)").fetchone()[0]
-        groups = ", ".join(self.columns[k][1] for k in key)
-        dup_a = self.con.execute(f"SELECT count(*) FROM (SELECT 1 FROM a GROUP BY {groups} HAVING count(*) > 1)").fetchone()[0]
-        if dup_b or dup_a:
-            where = " and ".join(w for w, n in (("before", dup_b), ("after", dup_a)) if n)
-            return None, f"key ({', '.join(key)}) is not unique {where}: rows compared by hash"
-        return key, ""
+        self.wanted = tuple(key) if key else None
+        self.key: tuple[str, ...] | None = None
+        self.note = ""
 
     def run(self) -> ProductDiff:
-        rows_b = self.con.execute("SELECT count(*) FROM b").fetchone()[0]
-        rows_a = self.con.execute("SELECT count(*) FROM a").fetchone()[0]
+        rows_b, stats_b = self._stats("b")
+        rows_a, stats_a = self._stats("a")
+        self.key, self.note = self._usable_key(self.wanted, (rows_b, stats_b), (rows_a, stats_a))
         if self.key:
             added, removed, changed, per_column, samples = self._by_key()
         else:
             added, removed, samples = self._by_hash(rows_b, rows_a)
             changed, per_column = 0, {}
-        stats_b = self._stats("b", rows_b)
-        stats_a = self._stats("a", rows_a)
         columns = [ColumnChange(name, stats_b[name], stats_a[name], per_column.get(name)) for name in self.common]
         columns = sorted((c for c in columns if c.changes), key=lambda c: -c.magnitude)
         return ProductDiff(rows_b, rows_a, added, removed, changed, self.key, self.schema, tuple(columns),
                            *samples, note=self.note)
 
-    # rows by key
+    def _usable_key(self, key, *sides) -> tuple[tuple[str, ...] | None, str]:
+        """The key if both versions have its columns and it is unique in both, else None and why."""
+        if not key:
+            return None, ""
+        missing = [k for k in key if k not in self.columns]
+        if missing:
+            return None, f"key column(s) {', '.join(map(repr, missing))} not in both versions: rows compared by hash"
+        duplicated = []
+        for where, (view, (rows, stats)) in zip(("before", "after"), zip("ba", sides)):
+            if len(key) == 1:  # the column's stats already say: distinct values, and NULL counts as one
+                column = stats[key[0]]
+                unique = column.distinct + (column.null_share > 0) == rows
+            else:
+                groups = ", ".join(self.columns[k][0 if view == "b" else 1] for k in key)
+                unique = not self.con.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {view} GROUP BY {groups} HAVING count(*) > 1)").fetchone()[0]
+            if not unique:
+                duplicated.append(where)
+        if duplicated:
+            return None, f"key ({', '.join(key)}) is not unique {' and '.join(duplicated)}: rows compared by hash"
+        return key, ""
+
+    # rows by key: one full join, the rows that differ kept (spilled past the memory limit)
 
     def _by_key(self):
         key = self.key
         on = " AND ".join(f"{self.columns[k][2]} IS NOT DISTINCT FROM {self.columns[k][3]}" for k in key)
-        keys_a = ", ".join(f"a.{self.columns[k][1]}" for k in key)
-        keys_b = ", ".join(f"b.{self.columns[k][0]}" for k in key)
-        added = self.con.execute(f"SELECT count(*) FROM a ANTI JOIN b ON {on}").fetchone()[0]
-        removed = self.con.execute(f"SELECT count(*) FROM b ANTI JOIN a ON {on}").fetchone()[0]
-        sample_added = self.con.execute(f"SELECT {keys_a} FROM a ANTI JOIN b ON {on} ORDER BY {keys_a} LIMIT {SAMPLES}").fetchall()
-        sample_removed = self.con.execute(f"SELECT {keys_b} FROM b ANTI JOIN a ON {on} ORDER BY {keys_b} LIMIT {SAMPLES}").fetchall()
+        keys = ", ".join(f"CASE WHEN a.m IS NULL THEN b.{self.columns[k][0]} ELSE a.{self.columns[k][1]} END AS k{i}"
+                         for i, k in enumerate(key))
         values = [name for name in self.common if name not in key]
-        differs = {name: f"({self.columns[name][2]} IS DISTINCT FROM {self.columns[name][3]})" for name in values}
-        any_differs = " OR ".join(differs.values()) or "FALSE"
-        counts = ", ".join([f"count_if({any_differs})", *(f"count_if({d})" for d in differs.values())])
-        found = self.con.execute(f"SELECT {counts} FROM b JOIN a ON {on}").fetchone()
-        changed, per_column = found[0] or 0, {name: n or 0 for name, n in zip(values, found[1:])}
-        sample_changed = self.con.execute(
-            f"SELECT {keys_a} FROM b JOIN a ON {on} WHERE {any_differs} ORDER BY {keys_a} LIMIT {SAMPLES}").fetchall()
-        names = list(key)
-        samples = tuple(tuple(_row(names, values) for values in rows) for rows in (sample_added, sample_removed, sample_changed))
-        return added, removed, changed, per_column, samples
+        differs = [f"({self.columns[name][2]} IS DISTINCT FROM {self.columns[name][3]})" for name in values]
+        flags = "".join(f", {d} AS d{i}" for i, d in enumerate(differs))
+        self.con.execute(
+            f"CREATE TEMP TABLE row_diff AS SELECT "
+            f"CASE WHEN b.m IS NULL THEN 'added' WHEN a.m IS NULL THEN 'removed' ELSE 'changed' END AS kind, {keys}{flags} "
+            f"FROM (SELECT *, TRUE AS m FROM b) AS b FULL JOIN (SELECT *, TRUE AS m FROM a) AS a ON {on} "
+            f"WHERE b.m IS NULL OR a.m IS NULL OR {' OR '.join(differs) or 'FALSE'}")
+        sums = "".join(f", count_if(d{i})" for i in range(len(differs)))
+        counts = {row[0]: row[1:] for row in self.con.execute(f"SELECT kind, count(*){sums} FROM row_diff GROUP BY kind").fetchall()}
+        total = {kind: (counts[kind][0] if kind in counts else 0) for kind in ("added", "removed", "changed")}
+        per_column = {name: int(n or 0) for name, n in zip(values, counts.get("changed", (0,) + (0,) * len(values))[1:])}
+        order = ", ".join(f"k{i}" for i in range(len(key)))
+        samples = tuple(
+            tuple(_row(key, row) for row in self.con.execute(
+                f"SELECT {order} FROM row_diff WHERE kind = ? ORDER BY {order} LIMIT {SAMPLES}", [kind]).fetchall())
+            for kind in ("added", "removed", "changed"))
+        return total["added"], total["removed"], total["changed"], per_column, samples
 
     # rows by hash (a multiset: a row twice after and once before is one row added)
 
@@ -325,21 +336,23 @@ class _Diff:
         samples = []
         for side, digest, sign in (("a", hash_a, ">"), ("b", hash_b, "<")):
             values = ", ".join(self.columns[n][2 if side == "b" else 3] for n in shown)
-            rows = self.con.execute(
-                f"SELECT {values} FROM {side} WHERE {digest} IN (SELECT h FROM hash_diff WHERE delta {sign} 0) "
+            rows = self.con.execute(  # the rows of the first few differing hashes: a semi join on a handful
+                f"SELECT {values} FROM {side} WHERE {digest} IN "
+                f"(SELECT h FROM hash_diff WHERE delta {sign} 0 ORDER BY h LIMIT {SAMPLES}) "
                 f"ORDER BY {digest}, {values} LIMIT {SAMPLES}").fetchall()
             samples.append(tuple(_row(shown, row) for row in rows))
         return int(added), int(removed), (samples[0], samples[1], ())
 
     # column stats
 
-    def _stats(self, side: str, rows: int) -> dict[str, ColumnStats]:
+    def _stats(self, side: str) -> tuple[int, dict[str, ColumnStats]]:
+        """The side's row count and the profile of each common column, in one scan (text's top values aside)."""
         schema = self.before if side == "b" else self.after
         alias = {name: self.columns[name][0 if side == "b" else 1] for name in self.common}
-        parts, layout = [], []
+        parts, layout = ["count(*)"], []
         for name in self.common:
             kind = schema.field(name).type
-            col = f"{side}.{alias[name]}"
+            col = alias[name]
             fields = [f"count_if({col} IS NULL)", f"count(DISTINCT {col})"]
             if _is_number(kind):
                 fields += [f"min({col})", f"max({col})", f"avg(CAST({col} AS DOUBLE))"]
@@ -347,17 +360,15 @@ class _Diff:
                 fields += [f"min({col})", f"max({col})"]
             parts += fields
             layout.append((name, len(fields)))
-        found = self.con.execute(f"SELECT {', '.join(parts)} FROM {side}").fetchone() if parts else ()
-        stats, at = {}, 0
+        found = self.con.execute(f"SELECT {', '.join(parts)} FROM {side}").fetchone()
+        rows, stats, at = int(found[0]), {}, 1
         for name, width in layout:
-            values = list(found[at:at + width]) + [None] * (5 - width)
+            nulls, distinct, low, high, mean = list(found[at:at + width]) + [None] * (5 - width)
             at += width
-            nulls, distinct, low, high, mean = values
-            kind = schema.field(name).type
-            top = self._top(side, alias[name]) if _is_text(kind) else ()
+            top = self._top(side, alias[name]) if _is_text(schema.field(name).type) else ()
             stats[name] = ColumnStats(null_share=(nulls / rows) if rows else 0.0, distinct=int(distinct or 0),
                                       min=_plain(low), max=_plain(high), mean=_plain(mean), top=top)
-        return stats
+        return rows, stats
 
     def _top(self, side: str, alias: str) -> tuple[tuple[Any, int], ...]:
         rows = self.con.execute(
