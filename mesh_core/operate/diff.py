@@ -299,7 +299,7 @@ class _Diff:
         keys = ", ".join(f"CASE WHEN a.m IS NULL THEN b.{self.columns[k][0]} ELSE a.{self.columns[k][1]} END AS k{i}"
                          for i, k in enumerate(key))
         values = [name for name in self.common if name not in key]
-        differs = [f"({self.columns[name][2]} IS DISTINCT FROM {self.columns[name][3]})" for name in values]
+        differs = [self._differs(name) for name in values]
         flags = "".join(f", {d} AS d{i}" for i, d in enumerate(differs))
         self.con.execute(
             f"CREATE TEMP TABLE row_diff AS SELECT "
@@ -316,6 +316,14 @@ class _Diff:
                 f"SELECT {order} FROM row_diff WHERE kind = ? ORDER BY {order} LIMIT {SAMPLES}", [kind]).fetchall())
             for kind in ("added", "removed", "changed"))
         return total["added"], total["removed"], total["changed"], per_column, samples
+
+    def _differs(self, name: str) -> str:
+        """SQL: the column's value differs between the matched rows (NULL-safe; floats beyond noise)."""
+        _, _, before, after = self.columns[name]
+        if not (pa.types.is_floating(self.before.field(name).type) or pa.types.is_floating(self.after.field(name).type)):
+            return f"({before} IS DISTINCT FROM {after})"
+        close = f"abs({before} - {after}) <= {_REL_TOL} * greatest(abs({before}), abs({after}))"
+        return f"({before} IS DISTINCT FROM {after} AND NOT coalesce({close}, FALSE))"
 
     # rows by hash (a multiset: a row twice after and once before is one row added)
 

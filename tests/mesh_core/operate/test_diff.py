@@ -66,6 +66,18 @@ def test_identical_data_republished_gives_an_empty_diff(tmp_path):
         json.dumps(diff.as_dict())  # plain values only
 
 
+def test_float_noise_is_no_change_but_a_real_difference_is(tmp_path):
+    ports = Ports(tmp_path)
+    frame = flights()
+    before = ports.publish(frame)
+    noisy = ports.publish(frame.assign(price=frame.price * (1 + 1e-15)))  # summed in another order, say
+    assert diff_versions(before, noisy, key=("flight_id",)).is_empty
+    moved = frame.price.copy()
+    moved.iloc[7] += 1e-6
+    diff = diff_versions(before, ports.publish(frame.assign(price=moved)), key=("flight_id",))
+    assert diff.changed == 1 and diff.sample_changed == ({"flight_id": 7},)
+
+
 def test_rows_dropped_by_a_filter_are_counted_removed_with_their_keys(tmp_path):
     ports = Ports(tmp_path)
     frame = flights()
