@@ -88,6 +88,9 @@ def parse_query(body: bytes) -> Query:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ShareBadRequestError(f"The query body is not JSON ({exc}): send a JSON object, e.g. {{\"version\": 3}}.") from None
+    except RecursionError:  # arrays nested thousands deep fit in the body cap
+        raise ShareBadRequestError("The query body nests too deep to be a query: send a JSON object, "
+                                   "e.g. {\"version\": 3}.") from None
     if not isinstance(data, dict):
         raise ShareBadRequestError("The query body must be a JSON object, e.g. {\"version\": 3} or {}.")
     asked = [key for key in _HISTORY if data.get(key) is not None]

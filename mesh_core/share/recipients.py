@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -43,6 +43,7 @@ class Recipient:
     created_at: datetime  # UTC
     expires_at: datetime  # UTC
     revoked_at: datetime | None = None
+    token_hash: str = field(default="", repr=False, compare=False)  # binds file URLs to this token; never shown
 
     @property
     def kind(self) -> str:
@@ -133,7 +134,7 @@ class Recipients:
         domains = list(domains)
         token = secrets.token_urlsafe(32)
         with self._lock():
-            records = self._load()
+            records = self._load(replacing=name if rotate else None)
             old = records.get(name)
             if old is not None and not rotate and _recipient(name, old).state_at(now) == "active":
                 raise RecipientError(
@@ -163,16 +164,26 @@ class Recipients:
 
     # -- storage -------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, dict]:
+    def _load(self, replacing: str | None = None) -> dict[str, dict]:
+        """The stored records, each checked: a damaged one stops every command (and the server answers
+        500) rather than lock everyone out with a traceback, or be overwritten unseen. Only `replacing`,
+        the recipient `create --rotate` gives a new token, may be damaged."""
         text = self._instance.run_storage.get_cursor_values({KEY}).get(KEY)
         if not text:
             return {}
         try:
             records = json.loads(text)
         except json.JSONDecodeError:
-            raise MeshError(f"The recipients stored under '{KEY}' in the Dagster instance are not JSON; "
-                            "restore the instance's database from a backup, or revoke and re-create every token.") from None
-        return records if isinstance(records, dict) else {}
+            records = None
+        if not isinstance(records, dict):
+            raise MeshError(f"The recipients stored under '{KEY}' in the Dagster instance are not a JSON object of "
+                            "recipients; restore the instance's database from a backup.")
+        for name, record in records.items():
+            if name != replacing and not _is_record(record):
+                raise MeshError(f"The recipient {name[:70]!r} stored under '{KEY}' in the Dagster instance is damaged. "
+                                f"Fix: `mesh share token create {name[:70]} --rotate --profile FILE` gives it a new token, "
+                                "or restore the instance's database from a backup.")
+        return records
 
     def _save(self, records: dict[str, dict]) -> None:
         self._instance.run_storage.set_cursor_values({KEY: json.dumps(records, sort_keys=True)})
@@ -205,10 +216,22 @@ class Recipients:
             + (f" Fix: {fix}." if fix else " Fix: `mesh share token list` shows them."))
 
 
+def _is_record(record: object) -> bool:
+    if not isinstance(record, dict) or not all(isinstance(record.get(key), str) for key in ("hash", "reader", "created_at", "expires_at")):
+        return False
+    try:
+        stamps = [datetime.fromisoformat(record[key]) for key in ("created_at", "expires_at")]
+        if record.get("revoked_at") is not None:
+            stamps.append(datetime.fromisoformat(record["revoked_at"]))
+    except (TypeError, ValueError):
+        return False
+    return all(stamp.tzinfo is not None for stamp in stamps)
+
+
 def _recipient(name: str, record: dict) -> Recipient:
     when = lambda key: datetime.fromisoformat(record[key]) if record.get(key) else None  # noqa: E731
     return Recipient(name=name, reader=record["reader"], created_at=when("created_at"),
-                     expires_at=when("expires_at"), revoked_at=when("revoked_at"))
+                     expires_at=when("expires_at"), revoked_at=when("revoked_at"), token_hash=record["hash"])
 
 
 def check_profile_path(path: str | Path) -> Path:

@@ -17,6 +17,7 @@ traceback.
 from __future__ import annotations
 
 import base64
+import errno
 import ipaddress
 import logging
 import math
@@ -237,6 +238,7 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         asked = protocol.parse_query(data)
         table = table_of(request, recipient.reader)
         published = protocol.resolve_version(table.port, table.full_name, asked)
+        catalog.check_version(table, published, recipient.reader)
         snapshot = snapshots.get(table.port, published)
         chosen = protocol.files_for(snapshot, asked.limit_hint)
         stored = table.port.data_files()
@@ -252,7 +254,7 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
                 url = presigned_s3_url(table.port.uri, item.name, signer.ttl)
             else:
                 url = signer.url(base, FileGrant(table.share, table.schema, table.name, snapshot.version, item.name,
-                                                 recipient.name, expires))
+                                                 recipient.name, expires, recipient.token_hash))
             lines.append(protocol.file_action(snapshot, item, url, expires * 1000))
         record_read(instance, table.ref, recipient=recipient.name, table=table.full_name,
                     major=major_of(published.product_version), version=snapshot.version, files=len(chosen),
@@ -272,12 +274,15 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         table_name = request_name("table", params["table"])
         version = protocol.version_in_path(params["version"])
         query_params = request.query_params
-        grant = signer.verify(share, schema, table_name, version, name, query_params.get("recipient"),
-                              query_params.get("expires"), query_params.get("signature"))
-        try:
-            recipient = recipients.get(grant.recipient)
+        try:  # the URL is signed under the recipient's token of the time: a rotated or re-created one voids it
+            recipient = recipients.get(query_params.get("recipient") or "")
         except ShareNotFoundError:
-            raise ShareForbiddenError(f"Recipient '{grant.recipient}' no longer exists.") from None
+            recipient = None
+        grant = signer.verify(share, schema, table_name, version, name, query_params.get("recipient"),
+                              query_params.get("expires"), query_params.get("signature"),
+                              recipient.token_hash if recipient else "")
+        if recipient is None:
+            raise ShareForbiddenError(f"Recipient '{grant.recipient}' no longer exists.")
         state = recipient.state_at(datetime.now(timezone.utc))
         if state != "active":
             raise ShareForbiddenError(f"The token of recipient '{recipient.name}' was {state}: its file URLs stopped working.")
@@ -467,6 +472,28 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, workspace: str 
                             proxy_headers=behind_proxy, forwarded_allow_ips=forwarded_allow_ips if behind_proxy else None,
                             log_level="warning", access_log=False, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
+    sock = _listen(host, port)  # here, so a busy port is a MeshError and not uvicorn's exit 3 after "Serving at"
     if on_start is not None:
-        on_start(endpoint_url(host, port, tls=tls))
-    uvicorn.Server(config).run()
+        on_start(endpoint_url(host, sock.getsockname()[1], tls=tls))
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int):
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise MeshError(f"Cannot serve on {host}:{port}: {exc.strerror or exc}. Fix: give --host an address of "
+                        "this machine (default 127.0.0.1).") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        fix = ("pick a free port with --port, or stop what serves on it" if exc.errno == errno.EADDRINUSE
+               else "give --host an address of this machine (default 127.0.0.1)")
+        raise MeshError(f"Cannot serve on {host}:{port}: {exc.strerror or exc}. Fix: {fix}.") from None
+    return sock

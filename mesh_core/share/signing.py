@@ -73,10 +73,12 @@ class FileGrant:
     name: str
     recipient: str
     expires: int  # Unix seconds
+    token: str = ""  # the stored hash of the recipient's token when signed (never in the URL): a rotated or
+    # re-created token voids the URLs handed out under the old one
 
     def message(self) -> bytes:
-        parts = ("mesh-share-file-v1", self.share, self.schema, self.table, str(self.version), self.name,
-                 self.recipient, str(self.expires))
+        parts = ("mesh-share-file-v2", self.share, self.schema, self.table, str(self.version), self.name,
+                 self.recipient, str(self.expires), self.token)
         return "\n".join(parts).encode()
 
     def path(self) -> str:
@@ -106,16 +108,17 @@ class UrlSigner:
         return f"{base.rstrip('/')}{grant.path()}?{query}"
 
     def verify(self, share: str, schema: str, table: str, version: int, name: str, recipient: str | None,
-               expires: str | None, signature: str | None) -> FileGrant:
-        """The grant a URL carries, if its signature matches (compared in constant time) and it has not expired."""
+               expires: str | None, signature: str | None, token: str = "") -> FileGrant:
+        """The grant a URL carries, if its signature matches (compared in constant time) and it has not
+        expired. `token` is the stored hash of the named recipient's token now ('' if there is none)."""
         if not (recipient and expires and signature):
             raise ShareForbiddenError("This file URL is not signed: use the URL a query of the table returned.")
         if not (expires.isascii() and expires.isdigit() and len(expires) <= _MAX_EXPIRES_DIGITS):
             raise ShareForbiddenError("This file URL's expiry is not a time: use the URL a query of the table returned.")
-        grant = FileGrant(share, schema, table, version, name, recipient, int(expires))
+        grant = FileGrant(share, schema, table, version, name, recipient, int(expires), token)
         if not hmac.compare_digest(self.signature(grant), signature.encode("ascii", "replace").decode()):
-            raise ShareForbiddenError("This file URL's signature does not match: it was changed, or signed by another "
-                                      "server. Query the table again for a new URL.")
+            raise ShareForbiddenError("This file URL's signature does not match: it was changed, signed by another "
+                                      "server, or its recipient's token was replaced since. Query the table again for a new URL.")
         if grant.expires <= self.clock():
             raise ShareForbiddenError(f"This file URL expired at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(grant.expires))}: "
                                       "query the table again for a new URL.")

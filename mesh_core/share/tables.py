@@ -147,6 +147,15 @@ class ShareCatalog:
                                       f"{'' if table.major is None else f' major {table.major}'}): {refusal}")
         return latest
 
+    def check_version(self, table: SharedTable, published: PortVersion, reader: str) -> None:
+        """An older version is read under the rules it was published with as well: a version published
+        internal (or as a draft) stays so for outsiders after the product went public."""
+        refusal = self.refusal(table.ref, published, reader)
+        if refusal:
+            raise ShareForbiddenError(f"{_who(reader)} may not read version {published.version} of {table.full_name}, "
+                                      f"as it was published ({published.access}, {published.lifecycle.status.value}): "
+                                      f"{refusal}")
+
     def refusal(self, ref: ProductRef, latest: PortVersion, reader: str) -> str:
         """Why `reader` may not read `ref` as its current version was published ('' if it may)."""
         errors, _ = read_findings(reader, ref, latest.access, latest.lifecycle, self.today())
