@@ -25,13 +25,15 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.names import is_valid_name
 from mesh_core.errors import IntegrityError, MeshError, ProductNotPublishedError, VersionNotFoundError
+from mesh_core.storage.port import data_file_checksum
 from mesh_core.share import protocol
 from mesh_core.share.errors import (
     ShareAuthError,
@@ -55,6 +57,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_URL_BYTES = 4096
 MAX_PAGE = 1000
 FILE_CACHE_BYTES = 256 * 1024 * 1024  # verified data files kept in memory (their names carry their checksum)
+CHUNK_BYTES = 1024 * 1024  # a large data file is read and sent in chunks of this size
 
 
 # -- limits ------------------------------------------------------------------------------
@@ -109,6 +112,64 @@ class _FileCache:
                 self.size -= len(old)
 
 
+@dataclass(frozen=True)
+class _LargeFile:
+    """A verified data file too large to hold in memory per request: sent from disk, a chunk at a time."""
+
+    fs: object
+    path: str
+    size: int
+
+    def chunks(self, start: int, stop: int) -> Iterator[bytes]:
+        with self.fs.open_input_file(self.path) as handle:
+            handle.seek(start)
+            while start < stop:
+                data = handle.read(min(CHUNK_BYTES, stop - start))
+                if not data:
+                    return
+                start += len(data)
+                yield data
+
+
+class _LargeFiles:
+    """Data files above `threshold` bytes: each hashed once, as it streams (never whole in memory), against
+    the checksum in its name, and served from disk while its size and modification time are those it was
+    verified with. Holding each in memory per request let a few concurrent readers of one large product
+    take the server's memory (six of a 100 MB file: 1.2 GB)."""
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self._verified: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def open(self, port, version: int, name: str) -> _LargeFile | None:
+        """The file if it is large and verified; None for a small or missing one (read the usual way)."""
+        import hashlib
+
+        import pyarrow.fs as pafs
+
+        if port.uri.startswith("s3://"):
+            return None
+        try:
+            fs, root = pafs.FileSystem.from_uri(port.uri)
+            path = f"{root}/{name}"
+            info = fs.get_file_info(path)
+        except (OSError, ValueError):
+            return None  # the usual read says what is wrong
+        if info.type != pafs.FileType.File or info.size <= self.threshold:
+            return None
+        key, stamp = (port.uri, name), (info.size, info.mtime_ns)
+        if self._verified.get(key) != stamp:
+            digest = hashlib.sha256()
+            with fs.open_input_file(path) as handle:
+                while data := handle.read(CHUNK_BYTES):
+                    digest.update(data)
+            if digest.hexdigest() != data_file_checksum(name):
+                raise IntegrityError(f"Data file {port.uri}/{name} of {port.ref} version {version} is corrupt: its "
+                                     "SHA-256 does not match the checksum recorded when it was published.")
+            self._verified[key] = stamp
+        return _LargeFile(fs, path, info.size)
+
+
 # -- the application ---------------------------------------------------------------------
 
 def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signer: UrlSigner,
@@ -130,6 +191,7 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
     limiter = RateLimiter(rate_limit)
     snapshots = protocol.Snapshots()
     files = _FileCache()
+    big_files = _LargeFiles(files.limit // 4)
 
     def error_response(exc: ShareError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ShareRateLimitError) else None
@@ -292,6 +354,9 @@ def sharing_app(*, workspace: str | os.PathLike, instance, ports_uri: str, signe
         key = (table.port.uri, name)
         content = files.get(key)
         if content is None:
+            large = big_files.open(table.port, version, name)
+            if large is not None:
+                return _ranged(request, large)
             content = bytes(table.port.read_data_file(version, name))  # verified against the checksum in its name
             files.put(key, content)
         return _ranged(request, content)
@@ -371,11 +436,12 @@ def _page(request, items: list[dict]) -> dict:
     return answer
 
 
-def _ranged(request, content: bytes):
-    """A data file, whole or the one byte range asked for (readers such as fsspec read Parquet by ranges)."""
-    from starlette.responses import Response
+def _ranged(request, content: bytes | _LargeFile):
+    """A data file, whole or the one byte range asked for (readers such as fsspec read Parquet by ranges);
+    a large one streamed from its file in chunks."""
+    from starlette.responses import Response, StreamingResponse
 
-    size = len(content)
+    size = content.size if isinstance(content, _LargeFile) else len(content)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0"}
     wanted = request.headers.get("range")
     status, start, end = 200, 0, size - 1
@@ -386,7 +452,10 @@ def _ranged(request, content: bytes):
         status, (start, end) = 206, span
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1 if size else 0)
-    body = b"" if request.method == "HEAD" else content[start:end + 1]
+    if isinstance(content, _LargeFile) and request.method != "HEAD":
+        return StreamingResponse(content.chunks(start, end + 1), status_code=status, headers=headers,
+                                 media_type="application/octet-stream")
+    body = b"" if request.method == "HEAD" or isinstance(content, _LargeFile) else content[start:end + 1]
     return Response(body, status_code=status, headers=headers, media_type="application/octet-stream")
 
 

@@ -154,7 +154,7 @@ class ShareCatalog:
         if refusal:
             raise ShareForbiddenError(f"{_who(reader)} may not read version {published.version} of {table.full_name}, "
                                       f"as it was published ({published.access}, {published.lifecycle.status.value}): "
-                                      f"{refusal}")
+                                      f"{refusal} The current version may be read: query without `version` or `timestamp`.")
 
     def refusal(self, ref: ProductRef, latest: PortVersion, reader: str) -> str:
         """Why `reader` may not read `ref` as its current version was published ('' if it may)."""

@@ -5,10 +5,16 @@ busy port. A real instance, ports published by `DomainStorage.publish`, a real u
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import io
 import json
+import os
 import signal
 import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -140,3 +146,53 @@ def test_mesh_serve_on_a_busy_port_exits_2_naming_it(mesh):
         if first.poll() is None:
             first.kill()
             first.wait(10)
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's resident memory high-water mark, in bytes (Linux)."""
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_concurrent_downloads_of_a_large_file_do_not_each_hold_it_in_memory(mesh):
+    """A data file larger than the server keeps in memory is verified once and streamed from disk:
+    six readers at once cost the server far less than one copy of it (they cost six or more)."""
+    import numpy as np
+
+    from mesh_core.share.server import FILE_CACHE_BYTES
+
+    frame = pd.DataFrame({"x": np.random.default_rng(7).random(FILE_CACHE_BYTES // 4 // 8 + 250_000)})
+    mesh.storage.publish("large", frame, version="1.0.0", access="public", run_id="large1")
+    [path] = glob.glob(str(mesh.root / "data/ops/ports/large/part-*.parquet"))
+    size = os.path.getsize(path)
+    assert size > FILE_CACHE_BYTES // 4  # random doubles do not compress
+    port = free_port()
+    env = {**mesh_env(mesh.home), "MESH_DATA_DIR": str(mesh.root / "data")}
+    server = subprocess.Popen([str(MESH), "serve", "-w", str(mesh.workspace), "--dagster-home", str(mesh.home),
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert "Serving" in server.stdout.readline()
+        endpoint = f"http://127.0.0.1:{port}/delta-sharing"
+        [line] = _query(endpoint, mesh.tokens["partner"], table="large").lines()[2:]
+        url, sha256 = line["file"]["url"], line["file"]["id"]
+        assert hashlib.sha256(call(url).body).hexdigest() == sha256  # the first download verifies it
+        ranged = call(url, headers={"Range": f"bytes={size - 8}-"})
+        assert ranged.status == 206 and ranged.body[-4:] == b"PAR1" and len(ranged.body) == 8
+        before = _peak_rss(server.pid)
+        with ThreadPoolExecutor(6) as pool:
+            bodies = list(pool.map(lambda _: call(url).body, range(6)))
+        assert all(hashlib.sha256(body).hexdigest() == sha256 for body in bodies)
+        grown = _peak_rss(server.pid) - before
+        assert grown < size // 2, f"the server's peak memory grew {grown:,} bytes for six downloads of {size:,}"
+        with open(path, "r+b") as handle:  # damaged after it was verified: verified again, never sent
+            handle.seek(size // 2)
+            byte = handle.read(1)
+            handle.seek(size // 2)
+            handle.write(bytes([byte[0] ^ 1]))
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+        answer = call(url)
+        assert answer.status == 500 and "damaged" in answer.json()["message"], answer.body[:300]
+    finally:
+        server.terminate()
+        server.wait(20)
