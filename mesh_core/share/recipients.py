@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -23,6 +24,8 @@ from typing import Iterable, Iterator
 
 from mesh_core.errors import MeshError
 from mesh_core.share.errors import ShareAuthError, ShareNotFoundError
+
+log = logging.getLogger(__name__)
 
 KEY = "mesh/share/recipients"
 OUTSIDER_PREFIX = "recipient:"
@@ -94,7 +97,7 @@ class Recipients:
         return [_recipient(name, record) for name, record in sorted(self._load().items())]
 
     def get(self, name: str) -> Recipient:
-        records = self._load()
+        records = self._load(skip_damaged=True)
         if name not in records:
             raise self._unknown(name, records)
         return _recipient(name, records[name])
@@ -107,7 +110,7 @@ class Recipients:
             raise ShareAuthError("No valid bearer token: send `Authorization: Bearer <token>` from your profile file.")
         digest = token_hash(token)
         found = None
-        for name, record in self._load().items():
+        for name, record in self._load(skip_damaged=True).items():
             if hmac.compare_digest(digest, str(record.get("hash", ""))):
                 found = _recipient(name, record)
         if found is None:
@@ -164,10 +167,10 @@ class Recipients:
 
     # -- storage -------------------------------------------------------------------------
 
-    def _load(self, replacing: str | None = None) -> dict[str, dict]:
-        """The stored records, each checked: a damaged one stops every command (and the server answers
-        500) rather than lock everyone out with a traceback, or be overwritten unseen. Only `replacing`,
-        the recipient `create --rotate` gives a new token, may be damaged."""
+    def _load(self, replacing: str | None = None, *, skip_damaged: bool = False) -> dict[str, dict]:
+        """The stored records, each checked: a damaged one stops every command, naming it, rather than be
+        overwritten unseen; the server (`skip_damaged`) leaves it out and logs it, so the others still get
+        in. Only `replacing`, the recipient `create --rotate` gives a new token, may be damaged."""
         text = self._instance.run_storage.get_cursor_values({KEY}).get(KEY)
         if not text:
             return {}
@@ -178,8 +181,13 @@ class Recipients:
         if not isinstance(records, dict):
             raise MeshError(f"The recipients stored under '{KEY}' in the Dagster instance are not a JSON object of "
                             "recipients; restore the instance's database from a backup.")
-        for name, record in records.items():
+        for name, record in list(records.items()):
             if name != replacing and not _is_record(record):
+                if skip_damaged:
+                    log.error("Recipient %r stored under '%s' is damaged: its token is refused until "
+                              "`mesh share token create %s --rotate` replaces it.", name[:70], KEY, name[:70])
+                    del records[name]
+                    continue
                 raise MeshError(f"The recipient {name[:70]!r} stored under '{KEY}' in the Dagster instance is damaged. "
                                 f"Fix: `mesh share token create {name[:70]} --rotate --profile FILE` gives it a new token, "
                                 "or restore the instance's database from a backup.")
