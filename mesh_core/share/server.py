@@ -541,6 +541,12 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, workspace: str 
                             proxy_headers=behind_proxy, forwarded_allow_ips=forwarded_allow_ips if behind_proxy else None,
                             log_level="warning", access_log=False, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
+    if tls:
+        try:
+            config.load()  # the certificate and key, read before anything says it serves
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise MeshError(f"Cannot serve TLS with --tls-cert {tls_cert} --tls-key {tls_key}: {exc}. Fix: give the "
+                            "PEM certificate chain and its private key (unencrypted) that belong together.") from None
     sock = _listen(host, port)  # here, so a busy port is a MeshError and not uvicorn's exit 3 after "Serving at"
     if on_start is not None:
         on_start(endpoint_url(host, sock.getsockname()[1], tls=tls))

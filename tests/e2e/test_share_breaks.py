@@ -196,3 +196,13 @@ def test_concurrent_downloads_of_a_large_file_do_not_each_hold_it_in_memory(mesh
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_mesh_serve_with_a_certificate_that_does_not_load_exits_2_naming_it(mesh):
+    bad = mesh.root / "cert.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+    result = subprocess.run([str(MESH), "serve", "-w", str(mesh.workspace), "--dagster-home", str(mesh.home), "--port",
+                             str(free_port()), "--tls-cert", str(bad), "--tls-key", str(bad)],
+                            capture_output=True, text=True, env=mesh_env(mesh.home), timeout=120)
+    assert result.returncode == 2 and "--tls-cert" in result.stderr and "Serving" not in result.stdout, result
+    assert "free port" not in result.stderr  # it was said to be the port's fault
