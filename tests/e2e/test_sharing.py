@@ -7,6 +7,7 @@ version was published with), never from the example's product names."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -495,6 +496,9 @@ def repath(url: str, old: str, new: str) -> str:
 
 
 def test_hostile_requests_each_get_the_right_refusal_and_change_nothing(mesh, server):
+    import dagster as dg
+
+    from mesh_core.share.recipients import Recipients
     from mesh_core.share.signing import FileGrant, UrlSigner, url_secret
 
     before = snapshot_files(mesh.ports_root)
@@ -509,23 +513,27 @@ def test_hostile_requests_each_get_the_right_refusal_and_change_nothing(mesh, se
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     signature = params["signature"]
     flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
-    # A URL the server itself signed, with an expiry in the past / for a file the version does not hold.
+    # A URL the server itself signed (under the recipient's token, as it signs), with an expiry in the past /
+    # for a file the version does not hold.
     signer = UrlSigner(url_secret(mesh.home))
+    with dg.DagsterInstance.from_config(str(mesh.home)) as instance:
+        token = Recipients(instance).get(params["recipient"]).token_hash
+
+    def signed(grant: FileGrant) -> str:
+        return signer.url(f"http://127.0.0.1:{server.port}", dataclasses.replace(grant, token=token))
+
     path_parts = urllib.parse.urlsplit(url).path[len(f"{PREFIX}/files/"):].split("/")
     grant = FileGrant(*path_parts[:3], int(path_parts[3]), urllib.parse.unquote(path_parts[4]), params["recipient"],
                       int(time.time()) - 60)
-    expired = signer.url(f"http://127.0.0.1:{server.port}", grant)
-    outside = signer.url(f"http://127.0.0.1:{server.port}",
-                         FileGrant(*path_parts[:3], int(path_parts[3]), "../../../../etc/passwd", params["recipient"],
-                                   int(time.time()) + 600))
-    log_file = signer.url(f"http://127.0.0.1:{server.port}",
-                          FileGrant(*path_parts[:3], int(path_parts[3]), "_delta_log/00000000000000000000.json",
-                                    params["recipient"], int(time.time()) + 600))
-    older_file = signer.url(f"http://127.0.0.1:{server.port}", FileGrant(
+    expired = signed(grant)
+    outside = signed(FileGrant(*path_parts[:3], int(path_parts[3]), "../../../../etc/passwd", params["recipient"],
+                               int(time.time()) + 600))
+    log_file = signed(FileGrant(*path_parts[:3], int(path_parts[3]), "_delta_log/00000000000000000000.json",
+                                params["recipient"], int(time.time()) + 600))
+    older_file = signed(FileGrant(
         *path_parts[:3], int(path_parts[3]), next(iter(mesh.storage(share).port(ref).published(mesh.versions[0]).files)),
         params["recipient"], int(time.time()) + 600))
-    dots = signer.url(f"http://127.0.0.1:{server.port}", FileGrant(*path_parts[:3], int(path_parts[3]), "..",
-                                                                     params["recipient"], int(time.time()) + 600))
+    dots = signed(FileGrant(*path_parts[:3], int(path_parts[3]), "..", params["recipient"], int(time.time()) + 600))
     hidden_file = repath(url, f"/{ref.product}/", f"/{mesh.hidden.product}/")
     version_file = repath(url, f"/{mesh.versions[1]}/", f"/{mesh.versions[0]}/")
     local = lambda u: u.split(str(server.port), 1)[1]  # noqa: E731
