@@ -54,13 +54,31 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
 _OBJECT_STORES = ("s3://", "gs://")
 
 
+READ_THROUGH_ENV = "MESH_READ_THROUGH_PORTS_URI"
+
+
 def resolve_ports_uri(explicit: str | None, data_dir: Path) -> str:
     """Where output ports live: explicit, else $MESH_PORTS_URI, else the local data folder.
 
     A local path (made absolute), file://, s3://bucket[/prefix] or gs://bucket[/prefix]."""
     given = explicit or os.environ.get("MESH_PORTS_URI")
-    value = (given if given is not None else str(data_dir)).strip()
-    setting = "ports_uri" if explicit else "MESH_PORTS_URI"
+    return _port_root(given if given is not None else str(data_dir), given,
+                      "ports_uri" if explicit else "MESH_PORTS_URI")
+
+
+def resolve_read_through(explicit: str | None = None) -> str | None:
+    """The port root read through to, read-only, for products whose port this storage's root lacks:
+    explicit, else $MESH_READ_THROUGH_PORTS_URI, else none. `mesh preview`'s sandbox sets it to the
+    real mesh's port root, so a sandbox run reads the inputs it does not recompute from the real
+    ports and can never write them (see `OutputPort(read_only=True)`)."""
+    given = explicit or os.environ.get(READ_THROUGH_ENV)
+    if not given:
+        return None
+    return _port_root(given, given, "read_through" if explicit else READ_THROUGH_ENV)
+
+
+def _port_root(value: str, given: str | None, setting: str) -> str:
+    value = value.strip()
     if value.startswith("file://"):
         value = value[len("file://"):]
     if value.startswith(_OBJECT_STORES):
@@ -115,11 +133,17 @@ class DomainStorage:
     """The storage one domain writes, and its read-only view of other domains' ports."""
 
     def __init__(self, data_dir: str | os.PathLike, domain: str, *, ports_uri: str | None = None,
-                 retention: Retention = Retention(), clock: Callable[[], datetime] | None = None):
+                 retention: Retention = Retention(), clock: Callable[[], datetime] | None = None,
+                 read_through: str | None = None):
         quote_identifier(domain)  # refuse a bad name before it reaches a path or SQL
         self.data_dir = Path(data_dir).resolve()  # pyarrow needs absolute local paths
         self.domain = domain
         self.ports_uri = resolve_ports_uri(ports_uri, self.data_dir)
+        # Reads of a product whose port is not under ports_uri go here, through read-only ports.
+        self.read_through = resolve_read_through(read_through)
+        if self.read_through == self.ports_uri:
+            raise MeshError(f"The read-through port root {self.read_through} is the port root this storage writes: "
+                            f"a read-through root must be another mesh's ports (unset {READ_THROUGH_ENV}).")
         self.retention = retention
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.warehouse = Warehouse(self.data_dir / domain / "warehouse.duckdb", domain)
@@ -133,6 +157,15 @@ class DomainStorage:
         """The product's port; with `major`, the port of an older major published beside it."""
         folder = ref.product if major is None else f"{ref.product}.v{int(major)}"
         return OutputPort(ref, f"{self.ports_uri}/{ref.domain}/ports/{folder}")
+
+    def reading_port(self, ref: ProductRef, major: int | None = None) -> OutputPort:
+        """The port reads of `ref` go to: its port under ports_uri, else (with a read-through root,
+        when ports_uri has none) the read-only port of the same product under the read-through root."""
+        port = self.port(ref, major)
+        if self.read_through is None or port.exists():
+            return port
+        folder = port.uri.rsplit("/", 1)[-1]
+        return OutputPort(ref, f"{self.read_through}/{ref.domain}/ports/{folder}", read_only=True)
 
     # -- writing (own domain only) ---------------------------------------------------
 
@@ -251,10 +284,10 @@ class DomainStorage:
     # -- reading (any domain's public ports, this domain's internal ones) ------------
 
     def current(self, ref: ProductRef, major: int | None = None) -> PortVersion:
-        return self.port(ref, major).latest()
+        return self.reading_port(ref, major).latest()
 
     def history(self, ref: ProductRef, major: int | None = None) -> list[PortVersion]:
-        return self.port(ref, major).history()
+        return self.reading_port(ref, major).history()
 
     def port_major(self, ref: ProductRef, major: int | None) -> int | None:
         """The port holding `major` of `ref`: None (its own port) when that is its current major."""
@@ -263,7 +296,7 @@ class DomainStorage:
         current = major_of(self.current(ref).product_version)
         if current is not None and major > current:
             raise ProductNotPublishedError(f"{ref} is at major {current}; it has never published major {major}.")
-        if current != major and not self.port(ref, major).exists():
+        if current != major and not self.reading_port(ref, major).exists():
             raise ProductNotPublishedError(
                 f"{ref} does not publish major {major} beside major {current}: its owners keep an older major "
                 "published with previous_majors=[PreviousMajor(...)].")
@@ -278,7 +311,7 @@ class DomainStorage:
         `arrow_strings`: text columns as pandas' Arrow-backed `str` dtype (pandas 3's default,
         missing values NaN) instead of one Python object per value: a fraction of the memory, and
         no per-value conversion. `cache`: see `OutputPort.read` (one read of a version per run)."""
-        port = self.port(ref, major)
+        port = self.reading_port(ref, major)
         version = port.latest().version if version is None else version
         # Access and lifecycle are checked by the port, for the run's domain inside a run (whatever
         # this storage was made for), else for self.domain.

@@ -97,12 +97,23 @@ class SetAside:
 
 
 class OutputPort:
-    """The Delta table at `uri` holding every published version of one product."""
+    """The Delta table at `uri` holding every published version of one product.
 
-    def __init__(self, ref: ProductRef, uri: str):
+    A `read_only` port (another mesh's port read through, see `DomainStorage.reading_port`) refuses
+    every write (publish, retention, clean-up, set-aside, modes) before it touches a byte."""
+
+    def __init__(self, ref: ProductRef, uri: str, *, read_only: bool = False):
         self.ref = ref
         self.uri = uri.rstrip("/")
+        self.read_only = read_only
         self._location: tuple[pafs.FileSystem, str] | None = None
+
+    def _check_writable(self, action: str) -> None:
+        if self.read_only:
+            raise AccessDeniedError(
+                f"Cannot {action} {self.ref} at {self.uri}: it is a read-through port (read-only), the real mesh's "
+                "port seen from a sandbox such as `mesh preview`'s. A sandbox reads the real ports and never writes "
+                "them; nothing was written.")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -351,6 +362,7 @@ class OutputPort:
                 access: str, lifecycle: Lifecycle = Lifecycle()) -> PortVersion:
         """Write one data file and commit it as the product's new version (the commit point:
         only a run of the product's own domain, or an operator outside any run, gets here)."""
+        self._check_writable("publish")
         from deltalake import CommitProperties, DeltaTable, Schema
         from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -408,6 +420,7 @@ class OutputPort:
         files no remaining version references with it. Nothing is deleted; the port is then at
         that newest readable version (or empty, if none reads). None if the current version
         reads. Safe only under the product's publish lock."""
+        self._check_writable("set aside versions of")
         check_write(self.ref.domain, f"{self.ref}'s port")
         commits = self._commits()
         fs, root = self._filesystem()
@@ -466,6 +479,7 @@ class OutputPort:
         umask: an internal product's port is its domain's alone. The port folder is made 0700
         first, so nothing inside is reachable while a file still has the umask's mode. Object
         stores have no modes: a bucket policy keeps them private."""
+        self._check_writable("change the file modes of")
         fs, root = self._filesystem()
         if not isinstance(fs, pafs.LocalFileSystem):
             return
@@ -486,6 +500,7 @@ class OutputPort:
     def remove_uncommitted(self, history: Iterable[PortVersion]) -> list[str]:
         """Delete data files no version ever committed (left by killed publishes) and the
         log's temp files. Safe only under the product's publish lock."""
+        self._check_writable("clean up")
         check_write(self.ref.domain, f"{self.ref}'s port")
         from deltalake import DeltaTable
 
@@ -513,6 +528,7 @@ class OutputPort:
 
     def vacuum(self, keep: Iterable[int]) -> list[str]:
         """Delete the files of every version not in `keep` (the current one is always kept)."""
+        self._check_writable("apply retention to")
         check_write(self.ref.domain, f"{self.ref}'s port")
         from deltalake import DeltaTable
 
