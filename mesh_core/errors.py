@@ -72,6 +72,10 @@ class AccessDeniedError(MeshError):
     """A domain tried to read another domain's internal product."""
 
 
+class PreviewError(MeshError):
+    """`mesh preview` cannot compare: not a git repository, an unknown ref, a side that does not load."""
+
+
 class StorageError(MeshError):
     """A port or a domain's DuckDB store could not be written or read; the message names path and cause."""
 

@@ -113,6 +113,14 @@ def consumer_expectations(product: str, reliance: Mapping[str, list[dict]], leve
     return tuple(found)
 
 
+def expectation_consumers(product: str, reliance: Mapping[str, list[dict]]) -> dict[str, tuple[ProductRef, tuple[str, ...]]]:
+    """{check name: (consumer, its owners)} of the checks `consumer_expectations` adds to `product`:
+    whose expectation a failing check is, and whom it concerns."""
+    return {_check_name(ProductRef.parse(entry["consumer"]), entry["input"], item.name):
+            (ProductRef.parse(entry["consumer"]), tuple(entry.get("owners", ())))
+            for entry in reliance.get(product, []) for item in map(Expectation.from_dict, entry["expectations"])}
+
+
 def _check_name(consumer: ProductRef, param: str, name: str) -> str:
     full = f"{consumer.domain}__{consumer.product}__{param}__{name}"
     if len(full) <= 100:

@@ -104,10 +104,14 @@ def materialize_mesh(
     return summary
 
 
-def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> DomainResult:
+def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_level: str = "WARNING",
+                       products: Sequence[ProductRef] | None = None, notify: bool = True) -> DomainResult:
+    """One in-process run of the domain's live products (with `products`, only those of them).
+    `notify=False`: no owner hears of a failure (a sandbox run, e.g. `mesh preview`'s)."""
     job = location.defs.resolve_implicit_global_asset_job_def()
     started = time.perf_counter()
-    live = [ref.asset_key for ref in _live(location)]  # retired products are not materialized
+    selected = [ref for ref in _live(location) if products is None or ref in products]  # retired ones never run
+    live = [ref.asset_key for ref in selected]
     if not live:
         return DomainResult(location.name, "", 0.0, ())
     result = job.execute_in_process(
@@ -118,16 +122,16 @@ def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started
-    if not result.success:  # no sensor sees an in-process run: tell the owners as the daemon would
+    if not result.success and notify:  # no sensor sees an in-process run: tell the owners as the daemon would
         try:
             notify_headless_run(location.defs, location.name, instance, result.run_id)
         except Exception as exc:
             logging.getLogger("mesh").warning("Could not notify the owners of %s's failed run %s: %s",
                                               location.name, result.run_id, exc)
-    return DomainResult(location.name, result.run_id, seconds, tuple(_product_results(location, result.all_events)))
+    return DomainResult(location.name, result.run_id, seconds, tuple(_product_results(location, result.all_events, selected)))
 
 
-def _product_results(location: Location, events) -> list[ProductResult]:
+def _product_results(location: Location, events, selected: Sequence[ProductRef] | None = None) -> list[ProductResult]:
     rows: dict[ProductRef, int | None] = {}
     checks: dict[ProductRef, list[CheckSummary]] = {}
     failures: dict[str, str] = {}
@@ -147,7 +151,7 @@ def _product_results(location: Location, events) -> list[ProductResult]:
         elif event.event_type_value == "STEP_FAILURE":
             failures[event.step_key] = failure_text(data.error)
     results = []
-    for ref in _live(location):
+    for ref in (_live(location) if selected is None else selected):
         step = "__".join(ref.asset_key.path)
         product_checks = tuple(checks.get(ref, ()))
         if ref in rows:

@@ -119,6 +119,12 @@ def check_columns(frame: pd.DataFrame, ref: ProductRef, what: str = "output") ->
                                  + "; ".join(problems) + ". Nothing was written; consumers keep the last version.")
 
 
+def port_at(root: str, ref: ProductRef, major: int | None = None, *, read_only: bool = False) -> OutputPort:
+    """The port of `ref` (with `major`, of that older major) under the port root `root`."""
+    folder = ref.product if major is None else f"{ref.product}.v{int(major)}"
+    return OutputPort(ref, f"{root}/{ref.domain}/ports/{folder}", read_only=read_only)
+
+
 @dataclass(frozen=True)
 class Publication:
     """What one publish did: the version consumers now read, and what it tidied."""
@@ -155,8 +161,7 @@ class DomainStorage:
 
     def port(self, ref: ProductRef, major: int | None = None) -> OutputPort:
         """The product's port; with `major`, the port of an older major published beside it."""
-        folder = ref.product if major is None else f"{ref.product}.v{int(major)}"
-        return OutputPort(ref, f"{self.ports_uri}/{ref.domain}/ports/{folder}")
+        return port_at(self.ports_uri, ref, major)
 
     def reading_port(self, ref: ProductRef, major: int | None = None) -> OutputPort:
         """The port reads of `ref` go to: its port under ports_uri, else (with a read-through root,
@@ -164,8 +169,7 @@ class DomainStorage:
         port = self.port(ref, major)
         if self.read_through is None or port.exists():
             return port
-        folder = port.uri.rsplit("/", 1)[-1]
-        return OutputPort(ref, f"{self.read_through}/{ref.domain}/ports/{folder}", read_only=True)
+        return port_at(self.read_through, ref, major, read_only=True)
 
     # -- writing (own domain only) ---------------------------------------------------
 
