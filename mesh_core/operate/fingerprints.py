@@ -32,6 +32,7 @@ from mesh_core.governance.workspace import Location, MeshWorkspace
 def fingerprints(workspace: MeshWorkspace) -> dict[str, dict[str, str]]:
     """{"products": {'domain.product': fingerprint}, "domains": {domain: helper fingerprint}}."""
     products, domains = {}, {}
+    shared = _shared_folders(workspace)
     for location in workspace.locations:
         declared = declared_products(location)
         for ref, spec in location.products.items():
@@ -47,7 +48,7 @@ def fingerprints(workspace: MeshWorkspace) -> dict[str, dict[str, str]]:
                                  for check in assets_def.check_specs),
             }
             products[str(ref)] = _hash(described)
-        domains[location.name] = _hash(_helper_text(location, declared.values()))
+        domains[location.name] = _hash(_helper_text(location, declared.values(), shared))
     return {"products": products, "domains": domains}
 
 
@@ -71,22 +72,31 @@ def _source(fn) -> str:
         return repr(getattr(fn, "__code__", fn).co_code if hasattr(fn, "__code__") else fn)
 
 
-def _helper_text(location: Location, products) -> list[tuple[str, str]]:
-    """(file, text without the product functions) of every Python file of the location's package."""
-    module = sys.modules.get(location.module)
-    if module is None or not getattr(module, "__file__", None):
+def _helper_text(location: Location, products, shared: set[Path]) -> list[tuple[str, str]]:
+    """(file, text without the product functions) of every Python file of the location's package: the
+    folder of its definitions module, or only that module's file when other domains' modules share the folder."""
+    path = _module_file(location)
+    if path is None:
         return []
-    folder = Path(module.__file__).resolve().parent
+    files = [path] if path.parent in shared else [p for p in path.parent.rglob("*.py") if "__pycache__" not in p.parts]
     sources = [_source(product.fn) for product in products]
     found = []
-    for path in sorted(folder.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
+    for file in sorted(files):
+        text = file.read_text(encoding="utf-8", errors="replace")
         for source in sources:
             text = text.replace(source, "")
-        found.append((str(path.relative_to(folder)), text))
+        found.append((str(file.relative_to(path.parent)), text))
     return found
+
+
+def _module_file(location: Location) -> Path | None:
+    module = sys.modules.get(location.module)
+    return Path(module.__file__).resolve() if module is not None and getattr(module, "__file__", None) else None
+
+
+def _shared_folders(workspace: MeshWorkspace) -> set[Path]:
+    folders = [path.parent for path in map(_module_file, workspace.locations) if path is not None]
+    return {folder for folder in folders if folders.count(folder) > 1}
 
 
 def _plain(value: Any) -> Any:

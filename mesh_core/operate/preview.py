@@ -363,7 +363,8 @@ def _run(order: Sequence[Location], sandbox: Sequence[ProductRef], instance: dg.
 
 def _product_preview(ref: ProductRef, result, workspace: MeshWorkspace, check_keys, today, real: RealMesh,
                      root: Path) -> ProductPreview:
-    location, spec = workspace.products()[ref]
+    products = workspace.products()
+    location, spec = products[ref]
     attributed = _consumer_checks(location, ref)
     after = {check.name: check for check in result.checks}
     specs = {check.name: check for check in location.defs.resolve_assets_def(ref.asset_key).check_specs}
@@ -372,7 +373,10 @@ def _product_preview(ref: ProductRef, result, workspace: MeshWorkspace, check_ke
         ran = after.get(key.name)
         check_spec = specs.get(key.name)
         severity = ran.severity if ran else ("ERROR" if check_spec is not None and check_spec.blocking else "WARN")
-        consumer, owners = attributed.get(key.name, (None, ()))
+        # A consumer's expectation concerns the consumer's owners; the product's own check, its owners.
+        consumer, owners = attributed.get(key.name, (None, spec.owners))
+        if consumer in products:  # its owners as its code says now (the consumers file may lag)
+            owners = products[consumer][1].owners
         checks.append(CheckChange(key.name, severity, today.get(key), ran.passed if ran else None,
                                   str(consumer) if consumer else None, tuple(owners)))
     consumers = tuple(Consumer(reader, tuple(workspace.products()[reader][1].owners))
@@ -419,6 +423,7 @@ def _quarantined(ref: ProductRef, data_dir: Path, root: Path) -> str | None:
     to diff; None if it was not kept."""
     import duckdb
 
+    from mesh_core.declare.names import quote_identifier
     from mesh_core.storage.domain_storage import QUARANTINE_SCHEMA
 
     database = data_dir / ref.domain / "warehouse.duckdb"
@@ -426,7 +431,8 @@ def _quarantined(ref: ProductRef, data_dir: Path, root: Path) -> str | None:
         return None
     try:
         with duckdb.connect(str(database), read_only=True) as con:
-            table = con.execute(f'SELECT * EXCLUDE (_mesh_run_id) FROM "{QUARANTINE_SCHEMA}"."{ref.product}"').fetch_arrow_table()
+            table = con.sql(f"SELECT * EXCLUDE (_mesh_run_id) FROM {quote_identifier(QUARANTINE_SCHEMA)}."
+                            f"{quote_identifier(ref.product)}").to_arrow_table()
     except duckdb.Error:
         return None
     port = port_at(str(root / "quarantined"), ref)
