@@ -1,0 +1,38 @@
+"""`mesh preview`: a change's effect on every consumer's data, before it merges (exit 1: a check would newly fail)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, add_command, home
+
+
+def register(commands) -> None:
+    sub = add_command(
+        commands, "preview",
+        "run what a change touches, and everything downstream, in a sandbox; diff each product's data "
+        "against its published version (exit 1 if a check would newly fail)", preview,
+        domains="only the changed products of this domain (repeatable); their downstream products in every domain still run",
+        json_help="print the preview as JSON")
+    sub.add_argument("products", nargs="*", metavar="PRODUCT",
+                     help="preview these products (domain.product) instead of what changed since --base")
+    sub.add_argument("--base", metavar="REF", help="git ref to compare the working tree with (default: the merge base of HEAD and main)")
+    sub.add_argument("--markdown", metavar="FILE", help="also write the preview as Markdown (a pull-request comment) to FILE")
+    sub.add_argument("--keep-sandbox", metavar="DIR", help="keep the sandbox (instance, ports, stores) in DIR, a new or empty folder")
+
+
+def preview(args) -> int:
+    from mesh_core.operate.preview import preview as run_preview
+    from mesh_core.operate.preview_report import as_json, as_markdown, as_text
+
+    real_home = home(args)  # the real instance: only read, never created
+    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_preview(Path(args.workspace).resolve(), base=args.base, products=args.products,
+                         domains=args.domain or (), real_home=real_home, keep_sandbox=args.keep_sandbox,
+                         log_level="INFO" if args.verbose else "CRITICAL", say=say)
+    if args.markdown:
+        Path(args.markdown).write_text(as_markdown(result), encoding="utf-8")
+    print(json.dumps(as_json(result), indent=2) if args.json else as_text(result))
+    return EXIT_FAILED if result.exit_code else EXIT_OK
