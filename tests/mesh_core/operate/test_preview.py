@@ -95,11 +95,19 @@ def test_a_consumer_pinned_to_an_older_major_reads_it_through_at_its_real_versio
     assert pinned, "the fixture mesh has a reader pinned to an older major"
     consumer, spec = pinned[0]
     before = real_state(home)
-    result = preview(WORKSPACE, products=[str(consumer)], real_home=home)
+    kept = home.parent / "kept"
+    result = preview(WORKSPACE, products=[str(consumer)], real_home=home, keep_sandbox=kept)
     assert real_state(home) == before
     [product] = result.products
     assert product.status == "published", product.message
     assert product.diff.is_empty
+    # --keep-sandbox: the sandbox's own instance and port stay for a look, and the preview says where.
+    assert (kept / "dagster_home" / "dagster.yaml").is_file()
+    assert (kept / "ports" / consumer.domain / "ports" / consumer.product / "_delta_log").is_dir()
+    assert not (kept / "ports" / spec.ref.domain).exists()  # read through, never copied
+    assert any(str(kept) in note for note in result.notes)
+    with pytest.raises(PreviewError, match="is not empty: name a new or empty folder"):
+        preview(WORKSPACE, products=[str(consumer)], real_home=home, keep_sandbox=kept)
 
 
 def test_the_sandbox_environment_is_scoped_and_restored_even_on_error(tmp_path, monkeypatch):
