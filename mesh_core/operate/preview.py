@@ -111,8 +111,14 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
     main), or the named `products`, in a sandbox; see the module docstring."""
     workspace_path = Path(workspace_path).resolve()
     real = RealMesh.resolve(real_home)
-    workspace = MeshWorkspace.load(workspace_path)
-    changes = (_named(workspace, products) if products else changed_products(workspace_path, workspace, base))
+    loaded: list[MeshWorkspace] = []
+
+    def load() -> MeshWorkspace:
+        loaded.append(MeshWorkspace.load(workspace_path))
+        return loaded[0]
+
+    changes = _named(load(), products) if products else changed_products(workspace_path, load, base)
+    workspace = loaded[0]
     refs, notes = changes.refs, list(changes.notes)
     if domains:
         wanted = {workspace.location(name).name for name in domains}
@@ -164,17 +170,19 @@ def _named(workspace: MeshWorkspace, names: Sequence[str]) -> Changes:
     return Changes(None, tuple(dict.fromkeys(refs)))
 
 
-def changed_products(workspace_path: Path, workspace: MeshWorkspace, base: str | None) -> Changes:
-    """The products whose definition differs between the working tree and `base` (or are new)."""
+def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[], MeshWorkspace],
+                     base: str | None) -> Changes:
+    """The products whose definition differs between the working tree and `base` (or are new).
+    `workspace` may be a function loading it: it then loads while both sides' fingerprints are computed."""
     top = Path(_git(workspace_path.parent, "rev-parse", "--show-toplevel",
                     error=f"{workspace_path.parent} is not in a git repository, so there is no base to compare "
                           "with. Name the products to preview instead (`mesh preview operations.flights`), or run "
                           "it in the mesh's git repository."))
-    ref = base or _git(top, "merge-base", "HEAD", DEFAULT_BRANCH,
-                       error=f"Cannot find the merge base of HEAD and '{DEFAULT_BRANCH}' in {top}: pass the ref to "
-                             "compare with, e.g. `--base origin/main` or `--base HEAD`.")
-    commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
-                  error=f"'{ref}' is not a commit of {top}: pass a branch, tag or commit to --base "
+    base = base or _git(top, "merge-base", "HEAD", DEFAULT_BRANCH,
+                        error=f"Cannot find the merge base of HEAD and '{DEFAULT_BRANCH}' in {top}: pass the ref to "
+                              "compare with, e.g. `--base origin/main` or `--base HEAD`.")
+    commit = _git(top, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}",
+                  error=f"'{base}' is not a commit of {top}: pass a branch, tag or commit to --base "
                         "(e.g. `--base main`, `--base HEAD~1`).")
     inside = workspace_path.relative_to(top)
     cwd = Path.cwd().resolve()
@@ -182,27 +190,29 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace, base: str |
     with tempfile.TemporaryDirectory(prefix="mesh-preview-base-") as tmp:
         tree = Path(tmp) / "base"
         _git(top, "worktree", "add", "--detach", "--quiet", str(tree), commit,
-             error=f"Could not check out {ref} into a temporary worktree")
-        try:
-            before = _fingerprints(tree / inside, tree / relative_cwd, f"at {ref} ({commit[:12]})")
+             error=f"Could not check out {base} into a temporary worktree")
+        try:  # both sides at once, each in its own process, while this one loads the working tree
+            sides = {f"at {base} ({commit[:12]})": _start_fingerprints(tree / inside, tree / relative_cwd),
+                     "in the working tree": _start_fingerprints(workspace_path, cwd)}
+            try:
+                workspace = workspace() if callable(workspace) else workspace
+            finally:
+                outputs = {side: (*process.communicate(), process.returncode) for side, process in sides.items()}
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=top, capture_output=True)
             subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
-    after = _fingerprints(workspace_path, cwd, "in the working tree")
-    changed, notes = [], []
-    for ref in workspace.products():
-        name = str(ref)
-        if before["domains"].get(ref.domain, after["domains"].get(ref.domain)) != after["domains"].get(ref.domain):
-            changed.append(ref)
-        elif before["products"].get(name) != after["products"].get(name):
-            changed.append(ref)
-    for domain in sorted({r.domain for r in workspace.products()}):
-        if domain in before["domains"] and before["domains"][domain] != after["domains"].get(domain):
-            notes.append(f"Code of domain '{domain}' outside its product functions changed (a helper, a constant, an "
-                         "import): every product of the domain counts as changed.")
+    before, after = (_fingerprints_of(side, *output) for side, output in outputs.items())
+    products = workspace.products()
+    changed = [ref for ref in products
+               if before["domains"].get(ref.domain, after["domains"].get(ref.domain)) != after["domains"].get(ref.domain)
+               or before["products"].get(str(ref)) != after["products"].get(str(ref))]
+    notes = [f"Code of domain '{domain}' outside its product functions changed (a helper, a constant, an import): "
+             "every product of the domain counts as changed."
+             for domain in sorted({ref.domain for ref in products})
+             if domain in before["domains"] and before["domains"][domain] != after["domains"].get(domain)]
     gone = sorted(set(before["products"]) - set(after["products"]))
     if gone:
-        notes.append(f"Removed since {ref}: {', '.join(gone)} (not previewed).")
+        notes.append(f"Removed since {base}: {', '.join(gone)} (not previewed).")
     return Changes(commit, tuple(changed), tuple(notes))
 
 
@@ -217,16 +227,20 @@ def _git(cwd: Path, *args: str, error: str) -> str:
     return done.stdout.strip()
 
 
-def _fingerprints(workspace_path: Path, cwd: Path, side: str) -> dict:
+def _start_fingerprints(workspace_path: Path, cwd: Path) -> subprocess.Popen:
     """The fingerprints of the mesh at `workspace_path`, computed in a process of its own (`-P`: its
     `domains.*` come from `cwd`, Mesh itself from this environment)."""
-    done = subprocess.run([sys.executable, "-P", "-m", "mesh_core.operate.fingerprints", str(workspace_path)],
-                          cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONSAFEPATH": "1"})
-    if done.returncode != 0:
-        detail = done.stderr.strip() or f"exit code {done.returncode}"
+    return subprocess.Popen([sys.executable, "-P", "-m", "mesh_core.operate.fingerprints", str(workspace_path)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONSAFEPATH": "1"})
+
+
+def _fingerprints_of(side: str, stdout: str, stderr: str, returncode: int) -> dict:
+    if returncode != 0:
+        detail = stderr.strip() or f"exit code {returncode}"
         raise PreviewError(f"The mesh {side} does not load, so mesh preview cannot tell what changed:\n{detail}\n"
                            "Fix it, or name the products to preview.")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 # -- 2. the sandbox set ----------------------------------------------------------------------------
