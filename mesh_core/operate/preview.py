@@ -192,7 +192,12 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
         _git(top, "worktree", "add", "--detach", "--quiet", str(tree), commit,
              error=f"Could not check out {base} into a temporary worktree")
         try:  # both sides at once, each in its own process, while this one loads the working tree
-            sides = {f"at {base} ({commit[:12]})": _start_fingerprints(tree / inside, tree / relative_cwd),
+            if not (tree / inside).is_file():
+                raise PreviewError(f"{inside} is not in {base} ({commit[:12]}): it is new or not committed, so there is "
+                                   "nothing to compare with. Commit it on the base branch, pass another --base, or name "
+                                   "the products to preview.")
+            base_cwd = tree / relative_cwd if (tree / relative_cwd).is_dir() else (tree / inside).parent
+            sides = {f"at {base} ({commit[:12]})": _start_fingerprints(tree / inside, base_cwd),
                      "in the working tree": _start_fingerprints(workspace_path, cwd)}
             try:
                 workspace = workspace() if callable(workspace) else workspace

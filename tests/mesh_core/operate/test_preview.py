@@ -153,6 +153,10 @@ def test_outside_git_or_with_an_unknown_base_preview_says_what_to_do(tmp_path, m
     monkeypatch.chdir(repo)
     with pytest.raises(PreviewError, match="'no-such-ref' is not a commit of .*--base"):
         changed_products(repo / "workspaces" / "supplier_buyer.yaml", workspace, "no-such-ref")
+    untracked = repo / "workspaces" / "untracked.yaml"
+    shutil.copy(repo / "workspaces" / "supplier_buyer.yaml", untracked)
+    with pytest.raises(PreviewError, match="workspaces/untracked.yaml is not in main .*new or not committed"):
+        changed_products(untracked, workspace, "main")
 
 
 def test_what_changed_is_read_from_the_definitions_of_both_sides(tmp_path, monkeypatch):
