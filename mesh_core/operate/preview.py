@@ -263,10 +263,15 @@ def downstream(workspace: MeshWorkspace, refs: Sequence[ProductRef]) -> tuple[Pr
         if ref not in found:
             found.add(ref)
             todo.extend(readers.get(ref, ()))
-    ordered = []
-    for location in workspace.domain_order():
-        ordered += [ref for ref, spec in location.products.items()
-                    if ref in found and Lifecycle.from_metadata(spec.metadata).status is not Status.RETIRED]
+    ordered: list[ProductRef] = []
+    for location in workspace.domain_order():  # in a domain: by name, each after what it reads there
+        pending = {ref: {ProductRef.from_asset_key(d.asset_key) for d in spec.deps} & found
+                   for ref, spec in sorted(location.products.items(), key=lambda item: str(item[0]))
+                   if ref in found and Lifecycle.from_metadata(spec.metadata).status is not Status.RETIRED}
+        while pending:
+            ref = next((r for r, deps in pending.items() if not deps & set(pending)), next(iter(pending)))
+            ordered.append(ref)
+            del pending[ref]
     return tuple(ordered)
 
 
