@@ -1,4 +1,4 @@
-"""`mesh preview`: a change's effect on every consumer's data, before it merges (exit 1: a check would newly fail)."""
+"""`mesh preview`: a change's effect on every consumer's data, before it merges (exit 1: a check would newly fail, or a product raised)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def register(commands) -> None:
     sub = add_command(
         commands, "preview",
         "run what a change touches, and everything downstream, in a sandbox; diff each product's data "
-        "against its published version (exit 1 if a check would newly fail)", preview,
+        "against its published version (exit 1 if a check would newly fail or a product raises)", preview,
         domains="only the changed products of this domain (repeatable); their downstream products in every domain still run",
         json_help="print the preview as JSON")
     sub.add_argument("products", nargs="*", metavar="PRODUCT",

@@ -26,6 +26,7 @@ def as_json(preview: Preview) -> dict:
         "notes": list(preview.notes),
         "products": [_product_json(item) for item in preview.products],
         "newly_failing": [{"product": str(ref), **_check_json(check)} for ref, check in preview.newly_failing],
+        "failed": [{"product": str(item.ref), "message": item.message, "owners": list(item.owners)} for item in preview.failed],
         "exit_code": preview.exit_code,
     }
 
@@ -69,7 +70,7 @@ def as_text(preview: Preview) -> str:
             lines.append(f"    {item.message}")
         diff = item.diff
         if diff is None:
-            lines.append("    no diff (nothing published to compare)")
+            lines.append(f"    no diff ({_no_diff(item)})")
         elif diff.is_empty:
             lines.append(f"    rows {diff.rows_before:,} -> {diff.rows_after:,}  no data change")
         else:
@@ -95,6 +96,10 @@ def as_text(preview: Preview) -> str:
 
 def verdict(preview: Preview) -> str:
     failing = preview.newly_failing
+    broken = "; ".join(f"{item.ref} ({item.message or 'it raised'})" for item in preview.failed)
+    if broken:
+        checks = f"; and {_count(len(failing), 'check')} would newly fail" if failing else ""
+        return f"FAIL: {_count(len(preview.failed), 'product')} failed in the sandbox: {broken}{checks} (exit {preview.exit_code})."
     if not failing:
         changed = sum(1 for item in preview.products if item.diff is not None and not item.diff.is_empty)
         return (f"OK: no check would newly fail; {_count(changed, 'product')} with data changes "
@@ -116,7 +121,10 @@ def as_markdown(preview: Preview) -> str:
     """A pull-request comment: a summary line, newly failing checks first and bold, then a table
     per product (biggest change first) with the consumers and owners it affects."""
     failing = preview.newly_failing
-    if failing:
+    if preview.failed:
+        headline = f"**{_count(len(preview.failed), 'product')} failed in the sandbox**" + (
+            f", **{_count(len(failing), 'check')} would newly fail**" if failing else "")
+    elif failing:
         headline = f"**{_count(len(failing), 'check')} would newly fail**"
     else:
         headline = "No check would newly fail"
@@ -126,6 +134,11 @@ def as_markdown(preview: Preview) -> str:
            f"{', '.join(f'`{ref}`' for ref in preview.changed) or 'nothing'}. "
            f"{_count(len(preview.products), 'product')} previewed, {changed_data} with data changes.", ""]
     out += [f"> {_md(note)}" for note in preview.notes] + ([""] if preview.notes else [])
+    if preview.failed:
+        out += ["### Failed in the sandbox", ""]
+        out += [f"- **`{item.ref}`**: {_md(item.message or 'it raised')}, owners {_md(', '.join(item.owners)) or 'none'}"
+                for item in preview.failed]
+        out.append("")
     if failing:
         out += ["### Newly failing checks", ""]
         out += [f"- **`{ref}` {_md(check.name)} ({check.severity})**"
@@ -152,7 +165,7 @@ def _product_markdown(item: ProductPreview) -> list[str]:
         out += ["", _md(item.message)]
     out.append("")
     if diff is None:
-        out += ["No diff: nothing published to compare.", ""]
+        out += [f"No diff: {_md(_no_diff(item))}.", ""]
     else:
         key = ", ".join(diff.key) if diff.key else "row hash"
         out += ["| rows before | rows after | added | removed | changed | matched by |",
@@ -193,7 +206,7 @@ def _biggest_first(item: ProductPreview) -> tuple:
         share = (diff.added + diff.removed + diff.changed) / rows
         share += 0 if diff.schema.is_empty else 1
         share += max((c.magnitude for c in diff.columns), default=0.0) / 10
-    return (-len(item.newly_failing), item.status == "published", -share, str(item.ref))
+    return (item.status != "failed", -len(item.newly_failing), item.status == "published", -share, str(item.ref))
 
 
 def _affected(preview: Preview) -> list[tuple[str, tuple[str, ...]]]:
@@ -235,6 +248,13 @@ def describe_column(column) -> str:
             parts.append("top counts " + ", ".join(f"{_value(v)} {dict(b.top).get(v, 0):,} -> {n:,}"
                                                    for v, n in a.top if dict(b.top).get(v) != n))
     return "; ".join(parts)
+
+
+def _no_diff(item: ProductPreview) -> str:
+    """Why a product has no diff: the sandbox published nothing of it (a product the sandbox published
+    always has one, every row added when it was never published for real)."""
+    return {"failed": "it raised in the sandbox", "skipped": "not run in the sandbox",
+            "blocked": "blocked in the sandbox and its output was not kept"}.get(item.status, "nothing to compare")
 
 
 def _schema_lines(schema) -> list[str]:

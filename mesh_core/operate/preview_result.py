@@ -102,6 +102,11 @@ class Preview:
         return tuple((product.ref, check) for product in self.products for check in product.newly_failing)
 
     @property
+    def failed(self) -> tuple[ProductPreview, ...]:
+        """The products that raised in the sandbox: the change breaks them (their checks never ran)."""
+        return tuple(product for product in self.products if product.status == "failed")
+
+    @property
     def exit_code(self) -> int:
-        """1 when any check would newly fail (CI gates on it), else 0."""
-        return 1 if self.newly_failing else 0
+        """1 when any check would newly fail or a product raised in the sandbox (CI gates on it), else 0."""
+        return 1 if self.newly_failing or self.failed else 0

@@ -53,7 +53,7 @@ def preview(*, failing: bool) -> Preview:
 def test_the_json_has_a_stable_shape_and_plain_values(failing):
     result = as_json(preview(failing=failing))
     assert json.loads(json.dumps(result)) == result
-    assert set(result) == {"base", "changed", "notes", "products", "newly_failing", "exit_code"}
+    assert set(result) == {"base", "changed", "notes", "products", "newly_failing", "failed", "exit_code"}
     assert result["changed"] == ["sales.orders"] and result["exit_code"] == (1 if failing else 0)
     assert [p["product"] for p in result["products"]] == ["sales.refunds", "sales.orders", "finance.revenue", "finance.forecast"]
     for item in result["products"]:
@@ -138,3 +138,19 @@ def test_a_check_that_never_ran_today_and_fails_now_counts_as_newly_failing():
     assert CheckChange("x", "ERROR", before=True, after=None).state == "not run"
     with pytest.raises(ValueError, match="Invalid preview status 'done'"):
         ProductPreview(SOURCE, (), "done", None)
+
+
+def test_a_product_that_raises_in_the_sandbox_fails_the_preview_with_exit_1():
+    # No check of it ran (so none "newly fails"), yet the change breaks it: CI must not read that as OK.
+    failed = ProductPreview(SOURCE, ("team:sales",), "failed", None, message="RuntimeError: boom")
+    skipped = ProductPreview(CONSUMER, ("team:finance",), "skipped", None, message="not run: sales.orders was not published")
+    result = Preview("main", (SOURCE,), (failed, skipped))
+    assert result.exit_code == 1 and result.failed == (failed,) and not result.newly_failing
+    text = as_text(result)
+    assert text.splitlines()[-1] == "FAIL: 1 product failed in the sandbox: sales.orders (RuntimeError: boom) (exit 1)."
+    assert "nothing published" not in text and "no diff (it raised in the sandbox)" in text
+    assert as_json(result)["failed"] == [{"product": "sales.orders", "message": "RuntimeError: boom", "owners": ["team:sales"]}]
+    markdown = as_markdown(result)
+    assert markdown.startswith("## `mesh preview`: **1 product failed in the sandbox**\n")
+    assert "- **`sales.orders`**: RuntimeError: boom, owners team:sales" in markdown
+    assert Preview("main", (SOURCE,), (skipped,)).exit_code == 0  # skipped alone: what it waited for is reported
