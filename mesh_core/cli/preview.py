@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -29,9 +30,16 @@ def preview(args) -> int:
 
     real_home = home(args)  # the real instance: only read, never created
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
-    result = run_preview(Path(args.workspace).resolve(), base=args.base, products=args.products,
-                         domains=args.domain or (), real_home=real_home, keep_sandbox=args.keep_sandbox,
-                         log_level="INFO" if args.verbose else "CRITICAL", say=say)
+
+    def interrupted(signum, frame):  # SIGTERM (a CI timeout, `kill`): unwind like Ctrl-C, so the base's git
+        raise KeyboardInterrupt      # worktree and the sandbox folder are removed, not left behind
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = run_preview(Path(args.workspace).resolve(), base=args.base, products=args.products,
+                             domains=args.domain or (), real_home=real_home, keep_sandbox=args.keep_sandbox,
+                             log_level="INFO" if args.verbose else "CRITICAL", say=say)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.markdown:
         Path(args.markdown).write_text(as_markdown(result), encoding="utf-8")
     print(json.dumps(as_json(result), indent=2) if args.json else as_text(result))

@@ -48,6 +48,7 @@ DEFAULT_BRANCH = "main"
 # What the sandbox sets, and what it removes for its duration (restored after, whatever happens).
 _SANDBOX_VARIABLES = ("DAGSTER_HOME", "MESH_DATA_DIR", "MESH_PORTS_URI", READ_THROUGH_ENV, "MESH_INSTANCE")
 _LINEAGE_PREFIX = "OPENLINEAGE"
+_INTERRUPTED = "DagsterExecutionInterruptedError"  # Dagster turns Ctrl-C during a run into this step failure
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,10 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
                      "in the working tree": _start_fingerprints(workspace_path, cwd)}
             try:
                 workspace = workspace() if callable(workspace) else workspace
+            except BaseException:  # Ctrl-C, SIGTERM, a load error: the fingerprints are not waited for
+                for process in sides.values():
+                    process.kill()
+                raise
             finally:
                 outputs = {side: (*process.communicate(), process.returncode) for side, process in sides.items()}
         finally:
@@ -378,6 +383,8 @@ def _run(order: Sequence[Location], sandbox: Sequence[ProductRef], instance: dg.
             say(f"Sandbox run of {location.name}: {', '.join(str(ref) for ref, _ in selected)}")
             domain = materialize_domain(location, instance, log_level=log_level, products=[ref for ref, _ in selected],
                                         notify=False)
+            if any(_INTERRUPTED in product.message for product in domain.products):
+                raise KeyboardInterrupt  # Ctrl-C / SIGTERM during the run: stop, never report it as the change failing
             results.update({product.ref: product for product in domain.products})
     return results
 

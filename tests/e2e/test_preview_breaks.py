@@ -1,0 +1,89 @@
+"""`mesh preview` attacked: interrupted half-way (SIGTERM, Ctrl-C), on a temp git copy of the example mesh
+materialized once. An interrupted preview leaves no git worktree, no sandbox folder and no verdict behind,
+and the real mesh unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_preview import PRODUCTS, real_state
+from tests.support import MESH, copy_repository, make_dagster_home, mesh_env, needs_example, run_mesh
+
+pytestmark = needs_example("operations")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    """(repository, DAGSTER_HOME) of the example mesh, committed on main and materialized for real."""
+    root = tmp_path_factory.mktemp("preview_breaks")
+    repo = root / "mesh"
+    repo.mkdir()
+    copy_repository(repo)
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
+                    ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
+        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    home = make_dagster_home(root)
+    done = run_mesh("materialize", "-d", "operations", home=home, cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return repo, home
+
+
+@pytest.fixture
+def edited(mesh):
+    """Apply an edit to the flights code in the working tree; restored after, the real mesh checked unchanged."""
+    repo, home = mesh
+    before = real_state(home)
+    original = (repo / PRODUCTS).read_text()
+
+    def apply(old: str, new: str) -> None:
+        assert old in original, f"the example's flights code changed: {old!r} not found"
+        (repo / PRODUCTS).write_text(original.replace(old, new, 1))
+
+    yield apply
+    (repo / PRODUCTS).write_text(original)
+    assert real_state(home) == before, "a preview changed the real ports, stores or instance"
+
+
+def _stall(marker: Path) -> str:
+    """Code that says it got there (a marker file), then waits to be interrupted."""
+    return f"open({str(marker)!r}, 'w').close(); __import__('time').sleep(120)"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("where", ["base worktree", "sandbox run"])
+def test_an_interrupted_preview_leaves_nothing_behind_and_no_verdict(mesh, edited, tmp_path, signum, where):
+    repo, home = mesh
+    marker, tmp = tmp_path / "reached", tmp_path / "tmp"
+    tmp.mkdir()
+    if where == "base worktree":  # while the working tree loads (the base's worktree exists then)
+        edited("ON_TIME_MINUTES = 15", f"ON_TIME_MINUTES = 15\nif __import__('os').environ.get('STALL'): {_stall(marker)}")
+    else:  # in the flights product's code, in the sandbox's run
+        edited("    raw = pd.read_csv(", f"    {_stall(marker)}\n    raw = pd.read_csv(")
+    env = {**mesh_env(home), "TMPDIR": str(tmp), **({"STALL": "1"} if where == "base worktree" else {})}
+    process = subprocess.Popen([str(MESH), "preview"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), process.communicate()
+    if where == "base worktree":
+        assert len(subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout.splitlines()) == 2
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, (process.returncode, out, err)
+    assert "OK:" not in out and "FAIL:" not in out, out  # an interrupted preview has no verdict
+    worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert worktrees.count("worktree ") == 1, worktrees
+    assert list(tmp.iterdir()) == [], "the sandbox or the base worktree's folder was left behind"
+
+
+if sys.platform == "win32":  # pragma: no cover
+    pytestmark = pytest.mark.skip("signals")
