@@ -137,6 +137,8 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
     products_by_ref = workspace.products()
     check_keys = {ref: list(products_by_ref[ref][0].defs.resolve_assets_def(ref.asset_key).check_keys) for ref in sandbox}
     today = real.check_results([key for keys in check_keys.values() for key in keys])
+    # Each product's real version now: what its diff compares with, even if `mesh materialize` publishes meanwhile.
+    published = {ref: real.current_version(ref) for ref in sandbox}
 
     root_context = _kept(keep_sandbox) if keep_sandbox else tempfile.TemporaryDirectory(prefix="mesh-preview-")
     with root_context as root, sandbox_environment(Path(root), real.ports_uri):
@@ -147,7 +149,7 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
             _seed(instance, workspace, sandbox, real)
             results = _run(order, sandbox, instance, log_level, say)
             product_previews = tuple(
-                _product_preview(ref, results[ref], workspace, check_keys[ref], today, real, Path(root))
+                _product_preview(ref, results[ref], workspace, check_keys[ref], today, real, published[ref], Path(root))
                 for ref in sandbox)
     if keep_sandbox:
         notes.append(f"The sandbox is kept in {Path(keep_sandbox).resolve()} (DAGSTER_HOME={Path(keep_sandbox).resolve() / 'dagster_home'}).")
@@ -393,7 +395,7 @@ def _run(order: Sequence[Location], sandbox: Sequence[ProductRef], instance: dg.
 
 
 def _product_preview(ref: ProductRef, result, workspace: MeshWorkspace, check_keys, today, real: RealMesh,
-                     root: Path) -> ProductPreview:
+                     before_version: int | None, root: Path) -> ProductPreview:
     products = workspace.products()
     location, spec = products[ref]
     attributed = _consumer_checks(location, ref)
@@ -412,7 +414,7 @@ def _product_preview(ref: ProductRef, result, workspace: MeshWorkspace, check_ke
                                   str(consumer) if consumer else None, tuple(owners)))
     consumers = tuple(Consumer(reader, tuple(workspace.products()[reader][1].owners))
                       for reader in sorted({c for loc in workspace.locations for c, up in loc.inputs() if up == ref}, key=str))
-    return ProductPreview(ref, tuple(spec.owners), result.status, _diff(ref, result, real, root, contract_key(spec.metadata)),
+    return ProductPreview(ref, tuple(spec.owners), result.status, _diff(ref, result, real, before_version, root, contract_key(spec.metadata)),
                           tuple(checks), consumers, _message(result))
 
 
@@ -433,11 +435,11 @@ def _message(result) -> str:
     return first
 
 
-def _diff(ref: ProductRef, result, real: RealMesh, root: Path, key: Sequence[str] | None):
-    """The data diff of the sandbox output against the real current version (None: nothing to compare)."""
+def _diff(ref: ProductRef, result, real: RealMesh, before_version: int | None, root: Path, key: Sequence[str] | None):
+    """The data diff of the sandbox output against the real version current when the preview started
+    (None: nothing to compare)."""
     from mesh_core.operate.diff import PortSide, diff_versions
 
-    before_version = real.current_version(ref)
     before = PortSide(port_at(real.ports_uri, ref).uri, before_version) if before_version is not None else None
     if result.status == "published":
         sandbox_port = port_at(str(root / "ports"), ref)

@@ -183,3 +183,35 @@ def test_what_changed_is_read_from_the_definitions_of_both_sides(tmp_path, monke
         changed_products(path, workspace, "main")
     listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(listed.strip().splitlines()) == 1, listed  # the base worktrees were removed
+
+
+def test_a_publish_on_the_real_mesh_during_a_preview_changes_neither_what_it_reads_nor_what_it_compares_with(real):
+    """`mesh materialize` running meanwhile: the sandbox reads the inputs' versions current when it started,
+    and each diff compares with the product's version current then, not one published half-way."""
+    import deltalake
+
+    from mesh_core.operate.preview import RealMesh
+    from mesh_core.storage.domain_storage import port_at
+
+    workspace, home = real
+    producer = next(ref for ref in workspace.products() if downstream(workspace, [ref])[1:])
+    inside = set(downstream(workspace, [producer]))
+    inputs = {ProductRef.from_asset_key(dep.asset_key) for ref in inside for dep in workspace.products()[ref][1].deps}
+    ports_uri = RealMesh.resolve(home).ports_uri
+    published = []
+
+    def publish_meanwhile(message: str) -> None:  # a real run publishing each product again, a row fewer
+        if published or not message.startswith("Sandbox run"):
+            return
+        for ref in sorted(inside | inputs, key=str):
+            port = port_at(ports_uri, ref)
+            latest = port.latest()
+            port.publish(deltalake.DeltaTable(port.uri).to_pyarrow_table().slice(1), run_id="meanwhile",
+                         product_version=latest.product_version, contract_fingerprint="", access="public")
+            published.append(ref)
+
+    result = preview(WORKSPACE, products=[str(producer)], real_home=home, say=publish_meanwhile)
+    assert set(published) == inside | inputs
+    for product in result.products:  # same code, same inputs as when the preview started: the same data
+        assert product.status == "published", product.message
+        assert product.diff is not None and product.diff.is_empty, (product.ref, product.diff)
