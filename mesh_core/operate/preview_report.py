@@ -7,6 +7,7 @@ then a table per product, biggest change first, with the consumers and owners it
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from mesh_core.operate.preview_result import CheckChange, Preview, ProductPreview
@@ -293,11 +294,18 @@ def _refs(refs) -> str:
     return ", ".join(str(ref) for ref in refs)
 
 
+_MARKUP = re.compile(r"([\\`*\[\]|])")  # code spans, emphasis, links and images, table cells
+_MENTION = re.compile(r"(?<![\w`])@(?=[\w-])")  # '@someone' / '@org/team' would notify them
+
+
 def _md(text: str) -> str:
-    """Text from data or code, safe in Markdown prose: no HTML tag or entity, no line break."""
-    return " ".join(str(text).split()).replace("&", "&amp;").replace("<", "&lt;")
+    """Text from data or code, safe in Markdown prose: no HTML tag or entity, no line break, no link or
+    image (a data value's tracking pixel or phishing link), no code span or bold, and no @-mention
+    (a data value must not notify anyone on the pull request)."""
+    text = " ".join(str(text).split()).replace("&", "&amp;").replace("<", "&lt;")
+    return _MENTION.sub("@\u2060", _MARKUP.sub(r"\\\1", text))
 
 
 def _cell(text: str) -> str:
-    """Text safe in a Markdown table cell: pipes escaped as well."""
-    return _md(text).replace("\\", "\\\\").replace("|", "\\|")
+    """Text safe in a Markdown table cell (pipes are escaped by `_md`)."""
+    return _md(text)

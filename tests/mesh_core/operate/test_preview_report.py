@@ -154,3 +154,19 @@ def test_a_product_that_raises_in_the_sandbox_fails_the_preview_with_exit_1():
     assert markdown.startswith("## `mesh preview`: **1 product failed in the sandbox**\n")
     assert "- **`sales.orders`**: RuntimeError: boom, owners team:sales" in markdown
     assert Preview("main", (SOURCE,), (skipped,)).exit_code == 0  # skipped alone: what it waited for is reported
+
+
+def test_data_values_in_the_pr_comment_cannot_link_embed_or_mention():
+    # Text values of a product land in the comment (top values, column names): they must stay text.
+    hostile = ColumnChange("[x](https://phish.example)", ColumnStats(0.0, 2, top=(("ok", 2),)),
+                           ColumnStats(0.0, 2, top=(("![t](https://evil.example/t.png)", 1), ("@octocat hi", 1),
+                                                    ("@acme/everyone", 1), ("`a|b`", 1))), changed_values=2)
+    item = ProductPreview(SOURCE, ("team:sales", "cfo@example.com"), "published",
+                          ProductDiff(2, 2, 0, 0, 2, ("order_id",), columns=(hostile,)),
+                          message="RuntimeError: see [here](https://phish.example) @octocat")
+    markdown = as_markdown(Preview("main", (SOURCE,), (item,)))
+    assert "](" in markdown and "\\](" in markdown
+    assert "](https" not in markdown.replace("\\](https", ""), markdown  # every link or image opener escaped
+    assert "@octocat" not in markdown and "@acme/" not in markdown and "@\u2060octocat" in markdown
+    assert "cfo@example.com" in markdown  # an address is no mention: left as it is
+    assert "`a" not in markdown.replace("\\`a", "")
