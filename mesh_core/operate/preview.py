@@ -139,6 +139,11 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
     today = real.check_results([key for keys in check_keys.values() for key in keys])
     # Each product's real version now: what its diff compares with, even if `mesh materialize` publishes meanwhile.
     published = {ref: real.current_version(ref) for ref in sandbox}
+    never = [str(ref) for ref in sandbox if published[ref] is None]
+    if never:
+        notes.append(f"Never published in the real mesh ({real.home or real.ports_uri}): {', '.join(never)}; every row "
+                     "of theirs counts as added and every failing check as newly failing. If that is not new, point "
+                     "DAGSTER_HOME (or --dagster-home, MESH_PORTS_URI) at the real mesh.")
 
     root_context = _kept(keep_sandbox) if keep_sandbox else tempfile.TemporaryDirectory(prefix="mesh-preview-")
     with root_context as root, sandbox_environment(Path(root), real.ports_uri):

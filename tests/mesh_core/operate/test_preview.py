@@ -215,3 +215,14 @@ def test_a_publish_on_the_real_mesh_during_a_preview_changes_neither_what_it_rea
     for product in result.products:  # same code, same inputs as when the preview started: the same data
         assert product.status == "published", product.message
         assert product.diff is not None and product.diff.is_empty, (product.ref, product.diff)
+
+
+def test_a_preview_against_a_mesh_that_never_published_the_products_says_so(tmp_path):
+    # A wrong or unset DAGSTER_HOME in CI: every row "added" must not pass for the change's effect unexplained.
+    workspace = MeshWorkspace.load(WORKSPACE)
+    source = next(ref for ref, (_, spec) in sorted(workspace.products().items(), key=lambda item: str(item[0]))
+                  if not spec.deps)
+    result = preview(WORKSPACE, products=[str(source)], real_home=tmp_path / "elsewhere")
+    assert result.products[0].diff.rows_before == 0
+    [note] = [note for note in result.notes if note.startswith("Never published in the real mesh")]
+    assert str(tmp_path / "elsewhere") in note and all(str(p.ref) in note for p in result.products)
