@@ -48,6 +48,8 @@ DEFAULT_BRANCH = "main"
 # What the sandbox sets, and what it removes for its duration (restored after, whatever happens).
 _SANDBOX_VARIABLES = ("DAGSTER_HOME", "MESH_DATA_DIR", "MESH_PORTS_URI", READ_THROUGH_ENV, "MESH_INSTANCE")
 _LINEAGE_PREFIX = "OPENLINEAGE"
+_WORKTREE_REASON = "mesh preview, process "  # the lock reason of a preview's base worktree, then its pid
+_SANDBOX_PREFIX, _OWNER_FILE = "mesh-preview-", "preview.pid"  # a sandbox folder, and the file naming its process
 _INTERRUPTED = "DagsterExecutionInterruptedError"  # Dagster turns Ctrl-C during a run into this step failure
 
 
@@ -112,6 +114,7 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
     main), or the named `products`, in a sandbox; see the module docstring."""
     workspace_path = Path(workspace_path).resolve()
     real = RealMesh.resolve(real_home)
+    _remove_abandoned_sandboxes()
     loaded: list[MeshWorkspace] = []
 
     def load() -> MeshWorkspace:
@@ -145,8 +148,10 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
                      "of theirs counts as added and every failing check as newly failing. If that is not new, point "
                      "DAGSTER_HOME (or --dagster-home, MESH_PORTS_URI) at the real mesh.")
 
-    root_context = _kept(keep_sandbox) if keep_sandbox else tempfile.TemporaryDirectory(prefix="mesh-preview-")
+    root_context = _kept(keep_sandbox) if keep_sandbox else tempfile.TemporaryDirectory(prefix=_SANDBOX_PREFIX)
     with root_context as root, sandbox_environment(Path(root), real.ports_uri):
+        if not keep_sandbox:
+            (Path(root) / _OWNER_FILE).write_text(str(os.getpid()))
         from mesh_core.instance.home import prepare_instance
 
         home = prepare_instance(Path(root) / "dagster_home")
@@ -195,10 +200,11 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
     inside = workspace_path.relative_to(top)
     cwd = Path.cwd().resolve()
     relative_cwd = cwd.relative_to(top) if cwd.is_relative_to(top) else inside.parent
+    _remove_abandoned_worktrees(top)
     with tempfile.TemporaryDirectory(prefix="mesh-preview-base-") as tmp:
         tree = Path(tmp) / "base"
-        _git(top, "worktree", "add", "--detach", "--quiet", str(tree), commit,
-             error=f"Could not check out {base} into a temporary worktree")
+        _git(top, "worktree", "add", "--detach", "--quiet", "--lock", "--reason", f"{_WORKTREE_REASON}{os.getpid()}",
+             str(tree), commit, error=f"Could not check out {base} into a temporary worktree")
         try:  # both sides at once, each in its own process, while this one loads the working tree
             if not (tree / inside).is_file():
                 raise PreviewError(f"{inside} is not in {base} ({commit[:12]}): it is new or not committed, so there is "
@@ -216,7 +222,7 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
             finally:
                 outputs = {side: (*process.communicate(), process.returncode) for side, process in sides.items()}
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=top, capture_output=True)
+            subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)], cwd=top, capture_output=True)
             subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
     before, after = (_fingerprints_of(side, *output) for side, output in outputs.items())
     products = workspace.products()
@@ -231,6 +237,43 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
     if gone:
         notes.append(f"Removed since {base}: {', '.join(gone)} (not previewed).")
     return Changes(commit, tuple(changed), tuple(notes))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def _remove_abandoned_sandboxes() -> None:
+    """The sandbox folders of previews whose process is gone (SIGKILL): each names its process in a file."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SANDBOX_PREFIX}*"):
+        owner = folder / _OWNER_FILE
+        with suppress(OSError, ValueError):
+            if not _alive(int(owner.read_text())):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_abandoned_worktrees(top: Path) -> None:
+    """The base worktrees of previews whose process is gone (killed: SIGKILL, a lost machine), with their
+    temporary folders. Each preview locks its worktree naming its process, so a running one is left alone."""
+    listed = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=top, capture_output=True, text=True).stdout
+    for entry in listed.split("\n\n"):
+        fields = dict(line.split(" ", 1) for line in entry.splitlines() if " " in line)
+        reason = fields.get("locked", "")
+        if not reason.startswith(_WORKTREE_REASON) or not reason[len(_WORKTREE_REASON):].isdigit():
+            continue
+        if _alive(int(reason[len(_WORKTREE_REASON):])):
+            continue  # its preview still runs
+        tree = Path(fields["worktree"])
+        subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)], cwd=top, capture_output=True)
+        if tree.parent.name.startswith("mesh-preview-base-"):
+            shutil.rmtree(tree.parent, ignore_errors=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
 
 
 def _git(cwd: Path, *args: str, error: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -85,5 +84,29 @@ def test_an_interrupted_preview_leaves_nothing_behind_and_no_verdict(mesh, edite
     assert list(tmp.iterdir()) == [], "the sandbox or the base worktree's folder was left behind"
 
 
-if sys.platform == "win32":  # pragma: no cover
-    pytestmark = pytest.mark.skip("signals")
+@pytest.mark.parametrize("where", ["base worktree", "sandbox run"])
+def test_a_killed_preview_s_worktree_and_sandbox_are_removed_by_the_next_preview(mesh, edited, tmp_path, where):
+    repo, home = mesh
+    marker, tmp = tmp_path / "reached", tmp_path / "tmp"
+    tmp.mkdir()
+    if where == "base worktree":
+        edited("ON_TIME_MINUTES = 15", f"ON_TIME_MINUTES = 15\nif __import__('os').environ.get('STALL'): {_stall(marker)}")
+    else:
+        edited("    raw = pd.read_csv(", f"    {_stall(marker)}\n    raw = pd.read_csv(")
+    env = {**mesh_env(home), "TMPDIR": str(tmp), **({"STALL": "1"} if where == "base worktree" else {})}
+    process = subprocess.Popen([str(MESH), "preview"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists()
+    os.killpg(process.pid, signal.SIGKILL)  # nothing of it can clean up
+    process.wait()
+    assert list(tmp.iterdir()), "a killed preview leaves its folder (the test would prove nothing)"
+    (repo / PRODUCTS).write_text(subprocess.run(["git", "show", f"HEAD:{PRODUCTS}"], cwd=repo, capture_output=True,
+                                                text=True, check=True).stdout)
+    done = run_mesh("preview", home=home, cwd=repo, env_extra={"TMPDIR": str(tmp)})  # the next one, nothing changed
+    assert done.returncode == 0, done.stdout + done.stderr
+    worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert worktrees.count("worktree ") == 1, worktrees
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
