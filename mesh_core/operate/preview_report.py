@@ -233,7 +233,7 @@ def describe_column(column) -> str:
     if "values" in changes:
         parts.append(f"{column.changed_values:,} values changed")
     if "null_share" in changes:
-        parts.append(f"nulls {b.null_share:.1%} -> {a.null_share:.1%}")
+        parts.append("nulls " + " -> ".join(_shares(b.null_share, a.null_share)))
     if "distinct" in changes:
         parts.append(f"distinct {b.distinct:,} -> {a.distinct:,}")
     for stat in ("mean", "min", "max"):
@@ -249,6 +249,15 @@ def describe_column(column) -> str:
             parts.append("top counts " + ", ".join(f"{_value(v)} {dict(b.top).get(v, 0):,} -> {n:,}"
                                                    for v, n in a.top if dict(b.top).get(v) != n))
     return "; ".join(parts)
+
+
+def _shares(before: float, after: float) -> tuple[str, str]:
+    """Two shares as percentages with as many decimals as it takes to tell them apart (0.7% -> 0.7% told nothing)."""
+    for digits in range(1, 7):
+        shown = f"{before:.{digits}%}", f"{after:.{digits}%}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
 
 
 def _no_diff(item: ProductPreview) -> str:

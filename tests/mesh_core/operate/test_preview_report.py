@@ -170,3 +170,11 @@ def test_data_values_in_the_pr_comment_cannot_link_embed_or_mention():
     assert "@octocat" not in markdown and "@acme/" not in markdown and "@\u2060octocat" in markdown
     assert "cfo@example.com" in markdown  # an address is no mention: left as it is
     assert "`a" not in markdown.replace("\\`a", "")
+
+
+def test_a_null_share_that_moved_a_little_shows_enough_decimals_to_see_it():
+    from mesh_core.operate.preview_report import describe_column
+
+    column = ColumnChange("tailnum", ColumnStats(0.007486, 4044), ColumnStats(0.007494, 4044), changed_values=0)
+    assert describe_column(column) == "nulls 0.7486% -> 0.7494%"
+    assert describe_column(ColumnChange("x", ColumnStats(0.1, 3), ColumnStats(0.25, 3))) == "nulls 10.0% -> 25.0%"
