@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, add_command, home
+from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command, home
 
 
 def register(commands) -> None:
@@ -28,6 +28,11 @@ def preview(args) -> int:
     from mesh_core.operate.preview import preview as run_preview
     from mesh_core.operate.preview_report import as_json, as_markdown, as_text
 
+    if args.markdown and (Path(args.markdown).is_dir() or not Path(args.markdown).resolve().parent.is_dir()):
+        print(f"mesh: error: --markdown {args.markdown}: not a file in an existing folder, so the comment could not be "
+              "written after the preview ran. Name a file in an existing folder (e.g. --markdown comment.md).",
+              file=sys.stderr)
+        return EXIT_USAGE
     real_home = home(args)  # the real instance: only read, never created
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
 

@@ -110,3 +110,11 @@ def test_a_killed_preview_s_worktree_and_sandbox_are_removed_by_the_next_preview
     worktrees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
     assert worktrees.count("worktree ") == 1, worktrees
     assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+
+
+def test_a_markdown_file_that_cannot_be_written_is_refused_before_anything_runs(mesh, tmp_path):
+    repo, home = mesh
+    for target in (tmp_path / "missing" / "comment.md", tmp_path):
+        done = run_mesh("preview", "--markdown", str(target), home=home, cwd=repo, env_extra={"TMPDIR": str(tmp_path)})
+        assert done.returncode == 2 and "--markdown" in done.stderr and "Name a file in an existing folder" in done.stderr
+        assert "Sandbox run" not in done.stderr and "Changed:" not in done.stderr, done.stderr
