@@ -126,6 +126,10 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
     refs, notes = changes.refs, list(changes.notes)
     if domains:
         wanted = {workspace.location(name).name for name in domains}
+        outside = [str(ref) for ref in refs if ref.domain not in wanted] if products else []
+        if outside:  # a product named and excluded at once: say so, never preview less than asked in silence
+            raise PreviewError(f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not in the domain(s) "
+                               f"given with -d ({', '.join(sorted(wanted))}): drop -d, or name products of those domains.")
         refs = tuple(ref for ref in refs if ref.domain in wanted)
     sandbox = downstream(workspace, refs)
     say(f"Changed: {', '.join(map(str, refs)) or 'nothing'}" + (f"; downstream: {len(sandbox) - len(refs)} product(s)" if refs else ""))

@@ -133,6 +133,16 @@ def test_an_unknown_product_is_a_clear_error(real):
         preview(WORKSPACE, products=[f"{some.domain}.nope"], real_home=home)
 
 
+def test_a_named_product_outside_the_domains_given_is_a_clear_error(real):
+    workspace, home = real
+    ref = next(iter(workspace.products()))
+    other = next((loc.name for loc in workspace.locations if loc.name != ref.domain), None)
+    if other is None:
+        pytest.skip("this mesh has one domain")
+    with pytest.raises(PreviewError, match=rf"{ref.domain}\.{ref.product} is not in the domain\(s\) given with -d \({other}\)"):
+        preview(WORKSPACE, products=[str(ref)], domains=[other], real_home=home)
+
+
 def git_copy(tmp_path: Path) -> Path:
     """The fixture folder as a git repository with one commit on main."""
     repo = tmp_path / "repo"
