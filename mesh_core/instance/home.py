@@ -225,13 +225,14 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     ))
     for run in runs:
         pid = int(run.tags.get(PID_TAG, "0"))
-        if pid and not _alive(pid):
+        if pid and not process_alive(pid):
             instance.report_run_failed(run, f"Mesh: the process that ran this run (pid {pid} on {host}) died.")
             dead.append(run.run_id)
     return dead
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

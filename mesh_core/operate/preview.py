@@ -41,6 +41,7 @@ from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import DefinitionError, PreviewError, ProductNotPublishedError, WorkspaceError
 from mesh_core.governance.workspace import Location, MeshWorkspace, did_you_mean
+from mesh_core.instance.home import process_alive
 from mesh_core.operate.preview_result import CheckChange, Consumer, Preview, ProductPreview
 from mesh_core.storage.domain_storage import READ_THROUGH_ENV, port_at, resolve_ports_uri
 
@@ -243,22 +244,12 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
     return Changes(commit, tuple(changed), tuple(notes))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
-
-
 def _remove_abandoned_sandboxes() -> None:
     """The sandbox folders of previews whose process is gone (SIGKILL): each names its process in a file."""
     for folder in Path(tempfile.gettempdir()).glob(f"{_SANDBOX_PREFIX}*"):
         owner = folder / _OWNER_FILE
         with suppress(OSError, ValueError):
-            if not _alive(int(owner.read_text())):
+            if not process_alive(int(owner.read_text())):
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -271,7 +262,7 @@ def _remove_abandoned_worktrees(top: Path) -> None:
         reason = fields.get("locked", "")
         if not reason.startswith(_WORKTREE_REASON) or not reason[len(_WORKTREE_REASON):].isdigit():
             continue
-        if _alive(int(reason[len(_WORKTREE_REASON):])):
+        if process_alive(int(reason[len(_WORKTREE_REASON):])):
             continue  # its preview still runs
         tree = Path(fields["worktree"])
         subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)], cwd=top, capture_output=True)
