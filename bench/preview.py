@@ -10,7 +10,6 @@ published for real into the same instance).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,14 +25,12 @@ TAIL = '\n    return frame[frame["status"] != "diverted"].reset_index(drop=True)
 
 def changed_copy(work: Path) -> Path:
     """The repository at `work`/mesh, committed on main, with operations.flights changed in the working tree."""
-    from tests.support import copy_repository
+    from tests.support import commit_on_main, copy_repository
 
     repo = work / "mesh"
     repo.mkdir()
     copy_repository(repo)
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    commit_on_main(repo, "bench")
     products = repo / "domains" / "operations" / "products.py"
     text = products.read_text()
     if CHANGE[0] not in text:

@@ -81,6 +81,14 @@ def helm_deployments(root: Path) -> dict[str, list[str]]:
             for d in values["dagster-user-deployments"]["deployments"]}
 
 
+def commit_on_main(repo: Path, who: str = "t") -> Path:
+    """Make `repo` a git repository whose branch main holds one commit of everything in it."""
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
+                    ["-c", f"user.name={who}", "-c", f"user.email={who}@example.com", "commit", "-qm", "base"]):
+        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
 def make_dagster_home(root: Path) -> Path:
     """A fresh instance folder with the repository's dagster.yaml."""
     home = root / "dagster_home"

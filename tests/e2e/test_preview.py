@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from mesh_core import DomainStorage, ProductRef
-from tests.support import copy_repository, make_dagster_home, needs_example, run_mesh
+from tests.support import commit_on_main, copy_repository, make_dagster_home, needs_example, run_mesh
 
 pytestmark = needs_example("operations", "insights")
 FLIGHTS = ProductRef("operations", "flights")
@@ -30,9 +30,7 @@ def mesh(tmp_path_factory):
     repo = root / "mesh"
     repo.mkdir()
     copy_repository(repo)
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    commit_on_main(repo)
     home = make_dagster_home(root)
     done = run_mesh("materialize", home=home, cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr

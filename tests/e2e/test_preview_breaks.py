@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_preview import PRODUCTS, real_state
-from tests.support import MESH, copy_repository, make_dagster_home, mesh_env, needs_example, run_mesh
+from tests.support import MESH, commit_on_main, copy_repository, make_dagster_home, mesh_env, needs_example, run_mesh
 
 pytestmark = needs_example("operations")
 
@@ -26,9 +26,7 @@ def mesh(tmp_path_factory):
     repo = root / "mesh"
     repo.mkdir()
     copy_repository(repo)
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    commit_on_main(repo)
     home = make_dagster_home(root)
     done = run_mesh("materialize", "-d", "operations", home=home, cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -17,7 +17,7 @@ from mesh_core.governance.workspace import MeshWorkspace
 from mesh_core.operate.preview import changed_products, downstream, preview, sandbox_environment
 from mesh_core.run.materialize import materialize_mesh
 from mesh_core.storage.domain_storage import READ_THROUGH_ENV
-from tests.support import FIXTURES, WORKSPACES
+from tests.support import FIXTURES, WORKSPACES, commit_on_main
 
 WORKSPACE = WORKSPACES / "supplier_buyer.yaml"
 
@@ -147,9 +147,7 @@ def git_copy(tmp_path: Path) -> Path:
     """The fixture folder as a git repository with one commit on main."""
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURES, repo, ignore=shutil.ignore_patterns("__pycache__", "data"))
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
-                    ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *command], cwd=repo, check=True)
+    commit_on_main(repo)
     return repo
 
 
