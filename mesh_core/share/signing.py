@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 from mesh_core.errors import MeshError
 from mesh_core.share.errors import ShareError, ShareForbiddenError
+from mesh_core.storage.s3 import s3_client
 
 SECRET_BYTES = 32
 DEFAULT_TTL_SECONDS = 15 * 60
@@ -134,32 +134,13 @@ def check_ttl(ttl: object) -> int:
 
 # -- S3 ----------------------------------------------------------------------------------
 
-_S3_CLIENTS: dict[tuple, object] = {}
-_S3_LOCK = threading.Lock()
-
 
 def presigned_s3_url(port_uri: str, name: str, ttl: int) -> str:
     """A pre-signed GET URL for the data file `name` of the port at `port_uri` (s3://bucket/key...)."""
     bucket, _, prefix = port_uri[len("s3://"):].partition("/")
     key = f"{prefix.rstrip('/')}/{name}" if prefix else name
     try:
-        return _s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl)
+        return s3_client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl)
     except Exception as exc:
         raise ShareError(f"Could not pre-sign a URL for a file of the port at {port_uri}: {type(exc).__name__}. "
                          "The server's S3 credentials (AWS_* in its environment) need s3:GetObject on the ports.") from exc
-
-
-def _s3():
-    """A boto3 client (thread-safe, one per setting) configured from the environment as delta-rs and
-    Arrow are: AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, and the credentials."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-    key = (endpoint, region, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_PROFILE"))
-    with _S3_LOCK:
-        if key not in _S3_CLIENTS:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
-            _S3_CLIENTS[key] = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
-        return _S3_CLIENTS[key]
