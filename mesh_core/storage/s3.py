@@ -25,5 +25,7 @@ def s3_client():
             from botocore.config import Config
 
             config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
-            _CLIENTS[key] = boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+            # A session of its own: boto3's default session keeps the first credentials it found for good.
+            session = boto3.session.Session()
+            _CLIENTS[key] = session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
         return _CLIENTS[key]
