@@ -89,6 +89,16 @@ class IntegrityError(StorageError):
     commit file cut short, garbled or unloadable. `mesh repair` sets such a version aside."""
 
 
+class RegistryError(MeshError):
+    """The contract registry at a URI cannot be read, written or parsed; the message names the URI (and
+    the file or object key), the cause, and how to fix it."""
+
+
+class StaleRegistryWrite(RegistryError):
+    """A registry write was based on a read that is no longer the newest entry; nothing was written.
+    Read again and retry."""
+
+
 class ProductRetiredError(MeshError):
     """A retired product was asked to materialize."""
 
