@@ -25,7 +25,7 @@ EXAMPLE_DOMAINS = ("reference", "fleet", "operations", "weather", "insights")
 def workspace_domains(workspace: Path | None = None) -> list[str]:
     from mesh_core.governance.workspace import read_entries
 
-    return [entry[0] for entry in read_entries(workspace or REPO / "workspace.yaml")]
+    return [entry.name for entry in read_entries(workspace or REPO / "workspace.yaml")]
 
 
 def needs_example(*domains: str):
@@ -49,7 +49,7 @@ def free_name(workspace: Path, stem: str) -> str:
     `stem_2`, ... (a user may already have followed the README's example)."""
     from mesh_core.governance.workspace import read_entries
 
-    taken = {entry[0] for entry in read_entries(workspace)} | {p.name for p in (workspace.parent / "domains").iterdir()}
+    taken = {entry.name for entry in read_entries(workspace)} | {p.name for p in (workspace.parent / "domains").iterdir()}
     return next(name for name in (stem, *(f"{stem}_{i}" for i in range(2, 1000))) if name not in taken)
 
 

@@ -84,7 +84,7 @@ def create(args) -> int:
     from mesh_core.governance.workspace import read_entries
     from mesh_core.share.recipients import Recipients, check_profile_path, write_profile
 
-    domains = [name for name, _, _ in read_entries(Path(args.workspace).resolve())]  # names only: no domain code runs
+    domains = [entry.name for entry in read_entries(Path(args.workspace).resolve())]  # names only: no domain code runs
     profile = check_profile_path(Path(args.profile))  # before the token exists, so a bad path loses nothing
     with _instance(args, create=True) as instance:
         recipient, token = Recipients(instance).create(args.recipient, domains=domains, expires_days=args.expires,

@@ -112,7 +112,7 @@ def derived_values(workspace_path: Path, locations: list[tuple[str, str]] | None
 
     path = Path(path) if path is not None else values_path(workspace_path)
     if locations is None:
-        locations = [(name, module) for name, module, _ in read_entries(Path(workspace_path).resolve())]
+        locations = [(entry.name, entry.module) for entry in read_entries(Path(workspace_path).resolve())]
     try:
         old = path.read_bytes().decode("utf-8") if path.exists() else None
     except (OSError, UnicodeDecodeError) as exc:

@@ -55,7 +55,7 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
                                     "a consumer-aligned domain reads source-aligned ones, never the reverse."))
     contract_errors, contract_warnings = check_contracts(workspace, unavailable=[f.name for f in failures])
     violations += contract_errors
-    violations += stale_deployments(workspace.path, [(name, module) for name, module, _ in read_entries(workspace.path)])
+    violations += stale_deployments(workspace.path, [(entry.name, entry.module) for entry in read_entries(workspace.path)])
     workspace_warnings = cross_warnings + contract_warnings
     findings = [finding for loc in workspace.locations
                 for finding in (loc.defs.metadata.get("mesh/governance") or MetadataValue.json([])).value]

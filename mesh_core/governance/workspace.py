@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import dagster as dg
 import yaml
@@ -97,7 +98,7 @@ class MeshWorkspace:
         """The locations that load, and what stopped each of the others (for `mesh lint`)."""
         path = Path(path).resolve()
         locations, failures = [], []
-        for name, module, working_dir in read_entries(path):
+        for name, module, working_dir, _ in read_entries(path):
             if working_dir not in sys.path:
                 sys.path.insert(0, working_dir)
             try:
@@ -224,7 +225,7 @@ def _lists(workspace: Path, domain: str) -> bool:
         entries = read_entries(workspace)
     except WorkspaceError:
         return False
-    return any(name == domain or module == f"domains.{domain}.definitions" for name, module, _ in entries)
+    return any(entry.name == domain or entry.module == f"domains.{domain}.definitions" for entry in entries)
 
 
 def published_columns(metadata, major: int | None) -> tuple[int | None, list[str] | None, dict | None]:
@@ -268,9 +269,18 @@ def _reliance_findings(consumer: ProductRef, param: str, spec: Input, metadata, 
     return errors, warnings
 
 
-def read_entries(path: Path) -> list[tuple[str, str, str]]:
-    """(location name, module, working directory) of each load_from entry; every mistake in the
-    file is reported at once, naming the file and how to write the entry."""
+class WorkspaceEntry(NamedTuple):
+    """One python_module entry of workspace.yaml."""
+
+    name: str
+    module: str
+    working_directory: str
+    executable_path: str | None  # Dagster's key: the interpreter (another virtualenv) that loads it; None: this one
+
+
+def read_entries(path: Path) -> list[WorkspaceEntry]:
+    """Each load_from entry; every mistake in the file is reported at once, naming the file and
+    how to write the entry."""
     example = ("write each entry as `- python_module: {module_name: domains.<name>.definitions, "
                "location_name: <name>, working_directory: .}`")
     try:
@@ -301,6 +311,7 @@ def read_entries(path: Path) -> list[tuple[str, str, str]]:
         name = target.get("location_name", module)
         # Like Dagster: a python_module's working_directory is relative to where the command runs.
         working_dir = Path(str(target.get("working_directory", "."))).resolve()
+        executable = _executable_path(target.get("executable_path"))
         if not isinstance(name, str) or not name:
             problems.append(f"entry {number} ({module}) has location_name {name!r}, not a name")
         elif name in seen:
@@ -309,12 +320,25 @@ def read_entries(path: Path) -> list[tuple[str, str, str]]:
         elif not working_dir.is_dir():
             problems.append(f"entry {number} ('{name}') has working_directory {working_dir}, which is not a folder "
                             "(it is relative to where the command runs)")
+        elif executable is not None and not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
+            problems.append(f"entry {number} ('{name}') has executable_path {executable}, which is not "
+                            + ("an executable file" if os.path.isfile(executable) else "a file")
+                            + " (name the python of the domain's own virtualenv, e.g. <its folder>/.venv/bin/python; "
+                            "it is relative to where the command runs)")
         else:
             seen[name] = number
-            entries.append((name, module, str(working_dir)))
+            entries.append(WorkspaceEntry(name, module, str(working_dir), executable))
     if problems:
         raise WorkspaceError(f"{path}: " + "; ".join(problems) + f". {example[0].upper()}{example[1:]}.")
     return entries
+
+
+def _executable_path(value) -> str | None:
+    """Like Dagster: `~` expanded, relative to where the command runs. Not resolved: a virtualenv's
+    python is a symlink to the base interpreter, and resolving it would leave the virtualenv."""
+    if value is None or value == "":
+        return None
+    return os.path.abspath(os.path.expanduser(str(value)))
 
 
 def _find_definitions(module_name: str) -> dg.Definitions:

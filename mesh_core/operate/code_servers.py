@@ -36,9 +36,10 @@ class CodeServer:
     working_directory: str
     host: str
     port: int
+    executable: str | None = None  # workspace.yaml's executable_path: the domain's own virtualenv
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "dagster", "code-server", "start", "-h", self.host, "-p", str(self.port),
+        return [self.executable or sys.executable, "-m", "dagster", "code-server", "start", "-h", self.host, "-p", str(self.port),
                 "-m", self.module, "-d", self.working_directory, "--location-name", self.location]
 
 
@@ -48,7 +49,8 @@ def plan_code_servers(workspace: str | os.PathLike, *, host: str = "127.0.0.1",
     (0: any free port)."""
     entries = read_entries(Path(workspace))
     ports = [_free_port(host) for _ in entries] if first_port == 0 else range(first_port, first_port + len(entries))
-    return [CodeServer(name, module, working_dir, host, port) for (name, module, working_dir), port in zip(entries, ports)]
+    return [CodeServer(entry.name, entry.module, entry.working_directory, host, port, entry.executable_path)
+            for entry, port in zip(entries, ports)]
 
 
 def grpc_workspace_yaml(servers: Sequence[CodeServer]) -> str:

@@ -36,7 +36,7 @@ def plan_remove_domain(workspace_path: Path, name: str, *, data_dir: Path | None
 
     workspace_path = Path(workspace_path).resolve()
     root = workspace_path.parent
-    entries = {entry_name: (module, Path(working_dir)) for entry_name, module, working_dir in read_entries(workspace_path)}
+    entries = {entry.name: (entry.module, Path(entry.working_directory)) for entry in read_entries(workspace_path)}
     if name not in entries:
         raise MeshError(f"No domain '{name}' in {workspace_path.name}{did_you_mean(name, entries)}; "
                         f"domains: {', '.join(entries)}.")

@@ -209,7 +209,7 @@ def _entries(workspace_path: Path) -> list[str]:
 def entries_with_modules(workspace_path: Path) -> list[tuple[str, str]]:
     from mesh_core.governance.workspace import read_entries
 
-    return [(name, module) for name, module, _ in read_entries(workspace_path)]
+    return [(entry.name, entry.module) for entry in read_entries(workspace_path)]
 
 
 def plan_deployment(plan: Plan, workspace_path: Path, locations: list[tuple[str, str]]) -> None:

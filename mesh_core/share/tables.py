@@ -83,7 +83,7 @@ class ShareCatalog:
         """The domains of the workspace, sorted (only names Mesh accepts, so none reaches a path unchecked)."""
         from mesh_core.governance.workspace import read_entries
 
-        return sorted({name for name, _, _ in read_entries(self.workspace) if is_valid_name(name)})
+        return sorted({entry.name for entry in read_entries(self.workspace) if is_valid_name(entry.name)})
 
     def share(self, name: str) -> str:
         share = request_name("share", name)

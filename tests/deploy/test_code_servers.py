@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 
 import psutil
 import pytest
@@ -106,3 +107,16 @@ def test_mesh_up_servers_serves_each_domain_over_grpc_and_sigterm_stops_them_all
     finally:
         stop_group(process)
         log.close()
+
+
+def test_a_domain_with_its_own_interpreter_gets_a_code_server_from_that_interpreter(tmp_path):
+    python = tmp_path / "python"
+    python.symlink_to(sys.executable)
+    (tmp_path / "workspace.yaml").write_text(
+        "load_from:\n"
+        f"  - python_module: {{module_name: a.definitions, location_name: a, working_directory: {tmp_path}}}\n"
+        f"  - python_module: {{module_name: b.definitions, location_name: b, working_directory: {tmp_path}, "
+        f"executable_path: {python}}}\n")
+    a, b = plan_code_servers(tmp_path / "workspace.yaml", first_port=5000)
+    assert a.command()[0] == sys.executable and b.command()[0] == str(python)
+    assert b.command()[1:5] == ["-m", "dagster", "code-server", "start"] and b.command()[-2:] == ["--location-name", "b"]

@@ -333,7 +333,7 @@ def assert_refused(answer, status: int, code: str | None = None) -> dict:
 
 def test_each_recipient_lists_exactly_the_tables_the_mesh_rules_allow(mesh, server, client):
     readers = {mesh.consumer: mesh.consumer, mesh.shared.domain: mesh.shared.domain, OUTSIDER: f"recipient:{OUTSIDER}"}
-    domains = {entry[0] for entry in read_entries(REPO / "workspace.yaml")}
+    domains = {entry.name for entry in read_entries(REPO / "workspace.yaml")}
     for recipient, reader in readers.items():
         listed = run_client(client, "list", server.profiles[recipient])
         assert "error" not in listed, listed
@@ -431,7 +431,7 @@ def test_revoked_and_expired_tokens_get_401(mesh, server, client, tmp_path):
     from datetime import datetime, timedelta, timezone
 
     with dg.DagsterInstance.from_config(str(mesh.home)) as instance:
-        _, token = Recipients(instance).create("lapsed", domains=[e[0] for e in read_entries(REPO / "workspace.yaml")],
+        _, token = Recipients(instance).create("lapsed", domains=[e.name for e in read_entries(REPO / "workspace.yaml")],
                                                expires_days=1, now=datetime.now(timezone.utc) - timedelta(days=2))
     assert_refused(server.request("GET", "/shares", token=token), 401, "UNAUTHENTICATED")
     assert_refused(server.request("POST", table_path(ref.domain, ref.product), token=token, body=b"{}"), 401)

@@ -55,7 +55,7 @@ def changed_lines(old: str, new: str) -> list[str]:
 
 @pytest.mark.workspace
 def test_the_repositorys_values_are_what_the_workspace_derives():
-    entries = [(name, module) for name, module, _ in read_entries(REPO / "workspace.yaml")]
+    entries = [(entry.name, entry.module) for entry in read_entries(REPO / "workspace.yaml")]
     text = (REPO / "deploy" / "helm" / "values.yaml").read_text()
     assert helm_values(entries, text) == text
     assert [d["name"] for d in deployments(text)] == [name for name, _ in entries]

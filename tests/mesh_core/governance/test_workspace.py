@@ -55,7 +55,7 @@ def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
 
 @pytest.mark.workspace
 def test_loading_a_code_location_does_not_import_great_expectations():
-    modules = [module for _, module, _ in read_entries(REPO / "workspace.yaml")]
+    modules = [entry.module for entry in read_entries(REPO / "workspace.yaml")]
     code = (
         f"import sys, importlib; defs = [importlib.import_module(m).defs for m in {modules!r}];"
         "assert all(d.resolve_asset_graph() is not None for d in defs);"
@@ -70,3 +70,29 @@ def test_product_refs_parse_and_map_to_asset_keys():
     assert ref == ProductRef("operations", "flights") and ref.asset_key.path == ["operations", "flights"]
     with pytest.raises(ValueError, match="'domain.product'"):
         ProductRef.parse("operations/flights")
+
+
+def test_an_entry_names_its_own_interpreter_with_dagsters_executable_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # like Dagster: relative to where the command runs
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    python.symlink_to(sys.executable)  # a virtualenv's python is a symlink: kept, not resolved
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text("load_from:\n"
+                         "  - python_module: {module_name: a.definitions, location_name: a, working_directory: .}\n"
+                         "  - python_module: {module_name: b.definitions, location_name: b, working_directory: ., "
+                         "executable_path: venv/bin/python}\n")
+    a, b = read_entries(workspace)
+    assert (a.name, a.executable_path) == ("a", None)
+    assert (b.name, b.module, b.working_directory, b.executable_path) == ("b", "b.definitions", str(tmp_path), str(python))
+
+    workspace.write_text("load_from:\n  - python_module: {module_name: b.definitions, location_name: b, "
+                         "executable_path: venv/bin/pyhton}\n")
+    with pytest.raises(WorkspaceError, match=r"entry 1 \('b'\) has executable_path .*venv/bin/pyhton, which is not a file "
+                                             r"\(name the python of the domain's own virtualenv"):
+        read_entries(workspace)
+    (tmp_path / "notes.txt").write_text("")
+    workspace.write_text("load_from:\n  - python_module: {module_name: b.definitions, location_name: b, "
+                         "executable_path: notes.txt}\n")
+    with pytest.raises(WorkspaceError, match=r"notes.txt, which is not an executable file"):
+        read_entries(workspace)
