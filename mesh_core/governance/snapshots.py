@@ -36,16 +36,15 @@ from typing import Sequence
 import dagster as dg
 import yaml
 
-from mesh_core.declare.contract import specs_from_metadata
 from mesh_core.declare.lifecycle import Lifecycle, Status
 from mesh_core.declare.majors import major_of
 from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import MeshError, Violation
 from mesh_core.governance import consumers
+from mesh_core.governance.odcs_contract import ODCS_VERSION, contract_document  # noqa: F401  # re-exported: callers name it here
 from mesh_core.governance.workspace import Location, MeshWorkspace
 
-ODCS_VERSION = "v3.0.2"
 _SNAPSHOT_NAME = re.compile(r"^(?P<ref>[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.v(?P<major>[^.]+)\.odcs\.yaml$")
 
 
@@ -103,45 +102,6 @@ def promises_nothing_yet(location: Location, ref: ProductRef, spec: dg.AssetSpec
         return True
     return (Lifecycle.from_metadata(spec.metadata).status is Status.DRAFT
             and not any(snapshot_folder(location).glob(f"{ref}.v*.odcs.yaml")))
-
-
-def contract_document(ref: ProductRef, spec: dg.AssetSpec, previous: dict | None = None) -> dict:
-    """The product's published contract as an ODCS v3 document, from what its asset declares;
-    with `previous` (an entry of `mesh/previous_majors`), the contract of that older major."""
-    if previous is None:
-        columns = specs_from_metadata(spec.metadata)
-        table, version = meta_value(spec.metadata, "mesh/table_checks"), spec.metadata["mesh/version"]
-    else:
-        columns, table, version = previous["columns"], previous["table_checks"], previous["version"]
-    return {
-        "apiVersion": ODCS_VERSION,
-        "kind": "DataContract",
-        "id": str(ref),
-        "name": ref.product,
-        "version": version,
-        "status": spec.tags.get("mesh/status", "active"),
-        "domain": ref.domain,
-        "description": {"purpose": spec.description or ""},
-        "team": [{"username": owner, "role": "owner"} for owner in spec.owners],
-        "schema": [{
-            "name": ref.product,
-            "physicalType": "table",
-            "quality": [{"type": "custom", "engine": "pandera", "implementation": check} for check in table or []],
-            "properties": [
-                {
-                    "name": column["name"],
-                    "physicalType": column["type"],
-                    "description": column["description"] or "",
-                    "required": not column["nullable"],
-                    "unique": column["unique"],
-                    "quality": [{"type": "custom", "engine": "pandera", "implementation": check}
-                                for check in column["checks"]],
-                }
-                for column in columns
-            ],
-        }],
-        "customProperties": [{"property": "access", "value": spec.metadata["mesh/access"]}],
-    }
 
 
 def compare(old: dict, new: dict | None) -> list[Change]:
