@@ -4,13 +4,17 @@ Product and domain rules run as each code location loads (a location that breaks
 load); mesh-wide rules (inputs exist, access, lifecycle, no cycles, contract snapshots and the
 breaking-change gate) run over the locations that did, and the deployment config must match
 the workspace. Every violation of every domain is reported in one pass.
+
+With a contract registry, the domains the workspace does not list are read from their entries:
+one domain's repository, with only its own code, is checked as producer and as reader against the
+whole mesh, and gets the findings the monorepo gets for it (tests/e2e/test_registry_parity.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from dagster import MetadataValue
 
@@ -18,6 +22,9 @@ from mesh_core.errors import Violation, WorkspaceError
 from mesh_core.governance.deployment import stale_deployments
 from mesh_core.governance.snapshots import check_contracts
 from mesh_core.governance.workspace import MeshWorkspace, did_you_mean, read_entries, unlisted_hint
+
+if TYPE_CHECKING:
+    from mesh_core.storage.registry import RegistryState
 
 EXIT_CLEAN, EXIT_VIOLATIONS, EXIT_LOAD_ERROR = 0, 1, 2
 
@@ -37,10 +44,18 @@ class LintReport:
         return EXIT_VIOLATIONS if self.violations else EXIT_CLEAN
 
 
-def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> LintReport:
-    workspace, failures = MeshWorkspace.load_partial(path)
+def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None,
+              registry: RegistryState | None = None) -> LintReport:
+    """Every rule over the workspace's code locations; with `registry`, the domains it does not list
+    are read from their entries, so one domain's repository is checked against the whole mesh."""
+    workspace, failures = MeshWorkspace.load_partial(path, registry=registry)
     listed = tuple(sorted([loc.name for loc in workspace.locations] + [f.name for f in failures]))
     unknown = sorted(set(domains or ()) - set(listed))
+    remote = {loc.name: loc.module for loc in workspace.remote}
+    if unknown and unknown[0] in remote:
+        raise WorkspaceError(f"Domain '{unknown[0]}' is not in {workspace.path}: it is known from {remote[unknown[0]]} only, "
+                             "so its own rules are checked in its repository. Lint it there, or list its code location "
+                             f"in {workspace.path.name}.")
     if unknown:
         raise WorkspaceError(f"No domain {', '.join(map(repr, unknown))} in {workspace.path}"
                              f"{did_you_mean(unknown[0], listed)}; domains: {', '.join(listed)}."
@@ -65,7 +80,8 @@ def lint_mesh(path: str | Path, *, domains: Sequence[str] | None = None) -> Lint
         keep = lambda v: v.domain in domains or v.domain == "*"  # noqa: E731
         violations, warnings = [v for v in violations if keep(v)], [v for v in warnings if keep(v)]
         waived = [(v, why) for v, why in waived if keep(v)]
-        failures = [f for f in failures if f.name in domains]
+        # A registry entry that cannot be read is everyone's problem: the domains reading it lose their checks.
+        failures = [f for f in failures if f.name in domains or f.module.startswith("registry:")]
     errors = [str(f) for f in failures if not f.violations]
     # A broken governance.yaml stops every location the same way: one load error, once.
     config = list(dict.fromkeys(str(v) for v in violations if v.rule == "governance-config"))

@@ -151,7 +151,8 @@ def check_contracts(workspace: MeshWorkspace, *, unavailable: Sequence[str] = ()
     unknown = tuple(sorted(unavailable))
     errors, warnings = [], []
     current = workspace.products()
-    for ref, (location, spec) in current.items():
+    # A remote domain's snapshots are its own repository's to check; its readers count here.
+    for ref, (location, spec) in workspace.products(remote=False).items():
         version = spec.metadata["mesh/version"]
         previous = meta_value(spec.metadata, "mesh/previous_majors") or []
         path = snapshot_path(location, ref, version)
@@ -356,9 +357,10 @@ def update_snapshots(workspace: MeshWorkspace, domains: Sequence[str] | None = N
     reads, owners = _reads(workspace)
     readers = _readers(workspace)
     if accept is not None:
-        unknown = sorted(str(ref) for ref in accept.products if ref not in workspace.products())
+        unknown = sorted(str(ref) for ref in accept.products if ref not in workspace.products(remote=False))
         if unknown:
-            raise MeshError(f"--accept-breaking names {', '.join(unknown)}, which this mesh does not declare.")
+            raise MeshError(f"--accept-breaking names {', '.join(unknown)}, which this mesh does not declare "
+                            "(a remote domain accepts its own breaking changes, in its repository).")
 
     def write(path: Path, text: str) -> None:
         if not path.exists() or path.read_text() != text:
@@ -497,8 +499,13 @@ def _next_major(version: str) -> str:
 
 
 def _reads(workspace: MeshWorkspace) -> tuple[list, dict[ProductRef, tuple[str, ...]]]:
-    reads = [item for location in workspace.locations for item in location.reads()]
-    owners = {ref: tuple(spec.owners) for location in workspace.locations for ref, spec in location.products.items()}
+    """Every (consumer, parameter, Input) of the mesh, remote readers' as their entries registered
+    them, and each consumer's owners."""
+    reads, owners = [], {}
+    for location in workspace.all_locations:
+        for item in location.reads():
+            reads.append(item)
+            owners[item[0]] = location.owners_of(item[0])
     return reads, owners
 
 
@@ -508,11 +515,11 @@ def _render(document: dict) -> str:
 
 def _readers(workspace: MeshWorkspace) -> dict[ProductRef, list[Reader]]:
     readers: dict[ProductRef, list[Reader]] = {}
-    for location in workspace.locations:
+    for location in workspace.all_locations:  # a remote reader is named like a local one
         for consumer, _, spec in location.reads():
             relied = spec.relied_on()
             readers.setdefault(spec.ref, []).append(Reader(
-                consumer, tuple(location.products[consumer].owners), spec.major,
+                consumer, location.owners_of(consumer), spec.major,
                 None if relied is None else frozenset(relied)))
     return readers
 

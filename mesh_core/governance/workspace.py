@@ -15,7 +15,7 @@ from datetime import date
 from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 import dagster as dg
 import yaml
@@ -27,6 +27,10 @@ from mesh_core.declare.metadata import meta_value
 from mesh_core.declare.readable import read_findings
 from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import DefinitionError, Violation, WorkspaceError
+from mesh_core.governance.registry import RegistryLocation, entry_from_interpreter
+
+if TYPE_CHECKING:
+    from mesh_core.storage.registry import RegistryState
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class Location:
             for dep in spec.deps
         ]
 
+    def owners_of(self, consumer: ProductRef) -> tuple[str, ...]:
+        """The owners of one of its products (a reader the breaking-change gate names)."""
+        return tuple(self.products[consumer].owners)
+
 
 @dataclass(frozen=True)
 class LoadFailure:
@@ -82,52 +90,77 @@ class LoadFailure:
 
 @dataclass(frozen=True)
 class MeshWorkspace:
+    """The code locations workspace.yaml lists, and the domains known only by their registry entry.
+
+    `locations`: imported here. `remote`: an entry with an `executable_path` other than this
+    interpreter (its own virtualenv, asked for its entry), then every registry domain that the
+    workspace does not list (the workspace's code wins over the registry). Remote domains are
+    producers and readers for the mesh-wide rules; their own products are checked in their repository.
+    """
+
     path: Path
     locations: tuple[Location, ...]
+    remote: tuple[RegistryLocation, ...] = ()
 
     @classmethod
-    def load(cls, path: str | Path = "workspace.yaml") -> "MeshWorkspace":
+    def load(cls, path: str | Path = "workspace.yaml", *, registry: RegistryState | None = None) -> "MeshWorkspace":
         """Import every code location in workspace.yaml; report every one that fails at once."""
-        workspace, failures = cls.load_partial(path)
+        workspace, failures = cls.load_partial(path, registry=registry)
         if failures:
             raise WorkspaceError(f"{len(failures)} code location(s) failed to load:\n" + "\n".join(map(str, failures)))
         return workspace
 
     @classmethod
-    def load_partial(cls, path: str | Path = "workspace.yaml") -> tuple["MeshWorkspace", list["LoadFailure"]]:
+    def load_partial(cls, path: str | Path = "workspace.yaml", *, registry: RegistryState | None = None
+                     ) -> tuple["MeshWorkspace", list["LoadFailure"]]:
         """The locations that load, and what stopped each of the others (for `mesh lint`)."""
         path = Path(path).resolve()
-        locations, failures = [], []
-        for name, module, working_dir, _ in read_entries(path):
-            if working_dir not in sys.path:
-                sys.path.insert(0, working_dir)
-            try:
-                locations.append(Location(name, module, _find_definitions(module)))
-            except DefinitionError as exc:
-                failures.append(LoadFailure(name, module, str(exc), exc.violations))
-            except WorkspaceError as exc:
-                failures.append(LoadFailure(name, module, str(exc)))
-            except ModuleNotFoundError as exc:
-                fix = (f"check module_name in {path.name}, or create {module.replace('.', '/')}.py"
-                       if exc.name and module.startswith(exc.name) else f"install {exc.name} or fix the import")
-                failures.append(LoadFailure(name, module, f"ModuleNotFoundError: {exc}. Fix: {fix}."))
-            except SyntaxError as exc:
-                failures.append(LoadFailure(name, module, f"SyntaxError in {exc.filename}, line {exc.lineno}: {exc.msg}. "
-                                                          "Fix: correct the Python syntax there."))
-            except Exception as exc:  # an import error in a domain's own code
-                failures.append(LoadFailure(name, module, f"{type(exc).__name__}: {exc}. "
-                                                          "Fix: run `mesh lint -v` for the traceback."))
-        return cls(path, tuple(locations)), failures
+        locations, remote, failures = [], [], []
+        entries = read_entries(path)
+        for entry in entries:
+            if entry.executable_path is not None and os.path.abspath(entry.executable_path) != os.path.abspath(sys.executable):
+                loaded = _remote_location(entry)
+                (remote if isinstance(loaded, RegistryLocation) else failures).append(loaded)
+                continue
+            if entry.working_directory not in sys.path:
+                sys.path.insert(0, entry.working_directory)
+            loaded = load_location(entry.name, entry.module, path)
+            (locations if isinstance(loaded, Location) else failures).append(loaded)
+        if registry is not None:
+            listed, source = {entry.name for entry in entries}, f"registry:{registry.uri}"
+            for domain in sorted(set(registry.domains) - listed):
+                try:
+                    found = RegistryLocation.from_entry(registry.domains[domain], source)
+                    if found.name != domain:
+                        raise WorkspaceError(f"The registry at {registry.uri} holds the entry of domain '{found.name}' "
+                                             f"under '{domain}'. Fix: republish both domains from their repositories.")
+                    remote.append(found)
+                except WorkspaceError as exc:
+                    failures.append(LoadFailure(domain, source, str(exc)))
+        return cls(path, tuple(locations), tuple(remote)), failures
+
+    @property
+    def all_locations(self) -> tuple["Location | RegistryLocation", ...]:
+        """Local code locations, then remote domains."""
+        return self.locations + self.remote
 
     def location(self, name: str) -> Location:
+        """A code location loaded here (a remote domain has no code here to run)."""
         for location in self.locations:
             if location.name == name:
                 return location
+        for location in self.remote:
+            if location.name == name:
+                raise WorkspaceError(f"Domain '{name}' is not loaded from {self.path}: it is known from {location.module} "
+                                     "only. Run this in the domain's own repository, or list its code location in "
+                                     f"{self.path.name}.")
         raise WorkspaceError(f"No domain '{name}' in {self.path}{did_you_mean(name, [l.name for l in self.locations])}; "
                              f"domains: {', '.join(l.name for l in self.locations)}.{unlisted_hint(self.path, name)}")
 
-    def products(self) -> dict[ProductRef, tuple[Location, dg.AssetSpec]]:
-        return {ref: (loc, spec) for loc in self.locations for ref, spec in loc.products.items()}
+    def products(self, *, remote: bool = True) -> dict[ProductRef, tuple["Location | RegistryLocation", dg.AssetSpec]]:
+        """Every product of the mesh: local code locations' and (unless `remote=False`) remote domains'."""
+        located = self.all_locations if remote else self.locations
+        return {ref: (loc, spec) for loc in located for ref, spec in loc.products.items()}
 
     def violations(self, *, unavailable: Iterable[str] = (), today: date | None = None) -> list[Violation]:
         """Mesh-wide rules that no single domain can check alone. Inputs from `unavailable`
@@ -162,7 +195,7 @@ class MeshWorkspace:
                     continue
                 if upstream not in products:
                     hint = did_you_mean(str(upstream), [str(ref) for ref in products])
-                    listed = upstream.domain in {loc.name for loc in self.locations}
+                    listed = upstream.domain in {loc.name for loc in self.all_locations}
                     found.append(Violation(consumer.domain, consumer.product, "inputs-exist",
                                            f"reads {upstream}, which no domain in the workspace publishes{hint}.",
                                            (f"fix the reference: domain '{upstream.domain}' has no product "
@@ -176,7 +209,10 @@ class MeshWorkspace:
                 found += errors
                 warnings += warned
             for consumer, param, spec in location.reads():
-                if spec.ref in products:
+                # Another domain's internal product may not be read at all (read-public-only says so);
+                # its columns are not published to other domains, so there is no reliance to judge.
+                if spec.ref in products and (spec.ref.domain == consumer.domain
+                                             or products[spec.ref][1].metadata["mesh/access"] == "public"):
                     errors, warned = _reliance_findings(consumer, param, spec, products[spec.ref][1].metadata, today)
                     found += errors
                     warnings += warned
@@ -190,16 +226,21 @@ class MeshWorkspace:
         return found, warnings
 
     def domain_order(self) -> list[Location]:
-        """Domains in dependency order: every domain after the domains it reads from."""
-        graph = {loc.name: {up.domain for _, up in loc.inputs() if up.domain != loc.name} for loc in self.locations}
+        """The local domains in dependency order: every domain after the domains it reads from,
+        through remote domains too (a cycle through a remote domain is a cycle)."""
+        graph = {loc.name: {up.domain for _, up in loc.inputs() if up.domain != loc.name} for loc in self.all_locations}
         try:
             order = list(TopologicalSorter(graph).static_order())
         except CycleError as exc:
+            cycle = exc.args[1][:-1]  # from the first-named domain, so the message is the same whichever is loaded first
+            start = cycle.index(min(cycle))
+            cycle = cycle[start:] + cycle[:start] + [cycle[start]]
             raise WorkspaceError(
-                f"Domains read from each other in a cycle: {' -> '.join(exc.args[1])}. "
+                f"Domains read from each other in a cycle: {' -> '.join(cycle)}. "
                 "Break the cycle: a consumer-aligned domain should read source-aligned ones, not the reverse."
             ) from None
-        return [self.location(name) for name in order if name in graph]
+        local = {loc.name for loc in self.locations}
+        return [self.location(name) for name in order if name in local]
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -339,6 +380,40 @@ def _executable_path(value) -> str | None:
     if value is None or value == "":
         return None
     return os.path.abspath(os.path.expanduser(str(value)))
+
+
+def load_location(name: str, module: str, workspace: Path) -> "Location | LoadFailure":
+    """Import one code location (its working directory already on sys.path), or say what stopped it."""
+    try:
+        return Location(name, module, _find_definitions(module))
+    except DefinitionError as exc:
+        return LoadFailure(name, module, str(exc), exc.violations)
+    except WorkspaceError as exc:
+        return LoadFailure(name, module, str(exc))
+    except ModuleNotFoundError as exc:
+        fix = (f"check module_name in {workspace.name}, or create {module.replace('.', '/')}.py"
+               if exc.name and module.startswith(exc.name) else f"install {exc.name} or fix the import")
+        return LoadFailure(name, module, f"ModuleNotFoundError: {exc}. Fix: {fix}.")
+    except SyntaxError as exc:
+        return LoadFailure(name, module, f"SyntaxError in {exc.filename}, line {exc.lineno}: {exc.msg}. "
+                                         "Fix: correct the Python syntax there.")
+    except Exception as exc:  # an import error in a domain's own code
+        return LoadFailure(name, module, f"{type(exc).__name__}: {exc}. Fix: run `mesh lint -v` for the traceback.")
+
+
+def _remote_location(entry: WorkspaceEntry) -> "RegistryLocation | LoadFailure":
+    """A location of another interpreter, rebuilt from the entry that interpreter prints."""
+    source = f"executable:{entry.executable_path}"
+    try:
+        document = entry_from_interpreter(entry.executable_path, entry.module, entry.name, entry.working_directory)
+        if document.get("domain") != entry.name:
+            raise WorkspaceError(f"{entry.executable_path} printed the entry of domain {document.get('domain')!r}, not "
+                                 f"'{entry.name}'. Fix: name the code location after its domain.")
+        return RegistryLocation.from_entry(document, source)
+    except DefinitionError as exc:
+        return LoadFailure(entry.name, entry.module, f"in {entry.executable_path}: {exc}", exc.violations)
+    except WorkspaceError as exc:
+        return LoadFailure(entry.name, entry.module, str(exc))
 
 
 def _find_definitions(module_name: str) -> dg.Definitions:
