@@ -17,6 +17,9 @@ def add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-w", "--workspace", default="workspace.yaml", help="workspace file (default: %(default)s)")
     sub.add_argument("--dagster-home", help="Dagster instance folder (default: $DAGSTER_HOME, else ./dagster_home beside the workspace)")
     sub.add_argument("-v", "--verbose", action="store_true", help="show Dagster's logs and tracebacks")
+    sub.add_argument("--registry", metavar="URI",
+                     help="the contract registry: a folder or s3://bucket/prefix whose domains this workspace does "
+                          "not list are read from their entries (default: $MESH_REGISTRY_URI; none if unset)")
 
 
 def add_command(commands, name: str, help: str, run, *, domains: str | None = None,
@@ -41,6 +44,15 @@ def home(args) -> Path:
     os.environ["DAGSTER_HOME"] = str(folder)
     resolve_ports_uri(None, resolve_data_dir())  # a bad MESH_PORTS_URI stops here, before any run
     return folder
+
+
+def registry_state(args):
+    """The registry `--registry` names (else $MESH_REGISTRY_URI), read once: a RegistryState, or None
+    when neither names one. A registry that cannot be read is a RegistryError naming its URI."""
+    from mesh_core.storage.registry import Registry, registry_uri
+
+    uri = registry_uri(getattr(args, "registry", None))
+    return Registry.at(uri).read() if uri else None
 
 
 def prepare(args) -> tuple:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command, home
+from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command, home, registry_state
 
 
 def register(commands) -> None:
@@ -43,7 +43,10 @@ def contracts(args) -> int:
         for rule in skipped:
             print(f"# not imported (write it as a check by hand): {rule}", file=sys.stderr)
         return EXIT_OK
-    workspace = MeshWorkspace.load(Path(args.workspace).resolve())
+    # check and update: remote domains' readers, from the registry, count and are written into the
+    # consumers files. Export writes this workspace's own contracts only.
+    registry = registry_state(args) if args.action in ("check", "update") else None
+    workspace = MeshWorkspace.load(Path(args.workspace).resolve(), registry=registry)
     if args.action == "export":
         from mesh_core.governance.odcs import export_contracts
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from mesh_core.cli.command import add_command
+from mesh_core.cli.command import add_command, registry_state
 
 
 def register(commands) -> None:
@@ -18,7 +18,8 @@ def register(commands) -> None:
 def lint(args) -> int:
     from mesh_core.governance.lint import lint_mesh
 
-    return show_lint(lint_mesh(Path(args.workspace).resolve(), domains=args.domain), as_json=args.json)
+    return show_lint(lint_mesh(Path(args.workspace).resolve(), domains=args.domain, registry=registry_state(args)),
+                     as_json=args.json)
 
 
 def show_lint(report, *, as_json: bool) -> int:
