@@ -124,6 +124,8 @@ def _encode(value: Any) -> Any:
         return {"url": value.url}
     if isinstance(value, dg.PathMetadataValue):
         return {"path": value.path}
+    if isinstance(value, dg.TimestampMetadataValue):
+        return {"timestamp": value.value}
     if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue, dg.BoolMetadataValue, dg.TextMetadataValue)):
         return value.value
     return {"text": str(value)}  # a kind the registry does not carry: readers see its text
@@ -151,6 +153,8 @@ def _decode(value: Any) -> Any:
         return dg.MetadataValue.path(payload)
     if kind == "text":
         return dg.MetadataValue.text(payload)
+    if kind == "timestamp":
+        return dg.MetadataValue.timestamp(payload)
     raise ValueError(f"metadata value {value!r} is of no kind this mesh-core reads")
 
 

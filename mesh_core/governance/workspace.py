@@ -225,9 +225,9 @@ class MeshWorkspace:
                                                   f"remove PreviousMajor('{item['version']}', ...) and its snapshot."))
         return found, warnings
 
-    def domain_order(self) -> list[Location]:
-        """The local domains in dependency order: every domain after the domains it reads from,
-        through remote domains too (a cycle through a remote domain is a cycle)."""
+    def domain_order(self, *, remote: bool = False) -> list["Location | RegistryLocation"]:
+        """The local domains (with `remote`, the remote ones too) in dependency order: every domain
+        after the domains it reads from, through remote domains too (a cycle through one is a cycle)."""
         graph = {loc.name: {up.domain for _, up in loc.inputs() if up.domain != loc.name} for loc in self.all_locations}
         try:
             order = list(TopologicalSorter(graph).static_order())
@@ -239,8 +239,8 @@ class MeshWorkspace:
                 f"Domains read from each other in a cycle: {' -> '.join(cycle)}. "
                 "Break the cycle: a consumer-aligned domain should read source-aligned ones, not the reverse."
             ) from None
-        local = {loc.name for loc in self.locations}
-        return [self.location(name) for name in order if name in local]
+        located = {loc.name: loc for loc in (self.all_locations if remote else self.locations)}
+        return [located[name] for name in order if name in located]
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

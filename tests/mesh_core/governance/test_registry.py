@@ -8,13 +8,14 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
 from mesh_core import ProductRef
 from mesh_core.errors import WorkspaceError
 from mesh_core.governance.lint import lint_mesh
-from mesh_core.governance.registry import RegistryLocation, domain_entry
+from mesh_core.governance.registry import RegistryLocation, _decode, _encode, domain_entry
 from mesh_core.governance import consumers, snapshots
 from mesh_core.governance.snapshots import check_contracts, contract_document
 from mesh_core.governance.workspace import MeshWorkspace, read_entries
@@ -72,6 +73,16 @@ def test_an_entry_is_json_in_a_stable_order_and_rebuilds_the_specs_the_rules_rea
         assert sorted(rebuilt.reads(), key=str) == sorted(location.reads(), key=str)
         assert sorted(rebuilt.inputs()) == sorted(set(location.inputs()))
         assert domain_entry(rebuilt) == entry  # nothing is lost on the way: the rebuilt domain writes the same entry
+
+
+def test_metadata_values_travel_as_json_and_come_back_as_the_same_values():
+    values = [1, 2.5, True, None, "text", dg.MetadataValue.json({"a": [1]}), dg.MetadataValue.md("**b**"),
+              dg.MetadataValue.url("https://example.com"), dg.MetadataValue.path("/data/x"), dg.MetadataValue.timestamp(5.0),
+              dg.TableSchema(columns=[dg.TableColumn("a", "int64", "A.", dg.TableColumnConstraints(False, True, [">= 0"]))],
+                             constraints=dg.TableConstraints(other=["unique(a)"]))]
+    for value in values:
+        encoded = _encode(value)
+        assert json.loads(json.dumps(encoded)) == encoded and _decode(encoded) == value
 
 
 def test_an_internal_product_tells_other_domains_whether_they_may_read_it_and_nothing_of_its_columns():
@@ -212,6 +223,7 @@ defs = domain_definitions("elsewhere", [rows, copies])
     [reader] = [r for r in remote.reads() if r[2].ref == ProductRef("supplier", "parts")]
     assert reader[0] == ProductRef("elsewhere", "copies") and reader[2].major == 1
     assert [loc.name for loc in loaded.domain_order()] == ["supplier"]  # remote domains do not run here
+    assert [loc.name for loc in loaded.domain_order(remote=True)] == ["supplier", "elsewhere"]  # it reads supplier
 
     # The same interpreter as this one: loaded here, in process.
     workspace.write_text(workspace.read_text().replace(str(other_python), sys.executable))
