@@ -51,7 +51,8 @@ per_domain = {}
 for item in yaml.safe_load(workspace_path.read_text())["load_from"]:
     target = dict(item["python_module"])
     name = target["location_name"]
-    target["working_directory"] = str(workspace_path.parent)  # the domain's code, where it is
+    # The domain's code where it is (relative to where the command runs, here the copy's root).
+    target["working_directory"] = str((workspace_path.parent / target.get("working_directory", ".")).resolve())
     only = folder / "only" / name / "workspace.yaml"
     only.parent.mkdir(parents=True)
     only.write_text(yaml.safe_dump({"load_from": [{"python_module": target}]}))
