@@ -14,6 +14,8 @@ SYSTEM_PACKAGES := chromium postgresql redis-server
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements.lock
+	@# A .venv made before the distribution was renamed mesh-core still holds the old one: drop it.
+	$(BIN)/pip uninstall --quiet --yes mesh 2>/dev/null || true
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	touch $(STAMP)
@@ -46,8 +48,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH)
 
 ## Re-pin requirements.lock after changing pyproject.toml
+# (the test extra holds mesh-core's deploy and example extras, and uv itself)
 lock: $(STAMP)
-	$(BIN)/pip install --quiet uv
+	$(BIN)/uv --version >/dev/null 2>&1 || $(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:

@@ -76,7 +76,7 @@ from mesh_core.operate.code_servers import (
 )
 from mesh_core.selfserve.testing import ProductRun as ProductRun, run_product as run_product
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the mesh-core distribution's version (pyproject reads it from here)
 
 __all__ = [
     "Access",
