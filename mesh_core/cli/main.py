@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from mesh_core import __version__
+
     parser = argparse.ArgumentParser(prog="mesh", description="Run and inspect a data mesh on Dagster.")
+    parser.add_argument("--version", action="version", version=f"mesh (mesh-core {__version__})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)

@@ -28,7 +28,7 @@ from mesh_core.declare.product import DataProduct
 
 NAMESPACE_ENV = "MESH_OPENLINEAGE_NAMESPACE"
 DEFAULT_FILE = Path("mesh") / "openlineage.jsonl"
-PRODUCER = f"urn:mesh:mesh_core:{package_version('mesh')}"
+PRODUCER = f"urn:mesh:mesh_core:{package_version('mesh-core')}"
 _CONFIGURED_BY = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE__TRANSPORT__TYPE")
 
 
@@ -126,7 +126,7 @@ class ProductLineage:
             "parent": parent_run.ParentRunFacet(run=parent_run.Run(runId=self.context.run_id),
                                                 job=parent_run.Job(namespace=ns, name=self.context.job_name)),
             "processing_engine": engine.ProcessingEngineRunFacet(version=package_version("dagster"), name="Dagster",
-                                                                 openlineageAdapterVersion=package_version("mesh")),
+                                                                 openlineageAdapterVersion=package_version("mesh-core")),
         }
         if error is not None:
             run_facets["errorMessage"] = err.ErrorMessageRunFacet(
