@@ -17,6 +17,13 @@ def register(commands) -> None:
     domain.add_argument("name", help="the domain, lower snake case")
     domain.add_argument("--owner", required=True, help="its owner: team:<name> or an email address")
     domain.add_argument("--description", help="one line about the domain")
+    domain.add_argument("--standalone", metavar="DIR",
+                        help="write the domain as a repository of its own in DIR (new or empty): its pyproject.toml "
+                             "depending on mesh-core, lock, Makefile, tests and CI script; the mesh lists it with "
+                             "executable_path")
+    domain.add_argument("--mesh-core-wheel", metavar="PATH",
+                        help="with --standalone: mesh-core's wheel (or its folder), when your package index does not "
+                             "have it")
     domain.set_defaults(run=new_domain)
     product = kinds.add_parser("product", help="a product in an existing domain; --from infers its contract")
     add_common(product)
@@ -31,10 +38,41 @@ def new_domain(args) -> int:
     from mesh_core.selfserve.plan import repository_lock
     from mesh_core.selfserve.scaffold import plan_domain
 
+    if args.standalone:
+        return _new_standalone_domain(args)
+    if args.mesh_core_wheel:
+        from mesh_core.errors import MeshError
+
+        raise MeshError("--mesh-core-wheel goes with --standalone DIR (a domain in its own repository).")
     workspace_path = Path(args.workspace).resolve()
     with repository_lock(workspace_path.parent):
         plan = plan_domain(workspace_path, args.name, args.owner, args.description)
         return _apply(plan, workspace_path, args.name)
+
+
+def _new_standalone_domain(args) -> int:
+    from mesh_core.selfserve.plan import repository_lock
+    from mesh_core.selfserve.standalone import LOCK, lock, plan_standalone_domain, wheel_folder
+
+    directory = Path(args.standalone).resolve()
+    wheel = Path(args.mesh_core_wheel) if args.mesh_core_wheel else None
+    with repository_lock(directory):
+        plan = plan_standalone_domain(directory, args.name, args.owner, args.description, wheel)
+        code = _apply(plan, directory / "workspace.yaml", args.name, next_step=False)
+    if code != EXIT_OK:
+        return code
+    print(f"Locking its dependencies ({LOCK}) ...", flush=True)
+    failed = lock(directory, wheel_folder(wheel) if wheel else None)
+    if failed is None:
+        print(f"  wrote {LOCK}")
+    else:
+        print(f"  warning  {LOCK} was not written: {failed}\n"
+              f"  Then run `make lock` in {directory} (it needs uv and the package index; "
+              "`make MESH_CORE_WHEELS=<folder> lock` if mesh-core's wheel is not on the index).")
+    print(f"Next, in {directory}: fill in the TODOs, then `make test` (builds .venv from {LOCK}, runs the tests and "
+          "`mesh lint`). A mesh runs it from that virtualenv when its workspace.yaml lists it with "
+          f"working_directory: {directory} and executable_path: {directory}/.venv/bin/python.")
+    return EXIT_OK
 
 
 def new_product(args) -> int:
@@ -56,7 +94,7 @@ def new_product(args) -> int:
         return _apply(plan, workspace.path, args.domain)
 
 
-def _apply(plan, workspace_path: Path, domain: str) -> int:
+def _apply(plan, workspace_path: Path, domain: str, *, next_step: bool = True) -> int:
     """Write the plan, then the domain's contract snapshots; a scaffold that does not load is taken back."""
     import subprocess
 
@@ -82,5 +120,6 @@ def _apply(plan, workspace_path: Path, domain: str) -> int:
     print(check.stdout.rstrip())
     for warning in plan.warnings:
         print(f"  warning  {warning}")
-    print("Next: fill in the TODOs, then `.venv/bin/mesh lint` and `make test`.")
+    if next_step:
+        print("Next: fill in the TODOs, then `.venv/bin/mesh lint` and `make test`.")
     return EXIT_OK

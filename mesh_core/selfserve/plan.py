@@ -66,6 +66,7 @@ class Plan:
     change: dict[Path, str] = field(default_factory=dict)
     remove: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    executable: set[Path] = field(default_factory=set)  # created files that are scripts (mode 0755)
     _done: list = field(default_factory=list)  # what apply did, newest last, for undo
     _trash: dict = field(default_factory=dict)  # parent folder -> where its removed paths wait
 
@@ -87,6 +88,8 @@ class Plan:
                 with open(path, "xb") as handle:  # never overwrite
                     self._done.append(("file", path, None))
                     handle.write(data)
+                if path in self.executable:
+                    os.chmod(path, 0o755)
             for path, text in self.change.items():
                 before = path.read_bytes()
                 replace_file(path, text.encode("utf-8"))  # as given: line endings kept

@@ -1,7 +1,7 @@
 """`mesh new domain` and `mesh new product`: the standard layout, written for a domain engineer.
 
 A new domain is a folder under `domains/` with a source product reading a data file the
-domain ships (`data/`, packaged with it), its contract, suite, definitions, a test using
+domain ships (`data/`, beside its code), its contract, suite, definitions, a test using
 `mesh_core.run_product`, and its entry in `workspace.yaml` (comments and order kept).
 A new product `--from` a CSV or Parquet file, or from a published product, starts with a
 contract and suite inferred from that data. Scaffolded products are drafts: they run, but promise
@@ -40,29 +40,38 @@ def plan_domain(workspace_path: Path, name: str, owner: str, description: str | 
     entries = _entries(workspace_path)
     if name in entries:
         raise MeshError(f"{workspace_path.name} already lists a code location named '{name}'.")
-    product = "records"
     plan = Plan()
+    for file, data in domain_package(name, owner, description, f"domains.{name}").items():
+        plan.create[folder / file] = data
+    plan.create[root / "tests" / "domains" / f"test_{name}.py"] = _test(name, FIRST_PRODUCT, source=True).encode()
+    if not (root / "tests" / "domains" / "__init__.py").exists():
+        plan.create[root / "tests" / "domains" / "__init__.py"] = b""
+    plan.change[workspace_path] = _with_entry(workspace_path, name)
+    plan_deployment(plan, workspace_path, entries_with_modules(workspace_path) + [(name, f"domains.{name}.definitions")])
+    return plan
+
+
+FIRST_PRODUCT = "records"  # a new domain's placeholder source product
+
+
+def domain_package(name: str, owner: str, description: str | None, package: str) -> dict[str, bytes]:
+    """A new domain's package in the standard layout, {path inside it: content}; `package` is the
+    module it is imported as (`domains.<name>` in a mesh repository, `<name>` in a repository of its own)."""
+    product = FIRST_PRODUCT
     summary = description or f"The {name} domain."
     files = {
         "__init__.py": f"{summary!r}\n",
         "contracts.py": _contracts_header(name) + "\n\n" + contract_source("RecordsContract", infer(SAMPLE)).replace(
             "TODO: what this column means.", "TODO: describe this column."),
         "suites.py": _suites_header(name) + "\n\n" + suite_source(product.upper(), infer(SAMPLE)),
-        "products.py": _products_header(name) + _source_product(name, product, "RecordsContract", f"data/{product}.csv",
-                                                                 owner, {}),
-        "definitions.py": (f'"""The {name} domain\'s code location."""\n\nfrom domains.{name}.products import {product}\n'
+        "products.py": _products_header(name, package) + _source_product(name, product, "RecordsContract",
+                                                                          f"data/{product}.csv", owner, {}, package=package),
+        "definitions.py": (f'"""The {name} domain\'s code location."""\n\nfrom {package}.products import {product}\n'
                            f"from mesh_core import domain_definitions\n\n"
                            f'defs = domain_definitions("{name}", [{product}]{_teams(owner)})\n'),
     }
-    for file, text in files.items():
-        plan.create[folder / file] = text.encode()
-    plan.create[folder / "data" / f"{product}.csv"] = SAMPLE.to_csv(index=False).encode()
-    plan.create[root / "tests" / "domains" / f"test_{name}.py"] = _test(name, product, source=True).encode()
-    if not (root / "tests" / "domains" / "__init__.py").exists():
-        plan.create[root / "tests" / "domains" / "__init__.py"] = b""
-    plan.change[workspace_path] = _with_entry(workspace_path, name)
-    plan_deployment(plan, workspace_path, entries_with_modules(workspace_path) + [(name, f"domains.{name}.definitions")])
-    return plan
+    return {**{file: text.encode() for file, text in files.items()},
+            f"data/{product}.csv": SAMPLE.to_csv(index=False).encode()}
 
 
 def plan_product(workspace, name_domain: str, name: str, *, source: str | None = None, owner: str | None = None,
@@ -325,9 +334,9 @@ def _suites_header(domain: str) -> str:
             "from mesh_core import Expectation")
 
 
-def _products_header(domain: str) -> str:
+def _products_header(domain: str, package: str) -> str:
     return (f'"""The {domain} domain\'s data products."""\n\nimport pandas as pd\n\n'
-            f"from domains.{domain} import contracts, suites\nfrom mesh_core import data_product, package_data_path\n\n\n")
+            f"from {package} import contracts, suites\nfrom mesh_core import data_product, package_data_path\n\n\n")
 
 
 def _delimiter(path: Path) -> str:
@@ -340,12 +349,12 @@ def _delimiter(path: Path) -> str:
 
 
 def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
-                    sep: str = ",", timestamps: Sequence[InferredColumn] = ()) -> str:
+                    sep: str = ",", timestamps: Sequence[InferredColumn] = (), package: str | None = None) -> str:
     """A draft source product: no contract snapshot, no promise, until its TODOs are done and it is made active."""
     reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
     options = f", sep={sep!r}" if sep != "," else ""
     rename = f".rename(columns={renames!r})" if renames else ""
-    read = f"pd.{reader}(package_data_path(\"domains.{domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}"
+    read = f"pd.{reader}(package_data_path(\"{package or 'domains.' + domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}"
     if timestamps:  # the file holds them as text
         body = f"    frame = {read}\n" + "".join(
             f"    frame[{column.name!r}] = pd.to_datetime(frame[{column.name!r}], format=\"ISO8601\""
@@ -372,9 +381,11 @@ def _derived_product(domain: str, name: str, contract: str, upstream: str, owner
             f"    return source{rename}  # TODO: the transform\n")
 
 
-def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None) -> str:
+def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None,
+          package: str | None = None) -> str:
+    package = package or f"domains.{domain}"
     head = (f'"""Tests of {domain}.{name}, with mesh_core.run_product."""\n\n'
-            f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n")
+            f"from {package}.products import {name}\nfrom mesh_core import run_product\n")
     if source:
         return head + (f"\n\ndef test_{name}_publishes_its_data_file():\n    result = run_product({name})\n"
                        "    assert result.published, result.message\n    assert len(result.output) > 0\n"
@@ -382,7 +393,7 @@ def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.Dat
     records = sample.to_json(orient="records", date_format="iso", date_unit="us")
     dtypes = {str(column): str(dtype) for column, dtype in sample.dtypes.items()}
     return (f'"""Tests of {domain}.{name}, with mesh_core.run_product."""\n\nimport json\n\nimport pandas as pd\n\n'
-            f"from domains.{domain}.products import {name}\nfrom mesh_core import run_product\n\n"
+            f"from {package}.products import {name}\nfrom mesh_core import run_product\n\n"
             f"# A sample of {upstream.ref} when this product was scaffolded, typed as it publishes it.\n"
             f"SAMPLE = {records!r}\nDTYPES = {dtypes!r}\n\n\n"
             f"def test_{name}_publishes_from_its_input():\n"
