@@ -3,12 +3,14 @@
 Assets of different code locations cannot share a run, so the mesh is a
 sequence of runs. Each runs in process (no subprocess per step) against the
 real Dagster instance, so the runs, materializations and check evaluations
-appear in the UI like any other.
+appear in the UI like any other. A domain with its own virtualenv (workspace.yaml's
+`executable_path`) runs in its own interpreter, in its turn (run/delegated.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -20,8 +22,10 @@ from mesh_core.declare.ref import ProductRef
 from mesh_core.declare.tags import domain_tags
 from mesh_core.governance.workspace import Location, MeshWorkspace
 from mesh_core.instance.home import fail_dead_runs, run_tags
+from mesh_core.run.delegated import DelegatedRun, delegated_entries, run_delegated
 from mesh_core.run.failure import failure_text
 from mesh_core.run.notify import notify_headless_run
+from mesh_core.storage.domain_storage import resolve_data_dir
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class DomainResult:
     run_id: str
     seconds: float
     products: tuple[ProductResult, ...]
+    error: str = ""  # the domain did not run at all (its own interpreter could not run it)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(p.ok for p in self.products)
 
 
 @dataclass
@@ -64,12 +73,13 @@ class MeshRunSummary:
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.products)
+        return all(d.ok for d in self.domains)
 
     def counts(self) -> dict[str, int]:
         checks = [c for p in self.products for c in p.checks]
         return {
             "domains": len(self.domains),
+            "domains_not_run": sum(bool(d.error) for d in self.domains),
             "products": len(self.products),
             **{status: sum(p.status == status for p in self.products) for status in ("published", "blocked", "failed", "skipped")},
             "checks_passed": sum(c.passed for c in checks),
@@ -87,21 +97,48 @@ def materialize_mesh(
     on_domain_done: Callable[[DomainResult], None] = lambda result: None,
     log_level: str = "WARNING",
 ) -> MeshRunSummary:
-    """Run every domain (or the named ones) once, upstream domains first."""
+    """Run every domain (or the named ones) once, upstream domains first; a domain with its own
+    interpreter (`executable_path`) is run by that interpreter, in the same instance."""
     fail_dead_runs(instance)  # runs of killed `mesh materialize` processes must not stay STARTED
-    order = workspace.domain_order()
+    delegated = delegated_entries(workspace.path)
+    order = _domain_order(workspace, delegated)
     if domains:
-        wanted = {workspace.location(name).name for name in domains}
+        known = {loc.name for loc in order}
+        wanted = {name if name in known else workspace.location(name).name for name in domains}  # unknown: did-you-mean
         order = [loc for loc in order if loc.name in wanted]
     summary = MeshRunSummary()
     started = time.perf_counter()
     for index, location in enumerate(order, start=1):
         on_domain_start(location, index, len(order))
-        result = materialize_domain(location, instance, log_level=log_level)
+        if location.name in delegated:
+            result = _delegated_result(location, run_delegated(
+                delegated[location.name], dagster_home=instance.root_directory or os.environ["DAGSTER_HOME"],
+                data_dir=str(resolve_data_dir()), verbose=log_level in ("INFO", "DEBUG")))
+        else:
+            result = materialize_domain(location, instance, log_level=log_level)
         summary.domains.append(result)
         on_domain_done(result)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _domain_order(workspace: MeshWorkspace, delegated) -> list:
+    """The domains this workspace runs (its code locations, and its entries with their own interpreter),
+    each after the domains it reads; domains known from the registry only are ordered, never run."""
+    runs = {loc.name for loc in workspace.locations} | set(delegated)
+    return [loc for loc in workspace.domain_order(remote=True) if loc.name in runs]
+
+
+def _delegated_result(location, run: DelegatedRun) -> DomainResult:
+    """The domain's outcome as its own interpreter reported it."""
+    if run.summary is None:
+        return DomainResult(location.name, "", 0.0, (), error=run.error)
+    products = tuple(
+        ProductResult(ProductRef.parse(p["product"]), p["status"], p["rows"],
+                      tuple(CheckSummary(c["name"], c["passed"], c["severity"], c["description"]) for c in p["checks"]),
+                      p["message"])
+        for p in run.summary["products"])
+    return DomainResult(location.name, run.summary["run_id"], run.summary["seconds"], products)
 
 
 def materialize_domain(location: Location, instance: dg.DagsterInstance, *, log_level: str = "WARNING",
