@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the example domains: not installed, beside bench/
 
 from harness import BIN, REPEATS, REPO, Table, run_alone, scratch  # noqa: E402
 

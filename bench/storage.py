@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the example domains: not installed, beside bench/
 
 import legacy_port  # noqa: E402
 import pandas as pd  # noqa: E402
