@@ -8,11 +8,12 @@ import os
 import sys
 import traceback
 
-from mesh_core.cli import contracts, deploy, dev, lint, materialize, new, preview, remove, serve, share, status, storage
+from mesh_core.cli import (contracts, deploy, dev, lint, materialize, new, preview, registry, remove, serve, share, status,
+                           storage)
 from mesh_core.cli.command import EXIT_OK, EXIT_USAGE
 
 # In the order `mesh --help` lists them.
-GROUPS = (materialize, preview, lint, contracts, storage, status, share, serve, new, remove, dev, deploy)
+GROUPS = (materialize, preview, lint, contracts, registry, storage, status, share, serve, new, remove, dev, deploy)
 
 
 def main(argv: list[str] | None = None) -> int:
