@@ -56,9 +56,10 @@ def registry_state(args):
 
 
 def prepare(args) -> tuple:
-    """The workspace, and the Dagster instance (created once if new)."""
+    """The workspace (with the domains the registry adds, when one is named), and the Dagster
+    instance (created once if new)."""
     from mesh_core.governance.workspace import MeshWorkspace
     from mesh_core.instance.home import prepare_instance
 
     folder = prepare_instance(home(args))
-    return MeshWorkspace.load(Path(args.workspace).resolve()), folder
+    return MeshWorkspace.load(Path(args.workspace).resolve(), registry=registry_state(args)), folder

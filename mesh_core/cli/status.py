@@ -18,6 +18,14 @@ def register(commands) -> None:
     catalog_.add_argument("--markdown", metavar="DIR", help="write linked Markdown pages (one per domain and product) to DIR")
 
 
+def _known(workspace, names) -> None:
+    """An unknown domain is a usage error that names the candidates; one known from the registry is known."""
+    remote = {location.name for location in workspace.remote}
+    for name in names or ():
+        if name not in remote:
+            workspace.location(name)
+
+
 def _days(text: str) -> int:
     from mesh_core.declare.slo import MAX_DAYS
 
@@ -32,21 +40,22 @@ def status(args) -> int:
     from mesh_core.run.scorecard import domain_state, score_mesh
 
     workspace, _ = prepare(args)
-    for name in args.domain or ():
-        workspace.location(name)  # an unknown domain: a usage error that names the candidates
+    _known(workspace, args.domain)
+    remote = {location.name: location.module for location in workspace.remote}
     with dg.DagsterInstance.get() as instance:
         scores = score_mesh(workspace, instance, domains=args.domain, window_days=args.window_days)
     breached = any(s.state == "breached" for group in scores.values() for s in group)
     if args.json:
-        print(json.dumps({"domains": [{"domain": domain, "state": domain_state(group), "products": [s.as_dict() for s in group]}
-                                      for domain, group in scores.items()]}, indent=2))
+        print(json.dumps({"domains": [{"domain": domain, "state": domain_state(group), "source": remote.get(domain, "code"),
+                                       "products": [s.as_dict() for s in group]} for domain, group in scores.items()]}, indent=2))
         return EXIT_FAILED if breached else EXIT_OK
     rate = lambda value: "-" if value is None else f"{value:.0%}"  # noqa: E731
     fresh = {"PASS": "fresh", "WARN": "late", "FAIL": "stale", "UNKNOWN": "unknown", "NOT_APPLICABLE": "-"}
     print(f"{'product':40} {'state':9} {'fresh':7} {'last publish (UTC)':19} {'age h':>6} {'published':>11} "
           f"{'checks':>6} {'budget':>6} {'readers':>7} {'reads':>6}  rows (latest last)")
     for domain, group in scores.items():
-        print(f"{domain}: {domain_state(group)} ({len(group)} product(s))")
+        print(f"{domain}: {domain_state(group)} ({len(group)} product(s))"
+              + (f"; code not here, as published in {remote[domain]}" if domain in remote else ""))
         for s in group:
             last = s.last_publish.replace("T", " ")[:19] if s.last_publish else "never"
             print(f"  {s.product:38} {s.state:9} {fresh[s.freshness]:7} {last:19} {'-' if s.age_hours is None else f'{s.age_hours:.1f}':>6} "
@@ -65,8 +74,7 @@ def catalog(args) -> int:
     from mesh_core.operate.catalog import build_catalog, write_markdown
 
     workspace, _ = prepare(args)
-    for name in args.domain or ():
-        workspace.location(name)
+    _known(workspace, args.domain)
     with dg.DagsterInstance.get() as instance:
         entries = build_catalog(workspace, instance, domains=args.domain)
     if args.markdown:
@@ -79,6 +87,8 @@ def catalog(args) -> int:
         for e in entries:
             last = (e.last_publish or "never").replace("T", " ")[:19]
             print(f"{e.product:40} {e.status:10} {e.access:8} {e.version:8} {last:19}  {', '.join(e.owners)}")
+            if e.source != "code":
+                print(f"{'':40} code not here: as published in {e.source}")
             if e.reads or e.read_by:
                 print(f"{'':40} <- {', '.join(e.reads) or '-'} | {', '.join(e.read_by) or '-'} ->")
             if e.shared_with:

@@ -3,7 +3,9 @@
 Per product: its domain, description, owners, access, lifecycle status, version, objectives, the
 products it reads and the products that read it (across domains), its columns, and from the
 instance its last publish, the latest result of each check, and the Delta Sharing recipients who
-read it over the last 30 days. As a table, JSON, or a folder of
+read it over the last 30 days. Products of domains whose code is not here (the contract registry's,
+or another virtualenv's) are listed too, from what they published; this instance may never have
+materialized them, so their instance columns may be empty. As a table, JSON, or a folder of
 linked Markdown pages (one per domain and product) to browse or publish.
 """
 
@@ -45,6 +47,7 @@ class Entry:
     checks: tuple[dict, ...]  # name, passed (None: never run), at
     shared_with: tuple[dict, ...] = ()  # Delta Sharing recipients over SHARED_DAYS: recipient, major, reads, rows, last_read
     reads_30d: int = 0  # their queries over SHARED_DAYS
+    source: str = "code"  # where it is described: this workspace's code, else its location's module ("registry:<uri>")
 
     def as_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -54,11 +57,11 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
                   now: datetime | None = None) -> list[Entry]:
     since = (now or datetime.now(timezone.utc)) - timedelta(days=SHARED_DAYS)
     readers: dict[ProductRef, list[str]] = {}
-    for location in workspace.locations:
+    for location in workspace.all_locations:
         for consumer, _, spec in location.reads():
             readers.setdefault(spec.ref, []).append(str(consumer))
     entries = []
-    for location in workspace.domain_order():
+    for location in workspace.domain_order(remote=True):  # domains known from the registry too
         if domains and location.name not in domains:
             continue
         for ref, spec in sorted(location.products.items()):
@@ -67,7 +70,7 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
             shared = reads(instance, ref, since)
             published = latest.asset_materialization.metadata if latest else {}
             checks = []
-            for key in sorted(location.defs.resolve_assets_def(ref.asset_key).check_keys, key=lambda k: k.name):
+            for key in sorted(_check_keys(location, ref), key=lambda k: k.name):
                 [record] = instance.event_log_storage.get_asset_check_execution_history(key, limit=1) or [None]
                 passed = None if record is None or record.status.value not in ("SUCCEEDED", "FAILED") \
                     else record.status.value == "SUCCEEDED"
@@ -87,8 +90,14 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
                 rows=int(published["dagster/row_count"].value) if "dagster/row_count" in published else None,
                 checks=tuple(checks),
                 shared_with=tuple(r.as_dict() for r in shared), reads_30d=sum(r.reads for r in shared),
+                source="code" if location.defs is not None else location.module,
             ))
     return entries
+
+
+def _check_keys(location, ref: ProductRef):
+    """The product's checks, as its code defines them; a domain whose code is not here: none known."""
+    return location.defs.resolve_assets_def(ref.asset_key).check_keys if location.defs is not None else ()
 
 
 def write_markdown(entries: Sequence[Entry], folder: Path) -> list[Path]:

@@ -64,9 +64,10 @@ class ProductReaders:
 
 
 def consumers(workspace) -> dict[ProductRef, list[tuple[ProductRef, int | None]]]:
-    """{producer: [(consumer, pinned major or None)]} over every domain of the workspace."""
+    """{producer: [(consumer, pinned major or None)]} over every domain of the workspace, those whose
+    code is not here (the registry's) included."""
     found: dict[ProductRef, list[tuple[ProductRef, int | None]]] = {}
-    for location in workspace.locations:
+    for location in workspace.all_locations:
         for consumer, _, spec in location.reads():
             found.setdefault(spec.ref, []).append((consumer, spec.major))
     return found
