@@ -163,6 +163,9 @@ class Registry:
             problem = f"it is not valid JSON ({exc})"
         if problem is None:
             return doc
+        if problem is _NEWER:  # a whole entry, in a format a newer mesh-core writes: not corruption
+            raise RegistryError(f"Entry {seq} of the registry at {self.uri} is format {doc['format']!r}, written by a "
+                                f"newer mesh-core; this one reads {FORMAT}. Fix: upgrade mesh-core here.")
         where = self._where(seq)
         if seq != seqs[-1]:
             fix = f"restore {where} from a backup (an older entry: the current state still reads)"
@@ -181,6 +184,8 @@ class Registry:
 
 def _problem(doc: object, seq: int) -> str | None:
     """What makes `doc` not entry `seq` of a registry, or None."""
+    if isinstance(doc, dict) and isinstance(doc.get("format"), str) and _newer(doc["format"]):
+        return _NEWER
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return f"it is not a {FORMAT} entry (no \"format\": \"{FORMAT}\")"
     if doc.get("seq") != seq:
@@ -189,6 +194,16 @@ def _problem(doc: object, seq: int) -> str | None:
         return "it lacks its \"written\" or \"domains\" object"
     bad = sorted(str(d) for d, e in doc["domains"].items() if not is_valid_name(d) or not isinstance(e, dict))
     return f"its domains {bad} are not Mesh names with an object each" if bad else None
+
+
+_NEWER = "a newer format"
+
+
+def _newer(found: str) -> bool:
+    """A `mesh-registry/N` format above this mesh-core's."""
+    prefix, _, number = FORMAT.rpartition("/")
+    head, _, version = found.rpartition("/")
+    return head == prefix and version.isdigit() and int(version) > int(number)
 
 
 class _FolderRegistry(Registry):

@@ -367,3 +367,13 @@ def test_a_writer_killed_at_any_moment_never_leaves_a_partial_entry(tmp_path, ca
 def test_the_store_does_not_import_boto3_until_it_touches_s3():
     code = "import sys, mesh_core.storage.registry; sys.exit('boto3' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_an_entry_in_a_newer_format_asks_for_a_newer_mesh_core_not_a_repair(store):
+    registry = Registry.at(store.uri)
+    _publish(registry, "operations", {"v": 1})
+    store.put(_entry(2), b'{"format": "mesh-registry/2", "seq": 2, "written": {}, "domains": {}, "more": []}')
+    with pytest.raises(RegistryError, match=r"Entry 2 .* is format 'mesh-registry/2', written by a newer mesh-core; "
+                                            r"this one reads mesh-registry/1\. Fix: upgrade mesh-core here\.") as caught:
+        registry.read()
+    assert "corrupt" not in str(caught.value)
