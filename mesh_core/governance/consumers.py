@@ -11,15 +11,18 @@ A consumer declares, per input, the columns it reads and expectations of its own
 
 Domains never import each other, so the producer learns its consumers' expectations from a
 committed file in its own folder, `snapshots/<domain>.consumers.yaml`, which
-`mesh contracts update` writes and `mesh lint` keeps current (like a Pact file).
+`mesh contracts update` writes and `mesh lint` keeps current (like a Pact file). `mesh preview
+--registry` reads them from the contract registry instead (`substituted`), so a producer sees what
+its consumers registered today even when the committed file is behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import yaml
 
@@ -66,10 +69,50 @@ def render(document: dict) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
+class Substitution:
+    """While `substituted` is active: the registry's domains that stand in for the committed files'
+    readers, and per local domain whose reliance was asked for, its committed file and the
+    document used instead (a domain whose code was imported before never asks)."""
+
+    def __init__(self, registry_domains: Mapping[str, Mapping], local: Sequence[str]):
+        self.registry_domains, self.local = registry_domains, tuple(local)
+        self.committed: dict[str, dict] = {}
+        self.documents: dict[str, dict] = {}
+
+    def document(self, committed: dict, domain: str) -> dict:
+        self.committed[domain] = committed
+        self.documents[domain] = registry_reliance(committed, domain, self.registry_domains, self.local)
+        return self.documents[domain]
+
+
+# A plain global, not a ContextVar: Dagster may run a step in another thread of the same process.
+_substitution: Substitution | None = None
+
+
+@contextmanager
+def substituted(registry_domains: Mapping[str, Mapping], local: Sequence[str]) -> Iterator[Substitution]:
+    """For the block, `read_reliance` of a `local` domain (one this workspace lists) takes its readers
+    from the registry's entries (`registry_reliance`): code locations loaded meanwhile run those
+    expectations as their products' checks, and their runs' breaking-change gate counts those readers."""
+    global _substitution
+    previous, _substitution = _substitution, Substitution(registry_domains, local)
+    try:
+        yield _substitution
+    finally:
+        _substitution = previous
+
+
 def read_reliance(folder: Path, domain: str) -> dict[str, list[dict]]:
     """The committed file of `domain` in `folder`; empty when there is none, or when it cannot be
     read (then the domain still loads, so `mesh contracts update` can rewrite it, and `mesh lint`
-    fails until it does)."""
+    fails until it does). While `substituted` is active: its readers from the registry."""
+    committed = _committed(folder, domain)
+    if _substitution is not None and domain in _substitution.local:
+        return _substitution.document(committed, domain)
+    return committed
+
+
+def _committed(folder: Path, domain: str) -> dict[str, list[dict]]:
     path = folder / file_name(domain)
     if not path.exists():
         return {}
@@ -126,3 +169,25 @@ def _check_name(consumer: ProductRef, param: str, name: str) -> str:
     if len(full) <= 100:
         return full
     return f"{full[:83]}_{hashlib.sha256(full.encode()).hexdigest()[:16]}"
+
+
+def registry_reliance(committed: Mapping[str, list[dict]], producer: str, registry_domains: Mapping[str, Mapping],
+                      local: Sequence[str]) -> dict[str, list[dict]]:
+    """`producer`'s reliance with every reader whose domain the registry holds and this workspace does
+    not list taken from the registry (its entry's "reads": what it relies on today), and the other
+    readers (local code, kept current by `mesh lint`; or a domain that never published) from the
+    committed file. Ordered like `reliance_document`."""
+    registered = {domain for domain in registry_domains if domain not in local}
+    found = [(product, entry) for product, entries in committed.items() if isinstance(entries, list)
+             for entry in entries if ProductRef.parse(entry["consumer"]).domain not in registered]
+    for domain in sorted(registered):
+        for record in registry_domains[domain].get("reads") or ():
+            ref = ProductRef.parse(record["product"])
+            if ref.domain == producer:
+                found.append((ref.product, {key: record.get(key) for key in
+                                            ("consumer", "owners", "input", "major", "columns", "expectations")}))
+    document: dict[str, list[dict]] = {}
+    for product, entry in sorted(found, key=lambda item: (item[0], item[1]["consumer"], item[1]["input"])):
+        document.setdefault(product, []).append({**entry, "owners": list(entry.get("owners") or ()),
+                                                 "expectations": list(entry.get("expectations") or ())})
+    return document
