@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command, home
+from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command, home, registry_state
 
 
 def register(commands) -> None:
@@ -34,6 +34,7 @@ def preview(args) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     real_home = home(args)  # the real instance: only read, never created
+    registry = registry_state(args)  # consumers known from the registry only: their registered expectations run
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
 
     def interrupted(signum, frame):  # SIGTERM (a CI timeout, `kill`): unwind like Ctrl-C, so the base's git
@@ -42,7 +43,7 @@ def preview(args) -> int:
     try:
         result = run_preview(Path(args.workspace).resolve(), base=args.base, products=args.products,
                              domains=args.domain or (), real_home=real_home, keep_sandbox=args.keep_sandbox,
-                             log_level="INFO" if args.verbose else "CRITICAL", say=say)
+                             log_level="INFO" if args.verbose else "CRITICAL", registry=registry, say=say)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.markdown:

@@ -18,6 +18,14 @@
 
 The real Dagster instance is only read (today's check results); the real ports only through
 read-only ports; the real DuckDB stores never.
+
+With the contract registry (`registry=`, `mesh preview --registry`), in a workspace that lists only
+some domains (a domain's own repository): the set is the changed local products and their local
+downstream products; a domain known only from the registry has no code here, so it never runs. Its
+registered expectations on a previewed product do run there, as that product's checks: while the
+workspace loads and the sandbox runs, each local domain's readers come from the registry's entries,
+not its committed consumers file (which may be behind). The report lists every such remote consumer
+as affected, not previewed here.
 """
 
 from __future__ import annotations
@@ -28,10 +36,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import dagster as dg
 
@@ -44,6 +52,10 @@ from mesh_core.governance.workspace import Location, MeshWorkspace, did_you_mean
 from mesh_core.instance.home import process_alive
 from mesh_core.operate.preview_result import CheckChange, Consumer, Preview, ProductPreview
 from mesh_core.storage.domain_storage import READ_THROUGH_ENV, port_at, resolve_ports_uri
+
+if TYPE_CHECKING:
+    from mesh_core.governance.consumers import Substitution
+    from mesh_core.storage.registry import RegistryState
 
 DEFAULT_BRANCH = "main"
 # What the sandbox sets, and what it removes for its duration (restored after, whatever happens).
@@ -110,21 +122,38 @@ def _has_storage(home: Path) -> bool:
 def preview(workspace_path: str | os.PathLike, *, base: str | None = None, products: Sequence[str] = (),
             domains: Sequence[str] = (), real_home: str | os.PathLike | None = None,
             keep_sandbox: str | os.PathLike | None = None, log_level: str = "CRITICAL",
-            say: Callable[[str], None] = lambda message: None) -> Preview:
+            registry: "RegistryState | None" = None, say: Callable[[str], None] = lambda message: None) -> Preview:
     """Preview the change in the working tree against `base` (default: the merge base of HEAD and
-    main), or the named `products`, in a sandbox; see the module docstring."""
+    main), or the named `products`, in a sandbox; with `registry`, the domains it holds that the
+    workspace does not list are consumers whose registered expectations run; see the module docstring."""
     workspace_path = Path(workspace_path).resolve()
     real = RealMesh.resolve(real_home)
     _remove_abandoned_sandboxes()
+    with ExitStack() as stack:
+        substitution = None
+        if registry is not None:  # readers from the registry while the domains load and run
+            from mesh_core.governance.consumers import substituted
+            from mesh_core.governance.workspace import read_entries
+
+            local = [entry.name for entry in read_entries(workspace_path)]
+            substitution = stack.enter_context(substituted(registry.domains, local))
+        return _preview(workspace_path, real, base=base, products=products, domains=domains, keep_sandbox=keep_sandbox,
+                        log_level=log_level, registry=registry, substitution=substitution, say=say)
+
+
+def _preview(workspace_path: Path, real: RealMesh, *, base, products, domains, keep_sandbox, log_level,
+             registry: "RegistryState | None", substitution: "Substitution | None", say) -> Preview:
     loaded: list[MeshWorkspace] = []
 
     def load() -> MeshWorkspace:
-        loaded.append(MeshWorkspace.load(workspace_path))
+        loaded.append(MeshWorkspace.load(workspace_path, registry=registry))
         return loaded[0]
 
     changes = _named(load(), products) if products else changed_products(workspace_path, load, base)
     workspace = loaded[0]
     refs, notes = changes.refs, list(changes.notes)
+    if substitution is not None:
+        notes += _registry_notes(workspace, registry, substitution)
     if domains:
         wanted = {workspace.location(name).name for name in domains}
         outside = [str(ref) for ref in refs if ref.domain not in wanted] if products else []
@@ -175,13 +204,18 @@ def preview(workspace_path: str | os.PathLike, *, base: str | None = None, produ
 
 
 def _named(workspace: MeshWorkspace, names: Sequence[str]) -> Changes:
-    known = workspace.products()
+    known = workspace.products(remote=False)
+    remote = {loc.name: loc.module for loc in workspace.remote}
     refs = []
     for name in names:
         try:
             ref = ProductRef.parse(name)
         except Exception as exc:
             raise PreviewError(f"'{name}' is not a product: name products as domain.product ({exc}).") from None
+        if ref.domain in remote:
+            raise PreviewError(f"{ref} is a product of domain '{ref.domain}', known here from {remote[ref.domain]} only: "
+                               "its code is not here to run. Preview it in the domain's own repository, or name a "
+                               f"product of {', '.join(loc.name for loc in workspace.locations)}.")
         if ref not in known:
             raise PreviewError(f"No product {ref} in {workspace.path}{did_you_mean(str(ref), map(str, known))}.")
         refs.append(ref)
@@ -230,7 +264,7 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
             subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)], cwd=top, capture_output=True)
             subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
     before, after = (_fingerprints_of(side, *output) for side, output in outputs.items())
-    products = workspace.products()
+    products = workspace.products(remote=False)  # a remote domain's code is not here: it never counts as changed
     changed = [ref for ref in products
                if before["domains"].get(ref.domain, after["domains"].get(ref.domain)) != after["domains"].get(ref.domain)
                or before["products"].get(str(ref)) != after["products"].get(str(ref))]
@@ -242,6 +276,41 @@ def changed_products(workspace_path: Path, workspace: MeshWorkspace | Callable[[
     if gone:
         notes.append(f"Removed since {base}: {', '.join(gone)} (not previewed).")
     return Changes(commit, tuple(changed), tuple(notes))
+
+
+def _registry_notes(workspace: MeshWorkspace, registry: "RegistryState", substitution: "Substitution") -> list[str]:
+    """What the registry changed: where readers' expectations came from, and each committed consumers
+    file that is behind it. A domain whose code this process imported before the preview loaded it
+    with its committed file's checks: refused, never previewed with the wrong expectations."""
+    from mesh_core.governance.consumers import expectations_of, file_name
+
+    notes = [f"Consumers' expectations are the registry's ({registry.uri}, write {registry.seq}) for every reader "
+             "whose domain it holds and this workspace does not list; the committed consumers files for the others."]
+    for location in workspace.locations:
+        folder = meta_value(location.defs.metadata or {}, "mesh/snapshots")
+        if not folder:
+            continue
+        if location.name not in substitution.documents:
+            raise PreviewError(f"Domain '{location.name}' was imported in this process before the preview loaded it, so "
+                               "its checks are its committed consumers file's, not the registry's: run the preview in a "
+                               "fresh process (`mesh preview --registry URI`).")
+        committed, used = substitution.committed[location.name], substitution.documents[location.name]
+        if expectations_of(committed) != expectations_of(used):
+            path = Path(str(folder)) / file_name(location.name)
+            notes.append(f"{path} is behind the registry's readers ({', '.join(_behind(committed, used))}); the preview "
+                         f"ran the registry's expectations. Run `mesh contracts update --registry {registry.uri}` and "
+                         "commit the file.")
+    return notes
+
+
+def _behind(committed: dict, used: dict) -> list[str]:
+    """The readers whose expectations differ between two reliance documents, as 'consumer on product'."""
+    def of(document: dict) -> dict:
+        return {(entry["consumer"], product, entry["input"]): entry.get("expectations") or []
+                for product, entries in document.items() for entry in entries}
+    before, after = of(committed), of(used)
+    return [f"{consumer} on {product}" for consumer, product, _ in
+            sorted(key for key in set(before) | set(after) if before.get(key, []) != after.get(key, []))]
 
 
 def _remove_abandoned_sandboxes() -> None:
@@ -455,8 +524,10 @@ def _product_preview(ref: ProductRef, result, workspace: MeshWorkspace, check_ke
             owners = products[consumer][1].owners
         checks.append(CheckChange(key.name, severity, today.get(key), ran.passed if ran else None,
                                   str(consumer) if consumer else None, tuple(owners)))
-    consumers = tuple(Consumer(reader, tuple(workspace.products()[reader][1].owners))
-                      for reader in sorted({c for loc in workspace.locations for c, up in loc.inputs() if up == ref}, key=str))
+    remote = {loc.name for loc in workspace.remote}  # no code here: not previewed, their expectations ran above
+    readers = {consumer: loc.owners_of(consumer) for loc in workspace.all_locations
+               for consumer, upstream in loc.inputs() if upstream == ref}
+    consumers = tuple(Consumer(reader, tuple(readers[reader]), reader.domain in remote) for reader in sorted(readers, key=str))
     return ProductPreview(ref, tuple(spec.owners), result.status, _diff(ref, result, real, before_version, root, contract_key(spec.metadata)),
                           tuple(checks), consumers, _message(result))
 

@@ -2,7 +2,8 @@
 
 All three render one `Preview`. The JSON has a stable shape: every product carries every key
 (`null` where a product was not diffed). The Markdown puts newly failing checks first, in bold,
-then a table per product, biggest change first, with the consumers and owners it affects.
+then a table per product, biggest change first, with the consumers and owners it affects. Consumers
+known from the contract registry only are listed apart: affected, not previewed here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from mesh_core.operate.preview_result import CheckChange, Preview, ProductPreview
+from mesh_core.operate.preview_result import CheckChange, Preview, ProductPreview, RemoteConsumer
 
 TOP_COLUMNS = 3  # column changes shown per product in the terminal
 MARKDOWN_COLUMNS = 10  # and in the PR comment
@@ -28,6 +29,10 @@ def as_json(preview: Preview) -> dict:
         "products": [_product_json(item) for item in preview.products],
         "newly_failing": [{"product": str(ref), **_check_json(check)} for ref, check in preview.newly_failing],
         "failed": [{"product": str(item.ref), "message": item.message, "owners": list(item.owners)} for item in preview.failed],
+        "remote_consumers": [{"consumer": str(c.ref), "owners": list(c.owners), "reads": [str(ref) for ref in c.reads],
+                              "previewed": False, "note": remote_text(c),
+                              "checks": [{"product": str(ref), **_check_json(check)} for ref, check in c.checks]}
+                             for c in preview.remote_consumers],
         "exit_code": preview.exit_code,
     }
 
@@ -45,7 +50,8 @@ def _product_json(item: ProductPreview) -> dict:
         "samples": found.get("samples"),
         "note": found.get("note", ""),
         "checks": [_check_json(check) for check in _checks_in_order(item.checks)],
-        "consumers": [{"product": str(consumer.ref), "owners": list(consumer.owners)} for consumer in item.consumers],
+        "consumers": [{"product": str(consumer.ref), "owners": list(consumer.owners), "remote": consumer.remote}
+                      for consumer in item.consumers],
     }
 
 
@@ -89,8 +95,15 @@ def as_text(preview: Preview) -> str:
             if check.state in ("newly failing", "newly passing", "still failing"):
                 lines.append(f"    {check.state.upper()}: {_check_text(check)}")
         if item.consumers:
-            lines.append("    consumers: " + "; ".join(f"{c.ref} ({', '.join(c.owners) or 'no owner'})"
+            lines.append("    consumers: " + "; ".join(f"{c.ref} ({', '.join(c.owners) or 'no owner'}"
+                                                     + (", not previewed here)" if c.remote else ")")
                                                      for c in item.consumers))
+    if preview.remote_consumers:
+        lines += ["", "Consumers known from the registry only (code in their own repositories):"]
+        for consumer in preview.remote_consumers:
+            lines.append(f"  {consumer.ref} ({', '.join(consumer.owners) or 'no owner'}), reads "
+                         f"{_refs(consumer.reads)}: {remote_text(consumer)}")
+            lines += [f"    {check.state.upper()}: {ref} {_check_text(check)}" for ref, check in consumer.checks]
     lines += ["", verdict(preview)]
     return "\n".join(lines)
 
@@ -107,6 +120,17 @@ def verdict(preview: Preview) -> str:
                 f"(exit {preview.exit_code}).")
     named = "; ".join(f"{ref} {_check_text(check)}" for ref, check in failing)
     return f"FAIL: {_count(len(failing), 'check')} would newly fail: {named} (exit {preview.exit_code})."
+
+
+def remote_text(consumer: RemoteConsumer) -> str:
+    """What a preview says of a consumer whose code is in its own repository."""
+    if not consumer.checks:
+        ran = "it registered no expectations on them"
+    elif consumer.ran:
+        ran = "its registered expectations ran"
+    else:
+        ran = "its registered expectations did not run (the product failed before its checks)"
+    return f"affected, not previewed here (code in its own repository); {ran}"
 
 
 def _check_text(check: CheckChange) -> str:
@@ -152,6 +176,15 @@ def as_markdown(preview: Preview) -> str:
         out += ["### Consumers and owners affected", ""]
         out += [f"- `{consumer}`: {_md(', '.join(owners)) or 'no owner'}" for consumer, owners in affected]
         out.append("")
+    if preview.remote_consumers:
+        out += ["### Affected, not previewed here (code in their own repositories)", ""]
+        for consumer in preview.remote_consumers:
+            checks = "; ".join(f"{_md(check.name)} on `{ref}`: " + (f"**{check.state}**" if check.newly_failing else check.state)
+                               for ref, check in consumer.checks)
+            out.append(f"- `{consumer.ref}` ({_md(', '.join(consumer.owners)) or 'no owner'}), reads "
+                       f"{', '.join(f'`{ref}`' for ref in consumer.reads)}: {_md(remote_text(consumer))}"
+                       + (f" ({checks})" if checks else ""))
+        out.append("")
     for item in sorted(preview.products, key=_biggest_first):
         out += _product_markdown(item)
     return "\n".join(out).rstrip() + "\n"
@@ -160,7 +193,8 @@ def as_markdown(preview: Preview) -> str:
 def _product_markdown(item: ProductPreview) -> list[str]:
     diff = item.diff
     out = [f"### `{item.ref}` ({item.status})", ""]
-    consumers = ", ".join(f"`{c.ref}` ({_md(', '.join(c.owners)) or 'no owner'})" for c in item.consumers)
+    consumers = ", ".join(f"`{c.ref}` ({_md(', '.join(c.owners)) or 'no owner'}{', not previewed here' if c.remote else ''})"
+                          for c in item.consumers)
     out.append(f"Owners: {_md(', '.join(item.owners)) or 'none'}" + (f" · consumers: {consumers}" if consumers else ""))
     if item.message:
         out += ["", _md(item.message)]

@@ -61,10 +61,27 @@ class CheckChange:
 
 
 class Consumer(NamedTuple):
-    """A downstream product that reads a previewed product, and who owns it."""
+    """A downstream product that reads a previewed product, and who owns it. `remote`: its domain is
+    known from the contract registry only (its code in its own repository), so it was not previewed;
+    its registered expectations ran as the previewed product's checks."""
 
     ref: ProductRef
     owners: tuple[str, ...]
+    remote: bool = False
+
+
+class RemoteConsumer(NamedTuple):
+    """A consumer whose code is not here, with what it reads of the preview and its expectations' checks there."""
+
+    ref: ProductRef
+    owners: tuple[str, ...]
+    reads: tuple[ProductRef, ...]
+    checks: tuple[tuple[ProductRef, CheckChange], ...]  # its registered expectations, as the products' checks
+
+    @property
+    def ran(self) -> bool:
+        """Whether any of its registered expectations ran in the sandbox."""
+        return any(check.after is not None for _, check in self.checks)
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,18 @@ class Preview:
     @property
     def newly_failing(self) -> tuple[tuple[ProductRef, CheckChange], ...]:
         return tuple((product.ref, check) for product in self.products for check in product.newly_failing)
+
+    @property
+    def remote_consumers(self) -> tuple[RemoteConsumer, ...]:
+        """Every consumer of a previewed product known from the registry only: affected, not previewed here."""
+        found: dict[ProductRef, RemoteConsumer] = {}
+        for product in self.products:
+            for consumer in product.consumers:
+                if consumer.remote:
+                    seen = found.get(consumer.ref) or RemoteConsumer(consumer.ref, consumer.owners, (), ())
+                    checks = tuple((product.ref, check) for check in product.checks if check.consumer == str(consumer.ref))
+                    found[consumer.ref] = seen._replace(reads=(*seen.reads, product.ref), checks=(*seen.checks, *checks))
+        return tuple(found[ref] for ref in sorted(found, key=str))
 
     @property
     def failed(self) -> tuple[ProductPreview, ...]:
