@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ import yaml
 
 from mesh_core import Expectation, ProductRef
 from tests.e2e.test_preview import real_state
-from tests.support import commit_on_main, copy_repository, make_dagster_home, needs_example, run_mesh
+from tests.support import commit_on_main, copy_repository, make_dagster_home, needs_example, run_mesh, workspace_domains
 
 # The example's producer, and a column of it that a reader in another domain relies on (edited below).
 pytestmark = needs_example("operations", "insights")
@@ -31,40 +30,34 @@ FLIGHTS, DELAY = ProductRef("operations", "flights"), "dep_delay"
 NEW = Expectation("ExpectColumnValuesToBeBetween", column=DELAY, min_value=-120, max_value=24 * 60,
                   name="delay_within_a_day", description="a delay, in minutes, stays within a day")
 
-PUBLISH = r"""
-import sys
-from mesh_core.governance.registry import domain_entry
-from mesh_core.governance.workspace import MeshWorkspace
-from mesh_core.storage.registry import Registry
-
-registry = Registry.at(sys.argv[1])
-for location in MeshWorkspace.load("workspace.yaml").locations:
-    registry.write(registry.read(missing_ok=True), location.name, domain_entry(location), by="preview-test",
-                   changes=[f"published {location.name}"])
-"""
+def _publish(repo: Path, home: Path, registry: Path, domain: str) -> None:
+    """`mesh registry publish` of one domain, as its repository's CI runs it."""
+    done = run_mesh("registry", "publish", "-d", domain, "--by", f"{domain}-ci", "--registry", str(registry),
+                    home=home, cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _publish(repo: Path, registry: Path) -> None:
-    """Every domain's entry, as its own repository's CI would publish it (`mesh registry publish`)."""
-    done = subprocess.run([sys.executable, "-c", PUBLISH, str(registry)], cwd=repo, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def _register_expectation(registry: Path) -> dict:
-    """A reader of FLIGHTS' DELAY in another domain republishes its entry with the NEW expectation on
-    that input; its read record, as now registered."""
+def _register_expectation(repo: Path, home: Path, registry: Path) -> dict:
+    """A reader of FLIGHTS' DELAY in another domain adds the NEW expectation to that input in its code and
+    publishes its domain again; its read record, as now registered."""
     from mesh_core.storage.registry import Registry
 
-    store = Registry.at(registry)
-    state = store.read()
+    state = Registry.at(registry).read()
     readers = [(domain, record) for domain, entry in state.domains.items() if domain != FLIGHTS.domain
                for record in entry["reads"] if record["product"] == str(FLIGHTS) and DELAY in (record["columns"] or ())]
     assert readers, f"no domain relies on {FLIGHTS}'s {DELAY} in the registry: the example changed"
     domain, read = readers[0]
-    entry = state.domains[domain]
-    [record] = [r for r in entry["reads"] if (r["consumer"], r["input"]) == (read["consumer"], read["input"])]
-    record["expectations"].append({k: v for k, v in NEW.as_dict().items() if k != "severity"})
-    store.write(state, domain, entry, by=f"{domain}-ci", changes=[f"{record['consumer']} relies on {NEW.name}"])
+    code = repo / "domains" / domain / "products.py"
+    old = f'expectations=[Expectation("ExpectColumnValuesToNotBeNull", column="{DELAY}"'
+    assert code.read_text().count(old) == 1, f"the example's {read['consumer']} code changed: {old!r} not found once"
+    params = ", ".join(f"{key}={value!r}" for key, value in NEW.params.items())
+    code.write_text(code.read_text().replace(old, f'expectations=[Expectation({NEW.type!r}, column={DELAY!r}, {params}, '
+                                                  f'name={NEW.name!r}, description={NEW.description!r}), '
+                                                  + old.removeprefix("expectations=[")))
+    _publish(repo, home, registry, domain)
+    [record] = [r for r in Registry.at(registry).read().domains[domain]["reads"]
+                if (r["consumer"], r["input"]) == (read["consumer"], read["input"])]
+    assert NEW.name in {item["name"] for item in record["expectations"]}
     return record
 
 
@@ -78,8 +71,9 @@ def mesh(tmp_path_factory):
     done = run_mesh("materialize", home=home, cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     registry = root / "registry"
-    _publish(repo, registry)
-    reader = _register_expectation(registry)
+    for domain in workspace_domains(repo / "workspace.yaml"):
+        _publish(repo, home, registry, domain)
+    reader = _register_expectation(repo, home, registry)
     domains = json.loads(sorted((registry / "log").glob("*.json"))[-1].read_text())["domains"]
     # The readers that registered expectations on the producer's product, from the registry.
     relied = [record for entry in domains.values() for record in entry["reads"]
