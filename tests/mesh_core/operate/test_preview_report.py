@@ -53,7 +53,8 @@ def preview(*, failing: bool) -> Preview:
 def test_the_json_has_a_stable_shape_and_plain_values(failing):
     result = as_json(preview(failing=failing))
     assert json.loads(json.dumps(result)) == result
-    assert set(result) == {"base", "changed", "notes", "products", "newly_failing", "failed", "exit_code"}
+    assert set(result) == {"base", "changed", "notes", "products", "newly_failing", "failed", "remote_consumers", "exit_code"}
+    assert result["remote_consumers"] == []  # every consumer's code is here
     assert result["changed"] == ["sales.orders"] and result["exit_code"] == (1 if failing else 0)
     assert [p["product"] for p in result["products"]] == ["sales.refunds", "sales.orders", "finance.revenue", "finance.forecast"]
     for item in result["products"]:
@@ -62,7 +63,7 @@ def test_the_json_has_a_stable_shape_and_plain_values(failing):
     assert (orders["rows_before"], orders["rows_after"], orders["added"], orders["removed"], orders["changed"]) == (200, 190, 0, 10, 190)
     assert orders["key"] == ["order_id"] and orders["schema"]["retyped"] == [{"column": "qty", "before": "double", "after": "int64"}]
     assert [c["column"] for c in orders["columns"]] == ["unit | price", "carrier"]
-    assert orders["consumers"] == [{"product": "finance.revenue", "owners": ["team:finance", "cfo@example.com"]}]
+    assert orders["consumers"] == [{"product": "finance.revenue", "owners": ["team:finance", "cfo@example.com"], "remote": False}]
     states = [(c["check"], c["state"]) for c in orders["checks"]]
     expected = ("revenue_positive", "newly failing" if failing else "passing")
     assert states[0 if failing else -1] == expected and ("late <b>rows</b>", "still failing") in states
@@ -178,3 +179,27 @@ def test_a_null_share_that_moved_a_little_shows_enough_decimals_to_see_it():
     column = ColumnChange("tailnum", ColumnStats(0.007486, 4044), ColumnStats(0.007494, 4044), changed_values=0)
     assert describe_column(column) == "nulls 0.7486% -> 0.7494%"
     assert describe_column(ColumnChange("x", ColumnStats(0.1, 3), ColumnStats(0.25, 3))) == "nulls 10.0% -> 25.0%"
+
+
+def test_a_consumer_known_from_the_registry_only_is_affected_not_previewed_with_its_expectations():
+    remote, silent = ProductRef("billing", "invoices"), ProductRef("billing", "ledger")
+    check = CheckChange("billing__invoices__orders__paid", "WARN", before=True, after=False,
+                        consumer=str(remote), owners=("team:billing",))
+    source = ProductPreview(SOURCE, ("team:sales",), "published", ProductDiff(5, 5, 0, 0, 1, ("order_id",)),
+                            checks=(check,), consumers=(Consumer(CONSUMER, ("team:finance",)),
+                                                        Consumer(remote, ("team:billing",), remote=True),
+                                                        Consumer(silent, ("team:billing",), remote=True)))
+    result = Preview("main", (SOURCE,), (source,))
+    assert result.exit_code == 1 and [c.ref for c in result.remote_consumers] == [remote, silent]
+    listed = {c["consumer"]: c for c in as_json(result)["remote_consumers"]}
+    assert listed["billing.invoices"]["reads"] == ["sales.orders"] and not listed["billing.invoices"]["previewed"]
+    assert listed["billing.invoices"]["note"].endswith("not previewed here (code in its own repository); "
+                                                       "its registered expectations ran")
+    assert [c["state"] for c in listed["billing.invoices"]["checks"]] == ["newly failing"]
+    assert "registered no expectations" in listed["billing.ledger"]["note"] and listed["billing.ledger"]["checks"] == []
+    text = as_text(result)
+    assert "billing.invoices (team:billing), reads sales.orders: affected, not previewed here" in text
+    assert "finance.revenue (team:finance); billing.invoices (team:billing, not previewed here)" in text
+    markdown = as_markdown(result)
+    assert "### Affected, not previewed here (code in their own repositories)" in markdown
+    assert "- `billing.invoices` (team:billing), reads `sales.orders`" in markdown and "**newly failing**" in markdown
