@@ -234,3 +234,18 @@ def test_a_preview_against_a_mesh_that_never_published_the_products_says_so(tmp_
     assert result.products[0].diff.rows_before == 0
     [note] = [note for note in result.notes if note.startswith("Never published in the real mesh")]
     assert str(tmp_path / "elsewhere") in note and all(str(p.ref) in note for p in result.products)
+
+
+def test_with_a_registry_a_domain_imported_before_is_refused_not_previewed_with_its_files_checks(tmp_path):
+    # Its consumers' checks were built when its code was first imported, from its committed file: the
+    # registry's readers can no longer apply, and a preview must not pass with the wrong expectations.
+    from mesh_core.governance.registry import domain_entry
+    from mesh_core.storage.registry import Registry
+
+    workspace = MeshWorkspace.load(WORKSPACE)  # imports every domain's code in this process
+    location = workspace.locations[0]
+    registry = Registry.at(tmp_path / "registry")
+    state = registry.write(registry.read(missing_ok=True), location.name, domain_entry(location), by="t", changes=["x"])
+    source = next(iter(location.products))
+    with pytest.raises(PreviewError, match=rf"Domain '{location.name}' was imported in this process before .*fresh process"):
+        preview(WORKSPACE, products=[str(source)], real_home=tmp_path / "elsewhere", registry=state)
