@@ -140,7 +140,7 @@ class Registry:
         try:
             body = json.dumps({"format": FORMAT, "seq": seq, "written": written, "domains": domains},
                               indent=1, sort_keys=True, allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise RegistryError(f"Domain {domain}'s entry is not plain JSON ({exc}): {nothing}.") from None
         self._create(seq, body)
         return self._state(seq, json.loads(body))
@@ -157,10 +157,12 @@ class Registry:
     def _load(self, seq: int, seqs: list[int]) -> dict:
         """Entry `seq`, checked: a file that is not a whole entry of this registry is an error saying how to mend it."""
         try:
-            doc = json.loads(self._get(seq))
+            doc = json.loads(self._get(seq), parse_constant=_no_constant)
             problem = _problem(doc, seq)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             problem = f"it is not valid JSON ({exc})"
+        except RecursionError:  # nesting deeper than the parser goes: no entry Mesh writes is like that
+            problem = "it is not valid JSON (nested too deeply to read)"
         if problem is None:
             return doc
         if problem is _NEWER:  # a whole entry, in a format a newer mesh-core writes: not corruption
@@ -180,6 +182,11 @@ class Registry:
         return StaleRegistryWrite(f"Entry {seq} of the registry at {self.uri} was written by another write after "
                                   f"this one read entry {seq - 1}: nothing was written. Fix: read the registry "
                                   "again and retry.")
+
+
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are not JSON: a write refuses them (allow_nan=False), so a read does too."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _problem(doc: object, seq: int) -> str | None:

@@ -193,6 +193,8 @@ def test_two_processes_publishing_from_the_same_entry_at_once_never_lose_a_write
     (b'{"format": "something-else", "seq": 2, "written": {}, "domains": {}}', "is not a mesh-registry/1 entry"),
     (b'{"format": "mesh-registry/1", "seq": 7, "written": {}, "domains": {}}', "says it is entry 7, but its name says 2"),
     (b'{"format": "mesh-registry/1", "seq": 2, "written": {}, "domains": {"../etc": {}}}', "not Mesh names"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply to read"),
+    (b'{"format": "mesh-registry/1", "seq": 2, "written": {}, "domains": {"a": {"v": NaN}}}', "NaN is not a JSON value"),
 ])
 def test_a_corrupt_newest_entry_is_an_error_naming_the_file_and_the_mend(store, body, problem):
     registry = Registry.at(store.uri)
