@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 import dagster as dg
+from dagster._check import CheckError  # Dagster's own argument checks (an owner that is not a string) raise it
 
 from mesh_core.declare.expectation import Expectation
 from mesh_core.declare.inputs import Input
@@ -189,7 +190,7 @@ class RegistryLocation:
                 + ("upgrade mesh-core here." if newer else f"{fix}."))
         try:
             return cls._build(entry, source)
-        except (KeyError, TypeError, ValueError, AttributeError, dg.DagsterError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, dg.DagsterError, CheckError) as exc:
             raise WorkspaceError(f"The entry of domain {domain!r} from {source} cannot be read ({type(exc).__name__}: "
                                  f"{' '.join(str(exc).split())[:300]}). Fix: {fix}.") from None
 
@@ -200,6 +201,9 @@ class RegistryLocation:
         reads, owners = [], {}
         for record in entry["reads"]:
             consumer = ProductRef.parse(record["consumer"])
+            if consumer.domain != domain:  # else one domain could register a reliance, and owners, for another
+                raise ValueError(f"its reads name {consumer}, a product of domain '{consumer.domain}': an entry registers "
+                                 "only its own products' reads")
             spec = Input(record["product"], major=record.get("major"), columns=record.get("columns"),
                          expectations=[Expectation.from_dict(item) for item in record.get("expectations") or ()])
             reads.append((consumer, record["input"], spec))

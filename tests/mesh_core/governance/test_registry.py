@@ -272,3 +272,35 @@ defs = domain_definitions("unowned", [rows])
     [failure] = MeshWorkspace.load_partial(workspace)[1]
     assert f"{bare}/bin/python could not print the entry (exit 1)" in failure.message
     assert "No module named" in failure.message and "Fix: install mesh-core" in failure.message
+
+
+def test_an_entry_cannot_register_a_read_for_another_domains_product(tmp_path):
+    registry = as_registry(MeshWorkspace.load(WORKSPACES / "private_dependency.yaml"))
+    domains = dict(registry.domains)
+    spoofer, victim = sorted(domains)[:2]
+    [victim_product] = list(domains[victim]["products"])[:1]
+    spoofed = {**domains[spoofer], "reads": [*domains[spoofer]["reads"], {
+        "consumer": f"{victim}.{victim_product}", "owners": ["team:someone_else"], "input": "x",
+        "product": f"{spoofer}.anything", "major": None, "columns": None, "expectations": []}]}
+    with pytest.raises(WorkspaceError, match=rf"The entry of domain '{spoofer}' from registry:/r cannot be read .*its reads "
+                                             rf"name {victim}\.{victim_product}, a product of domain '{victim}'"):
+        RegistryLocation.from_entry(spoofed, "registry:/r")
+
+
+@pytest.mark.parametrize("wrong", [None, True, 7, "x", [[1]], {"a": {}}])
+def test_a_product_field_of_any_wrong_type_is_an_error_naming_the_domain_and_the_registry(wrong):
+    registry = as_registry(MeshWorkspace.load(WORKSPACES / "private_dependency.yaml"))
+    for domain in registry.domains:
+        entry = registry.domains[domain]
+        for product, record in entry["products"].items():
+            for field in record:
+                broken = json.loads(json.dumps(entry))
+                broken["products"][product][field] = wrong
+                try:
+                    RegistryLocation.from_entry(broken, "registry:/r")
+                except WorkspaceError as exc:  # anything else is a traceback in lint, catalog and status
+                    assert f"The entry of domain '{domain}' from registry:/r cannot be read" in str(exc)
+            broken = json.loads(json.dumps(entry))
+            broken["products"][product]["owners"] = [wrong]  # no owner is None, a number or a list
+            with pytest.raises(WorkspaceError, match=f"The entry of domain '{domain}' from registry:/r"):
+                RegistryLocation.from_entry(broken, "registry:/r")
