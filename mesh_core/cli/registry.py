@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from mesh_core.cli.command import EXIT_FAILED, EXIT_OK, add_command
@@ -99,7 +100,8 @@ def show(args) -> int:
     if domain and domain not in state.domains:
         raise MeshError(f"The registry at {state.uri} (entry {state.seq}) has no domain '{domain}'"
                         f"{did_you_mean(domain, state.domains)}; domains: {', '.join(sorted(state.domains)) or 'none'}.")
-    products = state.domains[domain]["products"] if domain else {}
+    with _readable(state, domain):
+        products = dict(state.domains[domain]["products"]) if domain else {}
     if product and product not in products:
         raise MeshError(f"Domain '{domain}' in the registry at {state.uri} (entry {state.seq}) has no product "
                         f"'{product}'{did_you_mean(product, products)}; products: {', '.join(sorted(products)) or 'none'}.")
@@ -118,18 +120,34 @@ def show(args) -> int:
     print(f"registry {state.uri} at entry {state.seq}"
           + (f" (written {written.get('at')} by {written.get('by')}: {written.get('domain')})" if written else ""))
     if product:
-        _show_product(f"{domain}.{product}", products[product], readers, detail=True)
+        with _readable(state, domain):
+            _show_product(f"{domain}.{product}", products[product], readers, detail=True)
         return EXIT_OK
     for name in sorted(state.domains) if not domain else [domain]:
         entry = state.domains[name]
-        print(f"{name} (mesh-core {entry.get('mesh_core')}): {len(entry.get('products', {}))} product(s)")
-        for item in sorted(entry.get("products", {})):
-            _show_product(f"{name}.{item}", entry["products"][item], readers, detail=False)
-        for read in entry.get("reads", []):
-            print(f"  reads {_pinned(read)} as {read['consumer']} (input '{read['input']}'"
-                  + (f", columns {', '.join(read['columns'])}" if read.get("columns") is not None else ", every column")
-                  + ")")
+        with _readable(state, name):
+            print(f"{name} (mesh-core {entry.get('mesh_core')}): {len(entry.get('products', {}))} product(s)")
+            for item in sorted(entry.get("products", {})):
+                _show_product(f"{name}.{item}", entry["products"][item], readers, detail=False)
+            for read in entry.get("reads", []):
+                print(f"  reads {_pinned(read)} as {read['consumer']} (input '{read['input']}'"
+                      + (f", columns {', '.join(read['columns'])}" if read.get("columns") is not None else ", every column")
+                      + ")")
     return EXIT_OK
+
+
+@contextmanager
+def _readable(state, domain: str):
+    """An entry in a shape mesh-core never writes (hand-edited, another tool): one line naming it, not a traceback."""
+    from mesh_core.errors import RegistryError
+
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise RegistryError(f"Domain {domain}'s entry in the registry at {state.uri} (entry {state.seq}) is not what "
+                            f"mesh-core writes ({type(exc).__name__}: {exc}). Fix: republish it from its repository "
+                            f"(`mesh registry publish -d {domain}`); `mesh registry history {domain}` shows who wrote "
+                            "it.") from None
 
 
 def _show_product(ref: str, item: dict, readers: dict[str, list[dict]], *, detail: bool) -> None:
@@ -166,8 +184,9 @@ def _readers(state) -> dict[str, list[dict]]:
     """{product: the reads every domain registered of it}."""
     found: dict[str, list[dict]] = {}
     for name in state.domains:
-        for read in state.domains[name].get("reads", []):
-            found.setdefault(read["product"], []).append(read)
+        with _readable(state, name):
+            for read in state.domains[name].get("reads", []):
+                found.setdefault(read["product"], []).append(read)
     return found
 
 
@@ -191,7 +210,9 @@ def history(args) -> int:
         return EXIT_OK
     print(f"{'seq':>5}  {'at (UTC)':25}  {'by':20}  {'domain':16}  changes")
     for record in records:
-        changes = list(record.get("changes") or []) or (["removed"] if record.get("removed") else ["-"])
+        changes = record.get("changes") or []
+        changes = [str(c) for c in changes] if isinstance(changes, list) else [repr(changes)]
+        changes = changes or (["removed"] if record.get("removed") else ["-"])
         print(f"{record['seq']:>5}  {str(record.get('at')):25}  {str(record.get('by')):20}  {str(record.get('domain')):16}  "
               f"{changes[0]}")
         for line in changes[1:]:

@@ -150,6 +150,28 @@ def test_a_corrupt_or_missing_registry_is_exit_2_naming_it(mesh, tmp_path):
     assert unnamed.returncode == 2 and "--registry URI" in unnamed.stderr and "MESH_REGISTRY_URI" in unnamed.stderr
 
 
+@pytest.mark.parametrize("edit", [
+    lambda doc, domain: doc["domains"][domain].update(reads={"a": 1}),
+    lambda doc, domain: doc["domains"][domain].update(products="x", reads="y"),
+    lambda doc, domain: doc["domains"][domain]["products"].update(x={"contracts": {"1": "x"}, "owners": 5}),
+    lambda doc, domain: doc["written"].update(changes=3, by=[], at={}),
+], ids=["reads-object", "strings", "product-fields", "written-fields"])
+def test_a_hand_edited_entry_is_shown_or_one_line_naming_the_domain_and_registry(mesh, tmp_path, edit):
+    registry = shutil.copytree(mesh["registry"], tmp_path / "registry")
+    newest = sorted((registry / "log").glob("*.json"))[-1]
+    doc = json.loads(newest.read_text())
+    domain = sorted(doc["domains"])[0]
+    edit(doc, domain)
+    newest.write_text(json.dumps(doc))
+    for command in (["registry", "show"], ["registry", "show", domain], ["registry", "show", f"{domain}.x"],
+                    ["registry", "history"]):
+        run = run_mesh(*command, "--registry", str(registry), home=mesh["home"], cwd=mesh["repo"])
+        assert run.returncode in (0, 2) and "(run with -v for the traceback)" not in run.stderr, (command, run.stderr)
+        if run.returncode == 2:
+            assert len(run.stderr.strip().splitlines()) == 1 and str(registry) in run.stderr, (command, run.stderr)
+            assert f"publish -d {domain}" in run.stderr or "has no product" in run.stderr, (command, run.stderr)
+
+
 def test_a_change_a_registered_reader_relies_on_is_refused_by_the_cli(mesh, tmp_path):
     """From the registry alone: a producer's column some other domain's product relies on (and a reader of
     it), found in what the registry holds; the producer's code edited in a fresh copy to drop it."""
