@@ -100,9 +100,23 @@ def canonical(entry: dict) -> dict:
 def judge(state: RegistryState, domain: str, entry: dict) -> tuple[list[str], list[Violation]]:
     """(what changed, one line each; what is refused) of writing `entry` as `domain`'s over `state`.
     No line: the entry is what the registry holds already."""
-    old = canonical(state.domains[domain]) if domain in state.domains else None
-    if old == entry:
-        return [], []
+    try:
+        old = canonical(state.domains[domain]) if domain in state.domains else None
+        if old == entry:
+            return [], []
+        return _judge(state, domain, entry, old)
+    except _UNREADABLE as exc:  # an entry mesh-core never wrote (hand-edited, another tool): nothing can be judged
+        return [], [Violation(domain, None, "registry-compatible",
+                              f"the registry at {state.uri} (entry {state.seq}) holds an entry that cannot be read "
+                              f"({type(exc).__name__}: {exc}), so no change of {domain} can be judged against it.",
+                              "restore the registry's newest entry from a backup, or delete it so the entry before it is "
+                              "current again (`mesh registry history` shows who wrote which).")]
+
+
+_UNREADABLE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def _judge(state: RegistryState, domain: str, entry: dict, old: dict | None) -> tuple[list[str], list[Violation]]:
     readers = registered_readers(state, domain, entry)
     changes, refused = [], []
     old_products, new_products = (old or {}).get("products", {}), entry.get("products", {})

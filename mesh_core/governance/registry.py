@@ -179,7 +179,8 @@ class RegistryLocation:
         """The domain of `entry`, read from `source` ("registry:<uri>" or "executable:<python>");
         a WorkspaceError naming the domain, the source and the fix when the entry cannot be read."""
         domain = entry.get("domain") if isinstance(entry, Mapping) else None
-        fix = (f"republish it from its repository (`mesh registry publish -d {domain}`)" if source.startswith("registry:")
+        fix = (f"republish it from its repository (`mesh registry publish -d {domain}`), or restore the registry's newest "
+               "entry from a backup" if source.startswith("registry:")
                else "fix the domain's code so that its entry is complete")
         if not isinstance(entry, Mapping) or entry.get("format") != ENTRY_FORMAT:
             found = entry.get("format") if isinstance(entry, Mapping) else type(entry).__name__

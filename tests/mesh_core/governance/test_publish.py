@@ -206,3 +206,22 @@ def test_readers_of_every_domain_are_registered_with_their_pins(tmp_path, publis
     expected = sorted((str(c), str(s.ref), s.major) for loc in workspace.locations for c, _, s in loc.reads())
     assert sorted((r["consumer"], r["product"], r["major"]) for r in reads_of_parts(published)) == \
         [e for e in expected if ProductRef.parse(e[1]) == ProductRef("supplier", "parts")]
+
+
+@pytest.mark.parametrize("garbage", [
+    {"format": 1, "domain": "supplier", "products": "x", "reads": "y"},
+    {"previous_majors": [{"major": 0, "version": "0.1.0", "until": "not a date"}]},
+], ids=["entry-of-strings", "previous-major-until"])
+def test_an_unreadable_registered_entry_refuses_the_publish_naming_the_registry_not_a_traceback(
+        tmp_path, published, garbage):
+    """A hand-edited entry of the publishing domain itself: the gate cannot judge against it, so it says so."""
+    state = published.read()
+    entry = state.domains["supplier"]
+    if "format" in garbage:
+        entry = garbage
+    else:
+        entry["products"] = {name: {**record, **garbage} for name, record in entry["products"].items()}
+    published.write(state, "supplier", entry, by="someone by hand", changes=["hand edit"])
+    result = publish_domain(supplier_only(tmp_path, published, supplier=WEIGHT), "supplier", published, by="ci")
+    assert result.seq is None and [v.rule for v in result.refused] == ["registry-compatible"]
+    assert f"the registry at {published.uri} (entry {state.seq + 1}) holds an entry that cannot be read" in str(result.refused[0])
