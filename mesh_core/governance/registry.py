@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import subprocess
 import sys
 from datetime import date
@@ -256,7 +257,7 @@ def entry_from_interpreter(executable: str, module: str, name: str, working_dire
     the way a code server of that interpreter would. A DefinitionError with the location's own
     violations when its code breaks a rule; a WorkspaceError with its stderr and the fix otherwise."""
     command = [executable, "-P", "-m", "mesh_core.governance.registry_entry", "--module", module, "--location", name]
-    shown = " ".join(command)
+    shown = shlex.join(command)  # a command the user can paste, a folder with a space in it too
     try:
         done = subprocess.run(command, cwd=working_directory, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -276,7 +277,8 @@ def entry_from_interpreter(executable: str, module: str, name: str, working_dire
         raise WorkspaceError(f"in {executable}: {failure.get('message')}")
     stderr = "\n".join(done.stderr.strip().splitlines()[-15:]) or "(nothing on stderr)"
     if "No module named 'mesh_core'" in done.stderr or "No module named mesh_core" in done.stderr:
-        fix = f"install mesh-core ({_mesh_core_version()} or newer) in that virtualenv: `{executable} -m pip install mesh-core`"
+        fix = (f"install mesh-core ({_mesh_core_version()} or newer) in that virtualenv: "
+               f"`{shlex.quote(executable)} -m pip install mesh-core`")
     else:
         fix = f"run `{shown}` in {working_directory} to see the whole error"
     raise WorkspaceError(f"{executable} could not print the entry (exit {done.returncode}):\n{stderr}\nFix: {fix}.")

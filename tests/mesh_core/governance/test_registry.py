@@ -304,3 +304,15 @@ def test_a_product_field_of_any_wrong_type_is_an_error_naming_the_domain_and_the
             broken["products"][product]["owners"] = [wrong]  # no owner is None, a number or a list
             with pytest.raises(WorkspaceError, match=f"The entry of domain '{domain}' from registry:/r"):
                 RegistryLocation.from_entry(broken, "registry:/r")
+
+
+def test_an_interpreter_without_mesh_core_in_a_folder_with_a_space_gets_a_fix_that_can_be_pasted(tmp_path):
+    from mesh_core.governance.registry import entry_from_interpreter
+
+    venv = tmp_path / "with space" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    with pytest.raises(WorkspaceError) as caught:
+        entry_from_interpreter(python, "somewhere.definitions", "somewhere", str(tmp_path))
+    message = str(caught.value)
+    assert f"`'{python}' -m pip install mesh-core`" in message, message
