@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 ENTRY_FORMAT = 1
 ENTRY_TIMEOUT_SECONDS = 300.0  # importing a domain's code in its own interpreter: as long as a code server may take
+ENTRY_NOTICE_SECONDS = 10.0  # then say what it waits for: a hung import is otherwise minutes of silence
 # What other domains may learn of an internal product: whether they may read it (access, lifecycle),
 # its version, and its objectives (for the catalog). Its columns and contract stay in its repository.
 _INTERNAL_KEYS = ("mesh/version", "mesh/access", "mesh/status", "mesh/deprecated_on", "mesh/successor")
@@ -252,20 +254,32 @@ def _spec(ref: ProductRef, record: Mapping[str, Any], deps: list[dg.AssetKey]) -
 # -- an entry from another interpreter ----------------------------------------------------
 
 def entry_from_interpreter(executable: str, module: str, name: str, working_directory: str, *,
-                           timeout: float = ENTRY_TIMEOUT_SECONDS) -> dict:
+                           timeout: float = ENTRY_TIMEOUT_SECONDS, notice_after: float = ENTRY_NOTICE_SECONDS) -> dict:
     """The entry of code location `name` (`module`), loaded by `executable` in `working_directory`
     the way a code server of that interpreter would. A DefinitionError with the location's own
     violations when its code breaks a rule; a WorkspaceError with its stderr and the fix otherwise."""
     command = [executable, "-P", "-m", "mesh_core.governance.registry_entry", "--module", module, "--location", name]
     shown = shlex.join(command)  # a command the user can paste, a folder with a space in it too
     try:
-        done = subprocess.run(command, cwd=working_directory, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise WorkspaceError(f"{executable} printed no entry within {timeout:g} s. Fix: run `{shown}` in {working_directory} "
-                             "to see where loading the domain's code hangs.") from None
+        process = subprocess.Popen(command, cwd=working_directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as exc:
         raise WorkspaceError(f"{executable} cannot be run ({exc.strerror or exc}). Fix: point executable_path at the "
                              "python of the domain's own virtualenv (e.g. <its folder>/.venv/bin/python).") from None
+    try:
+        try:
+            stdout, stderr = process.communicate(timeout=min(notice_after, timeout))
+        except subprocess.TimeoutExpired:
+            if notice_after >= timeout:
+                raise
+            logging.getLogger("mesh").warning("Waiting for %s to print the registry entry of domain %s (importing its code "
+                                              "in %s); giving up after %g s.", executable, name, working_directory, timeout)
+            stdout, stderr = process.communicate(timeout=timeout - notice_after)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()  # not communicate(): a child it started may hold the pipes open for as long as it hangs
+        raise WorkspaceError(f"{executable} printed no entry within {timeout:g} s. Fix: run `{shown}` in {working_directory} "
+                             "to see where loading the domain's code hangs.") from None
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     printed = _last_json(done.stdout)
     if done.returncode == 0 and isinstance(printed, dict) and "format" in printed:
         return printed

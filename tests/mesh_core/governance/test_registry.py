@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -316,3 +317,18 @@ def test_an_interpreter_without_mesh_core_in_a_folder_with_a_space_gets_a_fix_th
         entry_from_interpreter(python, "somewhere.definitions", "somewhere", str(tmp_path))
     message = str(caught.value)
     assert f"`'{python}' -m pip install mesh-core`" in message, message
+
+
+def test_an_interpreter_that_hangs_is_announced_then_given_up_on_naming_the_command(tmp_path, caplog):
+    from mesh_core.governance.registry import entry_from_interpreter
+
+    hanging = tmp_path / "python"
+    child = tmp_path / "child.pid"
+    hanging.write_text(f"#!/bin/sh\nsleep 600 &\necho $! > {child}\nwait\n")  # a child of its own holds the pipes
+    hanging.chmod(0o755)
+    started = __import__("time").monotonic()
+    with caplog.at_level("WARNING", logger="mesh"), pytest.raises(WorkspaceError, match=r"printed no entry within 3 s"):
+        entry_from_interpreter(str(hanging), "somewhere.definitions", "somewhere", str(tmp_path), timeout=3, notice_after=1)
+    assert __import__("time").monotonic() - started < 30
+    assert f"Waiting for {hanging} to print the registry entry of domain somewhere" in caplog.text
+    os.kill(int(child.read_text()), 9)  # the orphan the killed interpreter left
