@@ -41,6 +41,7 @@ class PublishResult:
     base: int  # the registry entry it was judged against
     changes: tuple[str, ...]  # what changed, one line each ("operations.flights: column 'x' was added")
     refused: tuple[Violation, ...] = ()
+    attempts: int = 1  # reads of the registry it took: more than 1 when another write landed first (then re-judged)
 
     @property
     def unchanged(self) -> bool:
@@ -49,7 +50,7 @@ class PublishResult:
     def as_dict(self) -> dict:
         return {"domain": self.domain, "registry": self.uri, "seq": self.seq, "base": self.base,
                 "written": self.seq is not None, "unchanged": self.unchanged, "changes": list(self.changes),
-                "refused": [asdict(v) for v in self.refused]}
+                "refused": [asdict(v) for v in self.refused], "attempts": self.attempts}
 
 
 def publish_domain(workspace, domain: str, registry: Registry, *, by: str, retries: int = 3) -> PublishResult:
@@ -70,16 +71,16 @@ def publish_domain(workspace, domain: str, registry: Registry, *, by: str, retri
         changes, gate = judge(state, domain, entry)
         refused += gate
         if refused:
-            return PublishResult(domain, registry.uri, None, state.seq, tuple(changes), tuple(refused))
+            return PublishResult(domain, registry.uri, None, state.seq, tuple(changes), tuple(refused), attempt + 1)
         if not changes:
-            return PublishResult(domain, registry.uri, None, state.seq, ())
+            return PublishResult(domain, registry.uri, None, state.seq, (), attempts=attempt + 1)
         try:
             written = registry.write(state, domain, entry, by=by, changes=changes)
         except StaleRegistryWrite:
             if attempt == retries:
                 break
             continue
-        return PublishResult(domain, registry.uri, written.seq, state.seq, tuple(changes))
+        return PublishResult(domain, registry.uri, written.seq, state.seq, tuple(changes), attempts=attempt + 1)
     newest = registry.read(missing_ok=True)
     winner = newest.written or {}
     raise StaleRegistryWrite(

@@ -180,6 +180,7 @@ def test_a_stale_write_is_judged_again_and_both_domains_land(tmp_path, registry,
     monkeypatch.setattr(registry, "write", another_domain_lands_first)
     result = publish_domain(workspace, "supplier", registry, by="ci-supplier")
     assert raced[0].seq == 1 and result.seq == 2 and result.base == 1
+    assert (raced[0].attempts, result.attempts, result.as_dict()["attempts"]) == (1, 2, 2)  # it retried once
     assert [(r["seq"], r["domain"]) for r in registry.history()] == [(1, "buyer"), (2, "supplier")]
     assert set(registry.read().domains) == {"supplier", "buyer"}
 
