@@ -22,6 +22,7 @@ def materialize(args) -> int:
 
     from mesh_core.errors import DefinitionError
     from mesh_core.run.materialize import materialize_mesh
+    from mesh_core.storage.registry import registry_uri
 
     workspace, home = prepare(args)
     unavailable: set[str] = set()
@@ -44,6 +45,7 @@ def materialize(args) -> int:
             on_domain_start=lambda loc, i, n: say(f"[{i}/{n}] {loc.name}: {len(loc.products)} product(s)", flush=True),
             on_domain_done=lambda result: [say(line, flush=True) for line in _domain_lines(result)],
             log_level="INFO" if args.verbose else "CRITICAL",
+            registry=registry_uri(getattr(args, "registry", None)),
         )
     counts = summary.counts()
     if args.json:

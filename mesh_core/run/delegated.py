@@ -4,7 +4,8 @@ A workspace.yaml entry with Dagster's `executable_path` names another Python: a 
 repository and virtualenv (`mesh new domain --standalone`), with its own library versions. This
 process cannot import that code, so `mesh materialize` asks that interpreter to run the domain:
 `<executable_path> -m mesh_core.cli materialize -w <a workspace file listing just that entry> -d NAME
---json --delegated`, in the same Dagster home and data folder, and reads its JSON summary.
+--json --delegated [--registry URI]`, in the same Dagster home and data folder and with the mesh's
+contract registry, and reads its JSON summary.
 (`--delegated`: the whole mesh's rules were checked here, with every domain; the domain's own
 workspace lists none of the domains it reads.)
 """
@@ -40,15 +41,17 @@ def delegated_entries(workspace_path: Path) -> dict[str, WorkspaceEntry]:
             if entry.executable_path is not None and os.path.abspath(entry.executable_path) != here}
 
 
-def run_delegated(entry: WorkspaceEntry, *, dagster_home: str, data_dir: str, verbose: bool = False,
-                  timeout: float | None = None) -> DelegatedRun:
-    """Materialize the entry's domain with its own interpreter, in this Dagster home and data folder."""
+def run_delegated(entry: WorkspaceEntry, *, dagster_home: str, data_dir: str, registry: str | None = None,
+                  verbose: bool = False, timeout: float | None = None) -> DelegatedRun:
+    """Materialize the entry's domain with its own interpreter, in this Dagster home and data folder, with
+    the registry this run names (`--registry`: the environment alone would not carry it)."""
     location = {"module_name": entry.module, "location_name": entry.name, "working_directory": entry.working_directory}
     with tempfile.TemporaryDirectory(prefix=f"mesh-delegated-{entry.name}-") as folder:
         workspace = Path(folder) / "workspace.yaml"
         workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}, sort_keys=False))
         command = [entry.executable_path, "-m", "mesh_core.cli", "materialize", "-w", str(workspace), "-d", entry.name,
-                   "--json", "--delegated", *(["--verbose"] if verbose else [])]
+                   "--json", "--delegated", *(["--registry", registry] if registry else []),
+                   *(["--verbose"] if verbose else [])]
         env = {**os.environ, "DAGSTER_HOME": dagster_home, "MESH_DATA_DIR": data_dir}
         try:
             done = subprocess.run(command, cwd=entry.working_directory, env=env, capture_output=True, text=True,

@@ -96,9 +96,11 @@ def materialize_mesh(
     on_domain_start: Callable[[Location, int, int], None] = lambda loc, i, n: None,
     on_domain_done: Callable[[DomainResult], None] = lambda result: None,
     log_level: str = "WARNING",
+    registry: str | None = None,
 ) -> MeshRunSummary:
     """Run every domain (or the named ones) once, upstream domains first; a domain with its own
-    interpreter (`executable_path`) is run by that interpreter, in the same instance."""
+    interpreter (`executable_path`) is run by that interpreter, in the same instance, with the contract
+    registry at URI `registry` (if any) as this run's."""
     fail_dead_runs(instance)  # runs of killed `mesh materialize` processes must not stay STARTED
     delegated = delegated_entries(workspace.path)
     order = _domain_order(workspace, delegated)
@@ -113,7 +115,7 @@ def materialize_mesh(
         if location.name in delegated:
             result = _delegated_result(location, run_delegated(
                 delegated[location.name], dagster_home=instance.root_directory or os.environ["DAGSTER_HOME"],
-                data_dir=str(resolve_data_dir()), verbose=log_level in ("INFO", "DEBUG")))
+                data_dir=str(resolve_data_dir()), registry=registry, verbose=log_level in ("INFO", "DEBUG")))
         else:
             result = materialize_domain(location, instance, log_level=log_level)
         summary.domains.append(result)

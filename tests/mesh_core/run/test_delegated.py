@@ -40,3 +40,16 @@ def test_a_missing_interpreter_says_how_to_fix_it(tmp_path):
     run = run_delegated(WorkspaceEntry("tides", "tides.definitions", str(tmp_path), str(tmp_path / "absent")),
                         dagster_home=str(tmp_path), data_dir=str(tmp_path / "data"))
     assert f"could not start {tmp_path / 'absent'}" in run.error and "make" in run.error
+
+
+def test_the_registry_this_run_names_is_passed_down_not_only_through_the_environment(tmp_path, monkeypatch):
+    # `mesh materialize --registry URI` sets no $MESH_REGISTRY_URI: the domain's interpreter must be told.
+    monkeypatch.delenv("MESH_REGISTRY_URI", raising=False)
+    recorder = tmp_path / "python"
+    recorder.write_text("#!/bin/sh\nprintf '{\"domains\": [{\"domain\": \"tides\", \"argv\": \"%s\"}]}' \"$*\"\n")
+    recorder.chmod(0o755)
+    entry = WorkspaceEntry("tides", "tides.definitions", str(tmp_path), str(recorder))
+    run = run_delegated(entry, dagster_home=str(tmp_path), data_dir=str(tmp_path / "data"), registry="s3://reg/mesh")
+    assert run.error == "" and "--delegated --registry s3://reg/mesh" in run.summary["argv"], run
+    plain = run_delegated(entry, dagster_home=str(tmp_path), data_dir=str(tmp_path / "data"))
+    assert "--registry" not in plain.summary["argv"]
