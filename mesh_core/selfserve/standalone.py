@@ -174,6 +174,8 @@ FIND_LINKS := $(if $(MESH_CORE_WHEELS),--find-links $(MESH_CORE_WHEELS))
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(wildcard $(BIN)/uv))
 HOME_ENV := DAGSTER_HOME=$(or $(DAGSTER_HOME),$(CURDIR)/dagster_home)
 
+# The mesh's contract registry (the other domains' contracts, and this domain's readers) comes from
+# $MESH_REGISTRY_URI, which every mesh command below reads: set it in the environment or in CI.
 .PHONY: venv test lint materialize publish lock
 
 venv: $(STAMP)
@@ -281,6 +283,24 @@ snapshots of its public contracts to `{name}/snapshots/` (commit them).
 Upgrade a library (or mesh-core) by changing `dependencies` in `pyproject.toml`, then `make lock` and
 `make test`. If your package index does not have mesh-core, `make MESH_CORE_WHEELS=<folder> lock`
 names the folder holding its wheel.
+
+## The other domains: the contract registry
+
+This repository holds only this domain's code. The products it reads from other domains, and the
+readers of its own products, are in the mesh's contract registry (a folder or `s3://bucket/prefix`,
+the platform team says which). Name it, in CI too, and every command reads it:
+
+```bash
+export MESH_REGISTRY_URI=s3://mesh-registry/prod   # or: --registry URI on any mesh command
+make test          # the tests' `mesh lint` checks this domain's inputs against the registry
+make lint          # without the registry, an input from another domain "does not exist"
+.venv/bin/mesh contracts update   # snapshots, and {name}/snapshots/{name}.consumers.yaml: the
+                                  # expectations the registry's readers rely on, run in this domain's audits
+make publish       # after the tests pass: this domain's contracts and reads, for the others
+```
+
+S3 is configured from the environment (AWS_ENDPOINT_URL, AWS_REGION and the credentials).
+A domain that reads no other domain needs no registry to test and lint.
 
 A mesh runs this domain from this virtualenv when its `workspace.yaml` lists it so:
 
