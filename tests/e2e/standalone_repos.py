@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 from tests.support import MESH, copy_repository, make_dagster_home, mesh_env
 
@@ -145,3 +146,44 @@ def scaffold_domains(wheel: Path, root: Path) -> dict[str, Path]:
 def numpy_of(folder: Path) -> str:
     return ok(subprocess.run([str(folder / ".venv" / "bin" / "python"), "-c", "import numpy; print(numpy.__version__)"],
                              capture_output=True, text=True)).stdout.strip()
+
+
+class Mesh:
+    """One registry, one Dagster home and data folder shared by the domains, and each domain's own `mesh`."""
+
+    def __init__(self, domains: dict[str, Path], uri: str, env: dict[str, str], root: Path):
+        self.domains, self.uri, self.root = domains, uri, root
+        home = make_dagster_home(root)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "AWS_", "PYTHON"))}
+        self.env = {**base, **with_uv(), **env, "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(root / "data"),
+                    "MESH_REGISTRY_URI": uri}
+        self.env.pop("PYTHONPATH", None)
+
+    def run(self, domain: str, *args: str, label: str | None = None, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+        folder = self.domains[domain]
+        return timed(label or f"mesh {args[0]} ({domain})", [str(folder / ".venv" / "bin" / "mesh"), *args], cwd=folder,
+                     env={**self.env, "MESH_PUBLISHED_BY": f"ci-{domain}", **(env or {})}, timeout=600)
+
+    def make(self, domain: str, target: str) -> subprocess.CompletedProcess:
+        return timed(f"make {target}", ["make", target], cwd=self.domains[domain],
+                     env={**self.env, "MESH_PUBLISHED_BY": f"ci-{domain}"}, timeout=600)
+
+    def registry(self):
+        """The registry, read by this process (cheaper than a `mesh registry show` per check, and the same store)."""
+        from mesh_core.storage.registry import Registry
+
+        return Registry.at(self.uri)
+
+    def state(self):
+        with mock.patch.dict(os.environ, {k: v for k, v in self.env.items() if k.startswith("AWS_")}):
+            return self.registry().read()
+
+    def history(self) -> list[dict]:
+        with mock.patch.dict(os.environ, {k: v for k, v in self.env.items() if k.startswith("AWS_")}):
+            return self.registry().history()
+
+    def publish_both(self) -> None:
+        for domain in (PRODUCER, CONSUMER):
+            done = ok(self.make(domain, "publish"))
+            assert f"{domain} published to {self.uri} as entry" in done.stdout, done.stdout

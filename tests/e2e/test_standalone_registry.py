@@ -11,7 +11,7 @@ in the domain's own folder, as its CI would.
 2. The producer learns its consumer's expectations from the registry, runs them in its write-audit-
    publish (warn, or error with governance.yaml), and cannot drop a column the consumer relies on:
    lint and publish name the consumer and its owners, the registry is unchanged.
-3. Both repositories publish at the same moment, round after round: no entry is lost.
+3. (test_standalone_race.py) Both repositories publish at the same moment, round after round.
 4. A corrupt and an unreachable registry: exit 2, one line naming the URI.
 
 Slow: the scaffolding of test_standalone.py (two locks, two virtualenvs), then one `mesh` process
@@ -21,34 +21,26 @@ per step.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import yaml
 
 from tests.deploy.servers import s3_server
-from tests.e2e.standalone_repos import (CONSUMER, OTHER_NUMPY, PRODUCER, numpy_of, ok, report_timings,
-                                        scaffold_domains, timed, with_uv)
-from tests.support import free_port, make_dagster_home
+from tests.e2e.standalone_repos import (CONSUMER, OTHER_NUMPY, PRODUCER, Mesh, numpy_of, ok, report_timings,
+                                        scaffold_domains)
+from tests.support import free_port
 
 BUCKET = "registries"
 EXPECTATION_CHECK = f"{CONSUMER}__seen__source__names_are_words"  # consumers.py's name of its check at the producer
-RACE_ROUNDS = 20
-RACES: dict[str, dict[str, int]] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def timings(request):
     yield
     report_timings(request, "test_standalone_registry")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for kind, counts in RACES.items():
-        reporter.write_line(f"test_standalone_registry: race on a {kind} registry: {counts}")
 
 
 @pytest.fixture(scope="module")
@@ -75,53 +67,19 @@ def s3():
         yield {k: v for k, v in env.items() if k != "MESH_PORTS_URI"}, client  # the ports stay in MESH_DATA_DIR
 
 
-class Mesh:
-    """One registry, one Dagster home and data folder shared by the domains, and each domain's own `mesh`."""
-
-    def __init__(self, domains: dict[str, Path], uri: str, env: dict[str, str], root: Path):
-        self.domains, self.uri, self.root = domains, uri, root
-        home = make_dagster_home(root)
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "AWS_", "PYTHON"))}
-        self.env = {**base, **with_uv(), **env, "DAGSTER_HOME": str(home), "MESH_DATA_DIR": str(root / "data"),
-                    "MESH_REGISTRY_URI": uri}
-        self.env.pop("PYTHONPATH", None)
-
-    def run(self, domain: str, *args: str, label: str | None = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess:
-        folder = self.domains[domain]
-        return timed(label or f"mesh {args[0]} ({domain})", [str(folder / ".venv" / "bin" / "mesh"), *args], cwd=folder,
-                     env={**self.env, "MESH_PUBLISHED_BY": f"ci-{domain}", **(env or {})}, timeout=600)
-
-    def make(self, domain: str, target: str) -> subprocess.CompletedProcess:
-        return timed(f"make {target}", ["make", target], cwd=self.domains[domain],
-                     env={**self.env, "MESH_PUBLISHED_BY": f"ci-{domain}"}, timeout=600)
-
-    def registry(self):
-        """The registry, read by this process (cheaper than a `mesh registry show` per check, and the same store)."""
-        from mesh_core.storage.registry import Registry
-
-        return Registry.at(self.uri)
-
-    def state(self):
-        with mock.patch.dict(os.environ, {k: v for k, v in self.env.items() if k.startswith("AWS_")}):
-            return self.registry().read()
-
-    def history(self) -> list[dict]:
-        with mock.patch.dict(os.environ, {k: v for k, v in self.env.items() if k.startswith("AWS_")}):
-            return self.registry().history()
-
-    def publish_both(self) -> None:
-        for domain in (PRODUCER, CONSUMER):
-            done = ok(self.make(domain, "publish"))
-            assert f"{domain} published to {self.uri} as entry" in done.stdout, done.stdout
-
-
 @pytest.fixture(params=["folder", "s3"])
 def mesh(request, domains, tmp_path) -> Mesh:
+    """On a folder and on the S3 server: the consumer's whole path. The producer's, the race (its own
+    module) and the store's races (tests/mesh_core/storage) cover S3 otherwise; each module here costs minutes."""
     if request.param == "folder":
         return Mesh(domains, str(tmp_path / "registry"), {}, tmp_path)
     env, _ = request.getfixturevalue("s3")
     return Mesh(domains, f"s3://{BUCKET}/{tmp_path.name}", env, tmp_path)
+
+
+@pytest.fixture
+def folder_mesh(domains, tmp_path) -> Mesh:
+    return Mesh(domains, str(tmp_path / "registry"), {}, tmp_path)
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -191,7 +149,8 @@ def test_a_consumer_lints_publishes_and_materializes_from_the_registry_alone(mes
     assert sorted(table["record_id"].values()) == [1, 2, 3]
 
 
-def test_the_producer_runs_its_consumers_expectations_and_cannot_drop_what_they_rely_on(mesh):
+def test_the_producer_runs_its_consumers_expectations_and_cannot_drop_what_they_rely_on(folder_mesh):
+    mesh = folder_mesh
     producer = mesh.domains[PRODUCER]
     mesh.publish_both()
     ok(mesh.run(PRODUCER, "contracts", "update", "--registry", mesh.uri))
@@ -233,53 +192,6 @@ def test_the_producer_runs_its_consumers_expectations_and_cannot_drop_what_they_
     assert f"{CONSUMER}.seen" in refused.stdout and f"team:{CONSUMER}" in refused.stdout, refused.stdout
     assert f"{PRODUCER} was not published to {mesh.uri} (entry {seq} stays current)" in refused.stdout
     assert mesh.state().seq == seq and len(mesh.history()) == seq
-
-
-def _change(folder: Path, domain: str, round_: int) -> None:
-    """A real change of the domain's entry: its product's description names the round."""
-    products = folder / domain / "products.py"
-    text = products.read_text()
-    marker = "description=\"One row per"
-    start = text.rindex(marker)
-    end = text.index("\",\n", start)
-    products.write_text(text[:start] + f"{marker} record (round {round_})." + text[end:])
-
-
-def test_publishes_racing_from_both_repositories_lose_no_entry(mesh):
-    mesh.publish_both()
-    ok(mesh.run(PRODUCER, "contracts", "update"))  # its consumers' file, as its lint against the registry asks
-    counts = {"rounds": RACE_ROUNDS, "first_try": 0, "retried": 0, "rounds_with_a_retry": 0, "seconds": 0.0}
-    started = time.perf_counter()
-    for round_ in range(1, RACE_ROUNDS + 1):
-        base = mesh.state().seq
-        for domain, folder in mesh.domains.items():
-            _change(folder, domain, round_)
-        processes = {domain: subprocess.Popen(
-            [str(folder / ".venv" / "bin" / "mesh"), "registry", "publish", "-d", domain, "--json"], cwd=folder,
-            env={**mesh.env, "MESH_PUBLISHED_BY": f"ci-{domain}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True) for domain, folder in mesh.domains.items()}
-        results = {}
-        for domain, process in processes.items():
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 0, f"round {round_}, {domain}: {out}\n{err}"
-            results[domain] = json.loads(out)
-        for result in results.values():
-            counts["first_try" if result["attempts"] == 1 else "retried"] += 1
-        counts["rounds_with_a_retry"] += any(result["attempts"] > 1 for result in results.values())
-        assert sorted(r["seq"] for r in results.values()) == [base + 1, base + 2], results
-        state = mesh.state()
-        assert state.seq == base + 2
-        for domain in mesh.domains:
-            products = state.domains[domain]["products"]
-            assert any(f"(round {round_})" in item["description"] for item in products.values()), (round_, domain)
-        records = mesh.history()
-        assert [r["seq"] for r in records] == list(range(1, base + 3))  # contiguous, each write once
-        assert sorted(r["domain"] for r in records[base:]) == sorted(mesh.domains)
-    counts["seconds"] = round(time.perf_counter() - started, 1)
-    kind = "folder" if "://" not in mesh.uri else "S3"
-    RACES[kind] = counts
-    print(f"race on a {kind} registry: {counts}")
-    assert counts["first_try"] + counts["retried"] == 2 * RACE_ROUNDS
 
 
 def test_a_corrupt_or_unreachable_registry_is_one_line_naming_it(domains, s3, tmp_path):
