@@ -84,7 +84,7 @@ def build_catalog(workspace, instance: dg.DagsterInstance, domains: Sequence[str
                                    for v in (meta_value(meta, "mesh/inputs") or {}).values())),
                 read_by=tuple(sorted(set(readers.get(ref, ())))),
                 columns=tuple({"name": c["name"], "type": c["type"], "description": c["description"] or "",
-                               "nullable": c["nullable"]} for c in specs_from_metadata(meta)),
+                               "nullable": c["nullable"]} for c in (specs_from_metadata(meta) if "dagster/column_schema" in meta else ())),
                 last_publish=_iso(latest.timestamp) if latest else None,
                 port_version=int(published["mesh/port_version"].value) if "mesh/port_version" in published else None,
                 rows=int(published["dagster/row_count"].value) if "dagster/row_count" in published else None,
