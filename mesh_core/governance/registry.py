@@ -147,19 +147,12 @@ def _decode(value: Any) -> Any:
                                     tags=c.get("tags") or {})
                      for c in payload["columns"]],
             constraints=dg.TableConstraints(other=list(payload["other"])))
-    if kind == "json":
-        return dg.MetadataValue.json(payload)
-    if kind == "md":
-        return dg.MetadataValue.md(payload)
-    if kind == "url":
-        return dg.MetadataValue.url(payload)
-    if kind == "path":
-        return dg.MetadataValue.path(payload)
-    if kind == "text":
-        return dg.MetadataValue.text(payload)
-    if kind == "timestamp":
-        return dg.MetadataValue.timestamp(payload)
+    if kind in _KINDS:
+        return getattr(dg.MetadataValue, kind)(payload)
     raise ValueError(f"metadata value {value!r} is of no kind this mesh-core reads")
+
+
+_KINDS = ("json", "md", "url", "path", "text", "timestamp")  # the MetadataValue constructors an entry names
 
 
 # -- a domain rebuilt from its entry ------------------------------------------------------
