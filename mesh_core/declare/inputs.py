@@ -29,9 +29,13 @@ class Input:
     major: int | None = None  # None: whatever major the producer publishes as current
     columns: tuple[str, ...] | None = None  # None: relies on every column
     expectations: tuple[Expectation, ...] = ()
+    # How the product's code receives it (an engine name); None: as its parameter's annotation says, else pandas.
+    # The consumer's own business: not part of what it publishes about its reads (as_dict).
+    as_: str | None = None
 
     def __init__(self, source: "ProductRef | str", *, major: int | None = None,
-                 columns: Iterable[str] | None = None, expectations: Iterable[Expectation] = ()) -> None:
+                 columns: Iterable[str] | None = None, expectations: Iterable[Expectation] = (),
+                 as_: str | None = None) -> None:
         ref, pinned = _split(source)
         if major is not None and pinned is not None and major != pinned:
             raise ValueError(f"Input {source!r} pins major {pinned} and major={major}: pin it once.")
@@ -52,6 +56,15 @@ class Input:
         names = [item.name for item in expectations]
         if len(set(names)) != len(names):
             raise ValueError(f"Expectations on {ref} use a check name twice: give each its own name=... .")
+        if as_ is not None:
+            from mesh_core.declare.engine import Engine
+
+            try:
+                as_ = Engine(as_).value
+            except ValueError:
+                raise ValueError(f"Input {ref} as_={as_!r}: read an input as one of "
+                                 f"{', '.join(e.value for e in Engine)}.") from None
+        object.__setattr__(self, "as_", as_)
         object.__setattr__(self, "ref", ref)
         object.__setattr__(self, "major", major)
         object.__setattr__(self, "columns", columns)

@@ -10,6 +10,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
+from mesh_core.declare.engine import Engine, parameter_engines, sql_problems, sql_text
 from mesh_core.declare.expectation import Expectation
 from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle, Status
@@ -58,6 +59,9 @@ class DataProduct:
     # Consumers' expectations, each with the major its consumer reads; added when the domain loads.
     relied_on: tuple[tuple[int | None, Expectation], ...] = ()
     slo: SLO = SLO()
+    # A SQL product: its query (DuckDB dialect) over relations named by its parameters; fn's body never runs.
+    sql: str | None = None
+    sql_file: str | None = None  # where `sql` was read from, when it came from a .sql file
 
     def __post_init__(self) -> None:
         violations = [*self._shape_violations(), *(v for r in BASELINE_RULES for v in r.check(self))]
@@ -78,7 +82,32 @@ class DataProduct:
 
     @property
     def wants_context(self) -> bool:
-        return "context" in inspect.signature(self.fn).parameters
+        return self.sql is None and "context" in inspect.signature(self.fn).parameters
+
+    @property
+    def read_as(self) -> Mapping[str, Engine]:
+        """{parameter: the engine its input arrives in}: DuckDB relations for a SQL product; else
+        Input(as_=...), else the parameter's annotation, else pandas."""
+        if self.sql is not None:
+            return {param: Engine.DUCKDB for param in self.inputs}
+        annotated = parameter_engines(self.fn)
+        return {param: Engine(spec.as_) if spec.as_ else annotated.get(param) or Engine.PANDAS
+                for param, spec in self.inputs.items()}
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the product declares its output in: DuckDB for SQL; else its return annotation,
+        else the engine its inputs arrive in when they all share one, else pandas. What it returns at
+        run time decides how it is validated; this is what load-time checks go by."""
+        if self.sql is not None:
+            return Engine.DUCKDB
+        from mesh_core.declare.engine import engine_of
+
+        returned = engine_of(inspect.signature(self.fn).return_annotation)
+        if returned is not None:
+            return returned
+        engines = set(self.read_as.values())
+        return engines.pop() if len(engines) == 1 else Engine.PANDAS
 
     def _violation(self, rule: str, message: str, fix: str) -> Violation:
         return Violation(str(self.domain), str(self.name), rule, message, fix)
@@ -137,6 +166,7 @@ class DataProduct:
             yield self._violation("slo-valid", f"slo={self.slo!r} is not an SLO.",
                                   "declare slo=SLO(max_age_hours=6) or SLO(due_by='07:00', timezone='Europe/Paris').")
         yield from self._major_violations()
+        yield from self._engine_violations()
         params = [p for p in inspect.signature(self.fn).parameters if p != "context"]
         if sorted(params) != sorted(self.inputs):
             yield self._violation(
@@ -145,6 +175,35 @@ class DataProduct:
                 "declare inputs={'<parameter>': '<domain>.<product>'} for every parameter "
                 "(an optional 'context' parameter receives the Dagster context).",
             )
+
+    def _engine_violations(self) -> Iterable[Violation]:
+        try:
+            annotated = parameter_engines(self.fn)
+            engine_of_return = inspect.signature(self.fn).return_annotation
+            from mesh_core.declare.engine import engine_of
+
+            engine_of(engine_of_return)
+        except ValueError as exc:
+            yield self._violation("input-engines", f"{exc}.", "see mesh_core.declare.engine for the types Mesh knows.")
+            return
+        for param, spec in self.inputs.items() if isinstance(self.inputs, Mapping) else ():
+            declared = annotated.get(param)
+            if self.sql is None and spec.as_ and declared and spec.as_ != declared.value:
+                yield self._violation(
+                    "input-engines", f"parameter '{param}' is annotated as {declared.value} but its Input says as_={spec.as_!r}.",
+                    "keep one of the two: the annotation, or Input(..., as_=...).")
+        if self.sql is not None:
+            where = f" ({self.sql_file})" if self.sql_file else ""
+            for problem in sql_problems(self.sql):
+                yield self._violation("sql-valid", f"its SQL{where} is not a query Mesh can run: {problem}.",
+                                      "write one DuckDB SELECT whose FROM names the product's parameters "
+                                      "(its inputs), e.g. sql='select carrier, count(*) as flights from flights group by 1'.")
+            if "context" in inspect.signature(self.fn).parameters:
+                yield self._violation("sql-valid", "a SQL product takes no 'context' parameter.",
+                                      "drop the parameter: the query's relations are the product's inputs.")
+            if self.previous_majors:
+                yield self._violation("sql-valid", "a SQL product cannot keep previous majors (adapt() is Python code).",
+                                      "write the product in Python (Polars or pandas) to publish an older major beside it.")
 
     def _major_violations(self) -> Iterable[Violation]:
         majors = [item.major for item in self.previous_majors if isinstance(item, PreviousMajor)]
@@ -179,6 +238,7 @@ def data_product(
     successor: ProductRef | str | None = None,
     previous_majors: Iterable[PreviousMajor] = (),
     slo: SLO | None = None,
+    sql: str | None = None,
 ) -> Callable[[Callable[..., Any]], DataProduct]:
     """Declare the decorated function, which returns a pandas DataFrame, as a data product.
 
@@ -190,6 +250,12 @@ def data_product(
     from a policy, with the reason written down: `waivers={"column-descriptions": "..."}`.
     `status` is draft, active (the default), deprecated (with `deprecated_on` and a
     `successor`) or retired.
+
+    The function may return a pandas DataFrame, a Polars DataFrame or LazyFrame, a DuckDB
+    relation, or any Arrow stream (pyarrow Table, RecordBatchReader, `__arrow_c_stream__`);
+    each input arrives as its parameter's annotation says (`flights: pl.LazyFrame`; pandas by
+    default). `sql="select ..."` (or `sql="name.sql"`, a file beside the module) makes it a SQL
+    product run in DuckDB, its inputs the relations named by the function's parameters.
     """
 
     def decorator(fn: Callable[..., Any]) -> DataProduct:
@@ -215,6 +281,14 @@ def data_product(
                            "status is one of draft, active, deprecated, retired; deprecated_on a date "
                            "'YYYY-MM-DD'; successor 'domain.product'.")]
             ) from None
+        query = query_file = None
+        if sql is not None:
+            try:
+                query, query_file = sql_text(sql, fn) if isinstance(sql, str) else (sql, None)
+            except ValueError as exc:
+                raise DefinitionError([Violation(str(domain), product_name, "sql-valid", f"{exc}.",
+                                                 "put the .sql file beside the module that declares the product, "
+                                                 "or pass the SQL text itself.")]) from None
         return DataProduct(
             name=product_name,
             domain=domain,
@@ -232,6 +306,8 @@ def data_product(
             lifecycle=lifecycle,
             slo=SLO() if slo is None else slo,
             previous_majors=(previous_majors,) if isinstance(previous_majors, PreviousMajor) else tuple(previous_majors or ()),
+            sql=query,
+            sql_file=query_file,
         )
 
     return decorator

@@ -17,10 +17,12 @@ from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.majors import PreviousMajor
 from mesh_core.declare.product import DataProduct
 from mesh_core.errors import BreakingChangeError, MeshError, ProductOutputError, ProductRetiredError, PublishBlockedError
-from mesh_core.run.io_manager import IO_MANAGER_KEY
+from mesh_core.run.engines import EngineSession
+from mesh_core.run.io_manager import IO_MANAGER_KEY, READ_AS, Committed
 from mesh_core.run.lineage import ProductLineage
-from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported
+from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported, versions_in_use
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
+from mesh_core.run.validation.outcome import CheckOutcome
 from mesh_core.storage.acting import acting_for
 from mesh_core.storage.domain_storage import check_columns
 
@@ -85,7 +87,8 @@ def build_product_asset(product: DataProduct, *, today: date | None = None, snap
 
     @dg.asset(
         key=key,
-        ins={param: dg.AssetIn(key=spec.ref.asset_key, metadata={"mesh/input": spec.as_dict()})
+        ins={param: dg.AssetIn(key=spec.ref.asset_key, metadata={"mesh/input": spec.as_dict(),
+                                                                 READ_AS: product.read_as[param].value})
              for param, spec in product.inputs.items()},
         description=product.description,
         owners=list(product.owners),
@@ -139,12 +142,14 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
         )
     _refuse_breaking_change(context, product, snapshots)
     _reconcile(context, product)
-    frame = product.fn(context=context, **inputs) if product.wants_context else product.fn(**inputs)
-    if not isinstance(frame, pd.DataFrame):
-        raise ProductOutputError(
-            f"Product {product.ref} returned {type(frame).__name__}; a product function must "
-            "return a pandas DataFrame."
-        )
+    with EngineSession(product) as session:
+        handed = {name: session.hand_over(value, product.read_as[name]) for name, value in inputs.items()}
+        if product.sql is not None:
+            frame = session.run_sql(handed)
+        else:
+            frame = product.fn(context=context, **handed) if product.wants_context else product.fn(**handed)
+        if not isinstance(frame, pd.DataFrame):  # an engine's output: streamed, staged, audited in the engine
+            return (yield from _publish_stream(context, product, previous, session.stream(frame), outcomes))
     check_columns(frame, product.ref)
     report = audit(product, frame, previous)
     outcomes.extend(report.outcomes)
@@ -170,6 +175,96 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
     for outcome in report.outcomes:
         yield outcome.to_check_result(key)
     return _Published(len(report.frame), read)
+
+
+def _publish_stream(context, product: DataProduct, previous, stream, outcomes: list):
+    """Write-audit-publish of an engine's output: stage it as Parquet files in the port (no version
+    yet), audit the files in the engines, then commit them as one Delta version, or quarantine
+    and delete them. The publish lock is held throughout, so no other publish tidies the staged files."""
+    from mesh_core.run.validation.audit import audit_files
+    from mesh_core.run.validation.engine_contract import conform
+    from mesh_core.errors import ContractConversionError
+
+    key = product.ref.asset_key
+    if previous:
+        raise ProductOutputError(
+            f"Product {product.ref} returned {_kind(stream)} and keeps previous majors "
+            f"({', '.join(str(item.major) for item in previous)}): adapt() derives an older major from a pandas "
+            "DataFrame. Return a pandas DataFrame from this product until its older majors end, or drop them.")
+    storage = getattr(context.resources, IO_MANAGER_KEY).storage()
+    with storage.publishing(product.name) as publisher:
+        try:
+            staged = publisher.stage(conform(stream, product.contract, product.ref), access=product.access.value)
+        except ContractConversionError as exc:  # a value the contract's type cannot hold: nothing was staged
+            failed = CheckOutcome(CONTRACT_CHECK, False, Severity.ERROR,
+                                  f"Contract {product.contract.__name__} failed: {exc}",
+                                  {"contract": product.contract.__name__, "problems": str(exc)})
+            outcomes.append(failed)
+            yield failed.to_check_result(key)
+            raise PublishBlockedError(
+                f"{product.ref} was not published: its contract failed while the output was written "
+                f"({exc}). Consumers keep the last good version. Nothing was kept.") from None
+        report = audit_files(product, staged.paths())
+        outcomes.extend(report)
+        blocking = [o for o in report if o.blocks_publish]
+        if blocking:
+            for outcome in report:
+                yield outcome.to_check_result(key)
+            try:
+                where = f"The blocked output is in table {publisher.quarantine(staged, run_id=context.run_id)} of {storage.database_path}."
+            except Exception as exc:  # the blocked publish is the news; a failed quarantine must not hide it
+                context.log.warning(f"Could not quarantine the blocked output of {product.ref}: {exc}")
+                where = "The blocked output could not be quarantined."
+            publisher.discard(staged)
+            raise PublishBlockedError(
+                f"{product.ref} was not published: {len(blocking)} error-severity check(s) failed "
+                f"({', '.join(o.check_name for o in blocking)}). Consumers keep the last good "
+                f"version. {where}\n" + "\n".join(f"  - {o.description}" for o in blocking))
+        read = {str(spec): pinned_read(context.instance, context.run_id, spec.ref, spec.major)[1]
+                for spec in product.inputs.values()}
+        publication = publisher.commit(
+            staged, version=product.version, access=product.access.value, run_id=context.run_id,
+            contract_fingerprint=contract_fingerprint(product.contract), lifecycle=product.lifecycle,
+            in_use=versions_in_use(context.instance, product.ref))
+    passed = _StagedReport(tuple(report))
+    yield dg.Output(Committed(publication), metadata={"mesh/input_versions": dg.MetadataValue.json(read),
+                                                      **_scores(context, product, previous, passed),
+                                                      **staged_health(product, staged.paths(), passed)})
+    for outcome in report:
+        yield outcome.to_check_result(key)
+    return _Published(staged.rows, read)
+
+
+@dataclass(frozen=True)
+class _StagedReport:
+    outcomes: tuple  # what _scores and health read of an audit report
+
+
+def _kind(stream) -> str:
+    return type(stream).__name__
+
+
+def staged_health(product: DataProduct, paths, report) -> dict:
+    """health() of a published engine output, read lazily from its files: five rows and null shares."""
+    import polars as pl
+
+    scan = pl.scan_parquet(list(paths))
+    nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable][:NULL_SHARE_COLUMNS]
+    nullable = [c for c in nullable if c in scan.collect_schema().names()]
+    head = scan.head(PREVIEW_ROWS).collect()
+    shares = scan.select([pl.col(c).null_count().alias(c) for c in nullable] + [pl.len().alias("__rows")]).collect().row(0, named=True) \
+        if nullable else {"__rows": 0}
+    rows = shares.pop("__rows")
+    preview = _preview(head.columns, [[str(v) for v in row] for row in head.iter_rows()])
+    return {"mesh/preview": dg.MetadataValue.md(preview),
+            "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),
+            "mesh/checks_run": len(report.outcomes),
+            **{f"mesh/null_share/{column}": (count / rows if rows else 0.0) for column, count in shares.items()}}
+
+
+def _preview(columns, rows) -> str:
+    return "\n".join(["| " + " | ".join(map(str, columns)) + " |", "|" + " --- |" * len(columns),
+                      *("| " + " | ".join(v.replace("|", "/") for v in row) + " |" for row in rows)])
 
 
 def _refuse_breaking_change(context, product: DataProduct, snapshots: Path | None) -> None:
@@ -203,8 +298,7 @@ def health(product: DataProduct, report) -> dict:
     frame = report.frame
     nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable][:NULL_SHARE_COLUMNS]
     head = frame.head(PREVIEW_ROWS).astype(str)
-    preview = "\n".join(["| " + " | ".join(map(str, head.columns)) + " |", "|" + " --- |" * len(head.columns),
-                         *("| " + " | ".join(v.replace("|", "/") for v in row) + " |" for row in head.itertuples(index=False))])
+    preview = _preview(head.columns, head.itertuples(index=False))
     return {
         "mesh/preview": dg.MetadataValue.md(preview),
         "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),

@@ -14,6 +14,7 @@ from mesh_core.declare.cadence import Cadence, automation_sensor, schedules
 from mesh_core.declare.names import is_valid_name
 from mesh_core.declare.product import DataProduct
 from mesh_core.declare.tags import domain_tags
+from mesh_core.declare.engine import Engine
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.governance.config import Governance, evaluate
 from mesh_core.governance.consumers import consumer_expectations, read_reliance
@@ -128,9 +129,28 @@ def _domain_violations(domain: str, products: Sequence[DataProduct]):
             yield Violation(domain, product.name, "product-names-unique", "is declared twice.",
                             "give each product of a domain its own name.")
         seen.add(product.name)
+        yield from _engine_violations(domain, product)
         for param, spec in product.inputs.items():
             ref = spec.ref
             if ref.domain == domain and ref.product not in names:
                 yield Violation(domain, product.name, "inputs-exist",
                                 f"input '{param}' reads {ref}, which this domain does not declare.",
                                 f"add {ref.product} to the domain's products or fix the reference.")
+
+
+def _engine_violations(domain: str, product: DataProduct):
+    """A product declared in an engine (SQL, or its return annotation) must have a contract Pandera's
+    polars backend can run and a suite GX's SQL engine can run: said at load, not found at run time."""
+    if product.engine is Engine.PANDAS or product.contract is None:
+        return
+    from mesh_core.run.validation.engine_contract import engine_problems
+    from mesh_core.run.validation.suite_sql import sql_problems
+
+    fix = ("change what it names, or keep the product in pandas (return a pandas DataFrame, annotate it -> pd.DataFrame; "
+           "docs/engines.md lists what runs in each engine).")
+    for problem in engine_problems(product.contract):
+        yield Violation(domain, product.name, "engine-contract",
+                        f"its contract {product.contract.__name__} cannot run in {product.engine.value}: {problem}", fix)
+    for problem in sql_problems(product.suite):
+        yield Violation(domain, product.name, "engine-suite",
+                        f"its suite cannot run in {product.engine.value} (GX's SQL engine over DuckDB): {problem}", fix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
@@ -12,10 +14,19 @@ from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import AccessDeniedError, ProductNotPublishedError
 from mesh_core.run.provenance import PORT_VERSION, not_published, pinned_read, unpublished, versions_in_use
 from mesh_core.storage.acting import acting_for
-from mesh_core.storage.domain_storage import DomainStorage, resolve_data_dir
+from mesh_core.storage.domain_storage import DomainStorage, Publication, resolve_data_dir
 from mesh_core.storage.retention import Retention
 
 IO_MANAGER_KEY = "mesh_io_manager"
+READ_AS = "mesh/read_as"  # an input's metadata: the engine the product's code receives it in
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An output the step has already published (an engine's, staged, audited and committed by the
+    step itself): the IO manager records it, and writes nothing."""
+
+    publication: Publication
 
 
 class MeshIOManager(dg.ConfigurableIOManager):
@@ -37,7 +48,7 @@ class MeshIOManager(dg.ConfigurableIOManager):
         return DomainStorage(resolve_data_dir(self.data_dir), self.domain, ports_uri=self.ports_uri,
                              retention=Retention(self.keep_versions, self.keep_hours))
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: "pd.DataFrame | Committed") -> None:
         ref = ProductRef.from_asset_key(context.asset_key)
         if ref.domain != self.domain:
             raise AccessDeniedError(
@@ -46,12 +57,15 @@ class MeshIOManager(dg.ConfigurableIOManager):
             )
         meta = context.definition_metadata
         storage = self.storage()
-        with acting_for(self._step_domain(context.step_context)):
-            publication = storage.publish(
-                ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id,
-                contract_fingerprint=meta.get("mesh/contract_fingerprint", ""), lifecycle=Lifecycle.from_metadata(meta),
-                in_use=versions_in_use(context.step_context.instance, ref),
-            )
+        if isinstance(obj, Committed):
+            publication = obj.publication
+        else:
+            with acting_for(self._step_domain(context.step_context)):
+                publication = storage.publish(
+                    ref.product, obj, version=meta["mesh/version"], access=meta["mesh/access"], run_id=context.run_id,
+                    contract_fingerprint=meta.get("mesh/contract_fingerprint", ""), lifecycle=Lifecycle.from_metadata(meta),
+                    in_use=versions_in_use(context.step_context.instance, ref),
+                )
         for warning in publication.warnings:
             context.log.warning(warning)
         published = publication.version
@@ -69,7 +83,7 @@ class MeshIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_input(self, context: dg.InputContext):
         ref = ProductRef.from_asset_key(context.asset_key)
         declared = (context.definition_metadata or {}).get("mesh/input")
         spec = Input.from_dict(declared) if declared else Input(ref)
@@ -84,9 +98,14 @@ class MeshIOManager(dg.ConfigurableIOManager):
         if self._run_reads[0] != step.run_id:  # a new run reads afresh: versions are pinned per run
             self._run_reads = (step.run_id, {})
         with acting_for(self._step_domain(step)):
-            frame = self.storage().read(ref, version=version, major=port, columns=spec.columns, arrow_strings=True,
-                                        cache=self._run_reads[1])
-        context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": len(frame),
+            if (context.definition_metadata or {}).get(READ_AS, "pandas") != "pandas":  # lazily, in an engine
+                frame = self.storage().scan(ref, version=version, major=port, columns=spec.columns, cache=self._run_reads[1])
+                rows = self.storage().reading_port(ref, port).published(version).rows
+            else:
+                frame = self.storage().read(ref, version=version, major=port, columns=spec.columns, arrow_strings=True,
+                                            cache=self._run_reads[1])
+                rows = len(frame)
+        context.add_input_metadata({PORT_VERSION: version, "dagster/row_count": rows,
                                     **({"mesh/major": port} if port is not None else {})})
         return frame
 

@@ -88,3 +88,25 @@ def _consumers_expectations(product: DataProduct, current: pd.DataFrame, previou
 
 def previous_check_name(major: int) -> str:
     return f"contract_v{major}"
+
+
+def audit_files(product: DataProduct, paths: Sequence[str]) -> tuple[CheckOutcome, ...]:
+    """The same audit, in the engines, of an output staged as Parquet files at `paths`: the contract
+    with Pandera's polars backend over a lazy scan, the suite and the consumers' expectations with
+    GX's SQL engine over DuckDB. Nothing is read into memory whole."""
+    import polars as pl
+
+    from mesh_core.run.validation.engine_contract import run_contract_polars
+    from mesh_core.run.validation.suite_sql import run_suite_duckdb
+
+    keys = key_columns(product.contract)
+    outcomes = [run_contract_polars(product.contract, pl.scan_parquet(list(paths)), min_rows=product.min_rows),
+                *run_suite_duckdb(product.suite_name, product.suite, list(paths), keys)]
+    current = [item for major, item in product.relied_on if major is None or major == product.major]
+    for major, item in product.relied_on:
+        if item not in current:  # a consumer of an older major: a pandas product publishes those (previous_majors)
+            outcomes.append(CheckOutcome(item.name, False, Severity.WARNING,
+                                         f"{item.description}: could not be evaluated: major {major} was not derived in this run"))
+    if current:
+        outcomes += run_suite_duckdb(f"{product.suite_name}.consumers", current, list(paths), keys)
+    return tuple(outcomes)

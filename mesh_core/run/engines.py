@@ -1,0 +1,176 @@
+"""Where a product's code runs: its inputs handed over in its engine, its output taken as an Arrow stream.
+
+One `EngineSession` per step: the DuckDB connection every relation of the step lives in (inputs,
+a SQL product's query, what the product returns), with a memory limit and a spill folder, open
+until the output has been staged. Nothing is collected into memory here: a Polars LazyFrame is
+streamed in batches, a DuckDB relation through its Arrow reader.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Mapping
+
+import pandas as pd
+
+from mesh_core.declare.engine import Engine, sql_error
+from mesh_core.declare.product import DataProduct
+from mesh_core.errors import ProductOutputError
+
+MEMORY_LIMIT_ENV = "MESH_ENGINE_MEMORY_LIMIT"  # DuckDB's memory_limit for a step, e.g. "2GB"
+DEFAULT_MEMORY_LIMIT = "2GB"
+BATCH_ROWS = 128 * 1024  # rows per Arrow batch pulled from an engine
+RETURNABLE = ("a pandas DataFrame, a Polars DataFrame or LazyFrame, a DuckDB relation, or an Arrow stream "
+              "(pyarrow.Table, pyarrow.RecordBatchReader, or any object with __arrow_c_stream__)")
+
+
+class EngineSession:
+    """The engines of one step. Use as a context manager; closing it ends every relation made in it."""
+
+    def __init__(self, product: DataProduct, *, memory_limit: str | None = None, spill_dir: str | None = None):
+        self.product = product
+        self.memory_limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+        self._spill_dir = spill_dir
+        self._spill: tempfile.TemporaryDirectory | None = None
+        self._duckdb = None
+
+    def __enter__(self) -> "EngineSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._duckdb is not None:
+            self._duckdb.close()
+            self._duckdb = None
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None
+
+    @property
+    def duckdb(self):
+        """The step's DuckDB connection (made on first use)."""
+        if self._duckdb is None:
+            import duckdb
+
+            if self._spill_dir is None:
+                self._spill = tempfile.TemporaryDirectory(prefix="mesh-duckdb-spill-")
+            spill = self._spill_dir or self._spill.name
+            # No replacement scans: a query reads the step's inputs, never a Python variable that happens to share a name.
+            self._duckdb = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
+                                                  "python_enable_replacements": False})
+        return self._duckdb
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def hand_over(self, value: Any, engine: Engine) -> Any:
+        """An input as the product asked for it. `value` is what the IO manager read: a pandas frame
+        (read whole), or a pyarrow dataset over the verified files of the pinned version."""
+        if engine is Engine.PANDAS or isinstance(value, pd.DataFrame):
+            return value
+        if engine is Engine.ARROW:
+            return value
+        paths = list(getattr(value, "files", None) or [])
+        local = bool(paths) and all("://" not in path for path in paths)
+        if engine is Engine.POLARS:
+            import polars as pl
+
+            if local:
+                return pl.scan_parquet(paths).select(value.schema.names)
+            return pl.scan_pyarrow_dataset(value)
+        if engine is Engine.DUCKDB:
+            if local:
+                columns = ", ".join(_quoted(name) for name in value.schema.names)
+                return self.duckdb.sql(f"select {columns} from read_parquet({_sql_list(paths)})")
+            return self.duckdb.from_arrow(value)
+        raise ValueError(f"unknown engine {engine!r}")
+
+    # -- a SQL product ----------------------------------------------------------------------
+
+    def run_sql(self, inputs: Mapping[str, Any]):
+        """The SQL product's query over its inputs, each a relation named by its parameter."""
+        import duckdb
+
+        product = self.product
+        con = self.duckdb
+        for name, relation in inputs.items():
+            con.register(name, relation)
+        try:
+            return con.sql(product.sql)
+        except duckdb.Error as exc:
+            where = f" ({product.sql_file})" if product.sql_file else ""
+            raise ProductOutputError(
+                f"The SQL of {product.ref}{where} failed in DuckDB: {sql_error(exc)}. Its relations are its inputs: "
+                f"{', '.join(inputs) or 'none'}.") from None
+
+    # -- the output -----------------------------------------------------------------------
+
+    def stream(self, output: Any):
+        """The product's output as a pyarrow RecordBatchReader, never collected; raises
+        ProductOutputError naming the types a product may return."""
+        import pyarrow as pa
+
+        ref = self.product.ref
+        reader = None
+        kind = type(output)
+        module = getattr(kind, "__module__", "") or ""
+        if isinstance(output, pa.RecordBatchReader):
+            reader = output
+        elif isinstance(output, pa.Table):
+            reader = output.to_reader(max_chunksize=BATCH_ROWS)
+        elif module.startswith("polars"):
+            import polars as pl
+
+            if isinstance(output, pl.DataFrame):
+                reader = output.to_arrow(compat_level=pl.CompatLevel.oldest()).to_reader(max_chunksize=BATCH_ROWS)
+            elif isinstance(output, pl.LazyFrame):
+                reader = _polars_stream(output, ref)
+        elif module.startswith(("duckdb", "_duckdb")) and hasattr(output, "fetch_record_batch"):
+            try:
+                reader = output.fetch_record_batch(BATCH_ROWS)
+            except Exception as exc:
+                raise ProductOutputError(f"{ref}'s DuckDB relation failed: {sql_error(exc)}.") from None
+        elif hasattr(output, "__arrow_c_stream__"):
+            reader = pa.RecordBatchReader.from_stream(output)
+        if reader is None:
+            raise ProductOutputError(f"Product {ref} returned {kind.__name__}; a product function must return {RETURNABLE}.")
+        _check_names(reader.schema, ref)
+        return reader
+
+
+def _polars_stream(frame, ref):
+    """A LazyFrame's result in batches, computed by Polars' streaming engine as they are read."""
+    import polars as pl
+    import pyarrow as pa
+
+    try:
+        schema = pl.DataFrame(schema=frame.collect_schema()).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+    except Exception as exc:  # a plan that does not resolve (an unknown column): before any batch is computed
+        raise ProductOutputError(f"{ref}'s Polars query does not resolve: {' '.join(str(exc).split())}") from None
+
+    def batches():
+        for chunk in frame.collect_batches(chunk_size=BATCH_ROWS, engine="streaming"):
+            yield from chunk.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _check_names(schema, ref) -> None:
+    """The stream's columns must be a table a reader can open: some, each named once."""
+    names = list(schema.names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    problem = ("it has no columns; return the columns its contract declares" if not names else
+               f"column(s) {repeated} appear more than once; rename or drop the copies" if repeated else None)
+    if problem:
+        raise ProductOutputError(f"{ref} cannot be published: its output is not a table a reader can open: {problem}. "
+                                 "Nothing was written; consumers keep the last version.")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_list(paths) -> str:
+    return "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in paths) + "]"
