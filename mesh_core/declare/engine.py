@@ -56,7 +56,7 @@ def engine_of(annotation: Any) -> Engine | None:
     bare = name.rsplit(".", 1)[-1]
     if bare in _BARE and (name == bare or "polars" in name or "duckdb" in name or "pandas" in name or "arrow" in name):
         return _BARE[bare]
-    raise ValueError(f"annotation {name!r} is not a type Mesh can hand an input as; {ANNOTATION_HELP}")
+    raise ValueError(f"annotation {name!r} is not a type Mesh can hand an input as")
 
 
 def parameter_engines(fn: Callable[..., Any]) -> dict[str, Engine | None]:
@@ -102,10 +102,20 @@ def sql_problems(sql: str) -> list[str]:
     return []
 
 
-def sql_error(exc: BaseException) -> str:
-    """DuckDB's error on one line, its caret turned into a position: `... at line 1, column 10 (near: frm f)`."""
+_NAMED = re.compile(r'(?:Table with name|Referenced column|Referenced table) "?([A-Za-z_][A-Za-z0-9_]*)"?')
+
+
+def sql_error(exc: BaseException, sql: str | None = None) -> str:
+    """DuckDB's error on one line, with where in `sql` it is: its caret, else the first place the
+    name it could not find is written: `... at line 1, column 10 (near: frm f)`."""
     lines = str(exc).splitlines()
     position = ""
+    named = _NAMED.search(str(exc))
+    if sql and named and not any(line.startswith("LINE ") for line in lines):
+        found = re.search(rf"(?<![A-Za-z0-9_\"]){re.escape(named[1])}(?![A-Za-z0-9_])", sql)
+        if found:
+            before = sql[:found.start()]
+            position = f" at line {before.count(chr(10)) + 1}, column {found.start() - (before.rfind(chr(10)) + 1) + 1}"
     for number, line in enumerate(lines):
         match = re.match(r"^LINE (\d+): ?(.*)$", line)
         if match and number + 1 < len(lines) and "^" in lines[number + 1]:
@@ -113,5 +123,5 @@ def sql_error(exc: BaseException) -> str:
             near = match[2][max(column - 1, 0):][:30].strip()
             position = f" at line {match[1]}, column {column}" + (f" (near: {near})" if near else "")
             break
-    head = " ".join(line.strip() for line in lines if line.strip() and not line.startswith("LINE ") and line.strip() != "^")
+    head = " ".join(line.strip() for line in lines if line.strip() and not line.startswith("LINE ") and set(line.strip()) != {"^"})
     return head.rstrip(".") + position

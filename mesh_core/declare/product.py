@@ -10,7 +10,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
-from mesh_core.declare.engine import Engine, parameter_engines, sql_problems, sql_text
+from mesh_core.declare.engine import ANNOTATION_HELP, Engine, engine_of, parameter_engines, sql_problems, sql_text
 from mesh_core.declare.expectation import Expectation
 from mesh_core.declare.inputs import Input
 from mesh_core.declare.lifecycle import Lifecycle, Status
@@ -101,8 +101,6 @@ class DataProduct:
         run time decides how it is validated; this is what load-time checks go by."""
         if self.sql is not None:
             return Engine.DUCKDB
-        from mesh_core.declare.engine import engine_of
-
         returned = engine_of(inspect.signature(self.fn).return_annotation)
         if returned is not None:
             return returned
@@ -179,12 +177,10 @@ class DataProduct:
     def _engine_violations(self) -> Iterable[Violation]:
         try:
             annotated = parameter_engines(self.fn)
-            engine_of_return = inspect.signature(self.fn).return_annotation
-            from mesh_core.declare.engine import engine_of
-
-            engine_of(engine_of_return)
+            if self.sql is None:
+                engine_of(inspect.signature(self.fn).return_annotation)
         except ValueError as exc:
-            yield self._violation("input-engines", f"{exc}.", "see mesh_core.declare.engine for the types Mesh knows.")
+            yield self._violation("input-engines", f"{exc}.", f"{ANNOTATION_HELP}.")
             return
         for param, spec in self.inputs.items() if isinstance(self.inputs, Mapping) else ():
             declared = annotated.get(param)

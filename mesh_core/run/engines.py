@@ -102,7 +102,7 @@ class EngineSession:
         except duckdb.Error as exc:
             where = f" ({product.sql_file})" if product.sql_file else ""
             raise ProductOutputError(
-                f"The SQL of {product.ref}{where} failed in DuckDB: {sql_error(exc)}. Its relations are its inputs: "
+                f"The SQL of {product.ref}{where} failed in DuckDB: {sql_error(exc, product.sql)}. Its relations are its inputs: "
                 f"{', '.join(inputs) or 'none'}.") from None
 
     # -- the output -----------------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""A step's engines: inputs handed over lazily in the product's engine, any engine's output as one Arrow stream."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+import polars as pl
+import pyarrow as pyarrow
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from pandera.typing import Series
+
+from mesh_core import Expectation, ProductOutputError, data_product
+from mesh_core.declare.engine import Engine
+from mesh_core.run.engines import EngineSession
+
+
+class CountsContract(pa.DataFrameModel):
+    carrier: Series[str]
+    flights: Series[int]
+
+
+BASE = dict(domain="shop", description="One row per carrier.", owners=["team:shop"], contract=CountsContract,
+            suite=[Expectation("ExpectColumnValuesToNotBeNull", column="carrier")])
+ROWS = 300_000  # more than one batch
+
+
+@data_product(**BASE, inputs={"flights": "ops.flights"}, sql="select carrier, count(*) as flights\nfrom flights group by 1")
+def counts(flights):
+    """SQL."""
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A dataset over two Parquet files, as the IO manager hands over a verified port version."""
+    for part in range(2):
+        pq.write_table(pyarrow.table({"carrier": ["AA", "UA", "B6"] * 10, "flight": list(range(30)),
+                                      "dest": ["BOS"] * 30}), tmp_path / f"part-{part}.parquet")
+    return ds.dataset([str(tmp_path / f"part-{part}.parquet") for part in range(2)],
+                      schema=pyarrow.schema([("carrier", pyarrow.string()), ("flight", pyarrow.int64())]))
+
+
+class Streamed:
+    """Not a known type: only the Arrow PyCapsule stream protocol."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.source.__arrow_c_stream__(requested_schema)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: pl.LazyFrame({"carrier": ["AA"] * ROWS, "flights": range(ROWS)}),
+    lambda s: pl.DataFrame({"carrier": ["AA"] * ROWS, "flights": range(ROWS)}),
+    lambda s: s.duckdb.sql(f"select 'AA' as carrier, range as flights from range({ROWS})"),
+    lambda s: pyarrow.table({"carrier": ["AA"] * ROWS, "flights": list(range(ROWS))}),
+    lambda s: pyarrow.table({"carrier": ["AA"] * ROWS, "flights": list(range(ROWS))}).to_reader(max_chunksize=1000),
+    lambda s: Streamed(pyarrow.table({"carrier": ["AA"] * ROWS, "flights": list(range(ROWS))}).to_reader(max_chunksize=1000)),
+], ids=["polars-lazy", "polars", "duckdb", "arrow-table", "arrow-reader", "arrow-c-stream"])
+def test_every_engines_output_becomes_one_arrow_stream_read_in_batches(make):
+    with EngineSession(counts) as session:
+        reader = session.stream(make(session))
+        assert isinstance(reader, pyarrow.RecordBatchReader)
+        assert reader.schema.names == ["carrier", "flights"]
+        batches = list(reader)
+    assert len(batches) > 1  # streamed, not one collected frame
+    assert sum(batch.num_rows for batch in batches) == ROWS
+
+
+@pytest.mark.parametrize("output", [[1, 2], {"carrier": ["AA"]}, None, pd.Series([1])])
+def test_an_unsupported_output_names_the_types_a_product_may_return(output):
+    with EngineSession(counts) as session, pytest.raises(ProductOutputError) as caught:
+        session.stream(output)
+    assert f"Product shop.counts returned {type(output).__name__}" in str(caught.value)
+    for named in ("pandas DataFrame", "Polars DataFrame or LazyFrame", "DuckDB relation", "pyarrow.RecordBatchReader",
+                  "__arrow_c_stream__"):
+        assert named in str(caught.value)
+
+
+def test_an_output_with_a_column_twice_is_refused_before_anything_is_written():
+    with EngineSession(counts) as session, pytest.raises(ProductOutputError, match=r"column\(s\) \['a'\] appear more than once"):
+        session.stream(session.duckdb.sql("select 1 as a, 2 as a"))
+
+
+def test_a_polars_query_that_does_not_resolve_names_the_product_before_computing_anything():
+    with EngineSession(counts) as session, pytest.raises(ProductOutputError, match="shop.counts's Polars query does not resolve"):
+        session.stream(pl.LazyFrame({"a": [1]}).select("nope"))
+
+
+@pytest.mark.parametrize("engine, kind", [(Engine.POLARS, pl.LazyFrame), (Engine.DUCKDB, duckdb.DuckDBPyRelation),
+                                          (Engine.ARROW, ds.Dataset)])
+def test_an_input_is_handed_over_lazily_in_its_engine_with_only_the_dataset_columns(dataset, engine, kind):
+    with EngineSession(counts) as session:
+        value = session.hand_over(dataset, engine)
+        assert isinstance(value, kind)
+        table = pyarrow.table(session.stream(value).read_all()) if engine is not Engine.ARROW else value.to_table()
+    assert table.column_names == ["carrier", "flight"] and table.num_rows == 60
+
+
+def test_a_sql_product_runs_over_its_inputs_named_by_its_parameters(dataset):
+    with EngineSession(counts) as session:
+        result = session.stream(session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})).read_all()
+    assert dict(zip(*result.sort_by("carrier").to_pydict().values())) == {"AA": 20, "B6": 20, "UA": 20}
+
+
+def test_a_sql_product_reading_what_it_does_not_declare_names_the_product_and_the_position(dataset):
+    @data_product(**BASE, inputs={"flights": "ops.flights"}, sql="select carrier, count(*) as flights\nfrom flightz group by 1")
+    def typo(flights):
+        """SQL."""
+
+    with EngineSession(typo) as session, pytest.raises(ProductOutputError) as caught:
+        session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})
+    assert "The SQL of shop.typo failed in DuckDB" in str(caught.value)
+    assert "flightz does not exist" in str(caught.value) and "at line 2, column 6" in str(caught.value)
+    assert "Its relations are its inputs: flights" in str(caught.value)
+
+
+def test_a_sql_product_cannot_read_a_python_variable_of_the_same_name(dataset):
+    flightz = pd.DataFrame({"carrier": ["XX"], "flights": [1]})  # DuckDB would scan this by default  # noqa: F841
+
+    @data_product(**BASE, inputs={"flights": "ops.flights"}, sql="select * from flightz")
+    def leak(flights):
+        """SQL."""
+
+    with EngineSession(leak) as session, pytest.raises(ProductOutputError, match="flightz does not exist"):
+        session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})
+
+
+def test_a_duckdb_product_larger_than_its_memory_limit_spills_instead_of_failing(tmp_path):
+    """Bounded memory in DuckDB: a sort of ~5x the step's memory limit completes by spilling to disk."""
+    rows = 3_000_000
+    with EngineSession(counts, memory_limit="64MB", spill_dir=str(tmp_path)) as session:
+        relation = session.duckdb.sql(f"select (range * 7919) % {rows} as k, repeat('x', 20) as pad from range({rows}) order by k")
+        seen = sum(batch.num_rows for batch in session.stream(relation))
+        limit = session.duckdb.execute("select current_setting('memory_limit')").fetchone()[0]
+    print(f"sorted {rows} rows (~{rows * 28 // 2**20} MB) under DuckDB memory_limit {limit}")
+    assert seen == rows
+    assert limit.endswith("MiB") and float(limit.split()[0].replace("MiB", "")) <= 64  # the session's limit held
