@@ -8,8 +8,9 @@ import pandera.errors
 
 from mesh_core.declare.contract import contract_columns
 from mesh_core.declare.expectation import Severity
-from mesh_core.run.validation.coercion import SAMPLE, changed_by_coercion
-from mesh_core.run.validation.outcome import CheckOutcome, describe_counts, failure_table, shown_value
+from mesh_core.run.validation.coercion import changed_by_coercion
+from mesh_core.run.validation.failures import FailureGroup, describe_failures, too_few_rows, value_set_checks
+from mesh_core.run.validation.outcome import CheckOutcome, failure_table, shown_value
 
 CHECK_NAME = "contract"
 
@@ -29,22 +30,14 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
         coerced = exc.data  # what Pandera could coerce, so changed values are reported beside the rest
         failures += len(exc.failure_cases)
         cases.append(exc.failure_cases)
-        by_check = exc.failure_cases.groupby(["column", "check"], dropna=False)
-        value_sets = _value_set_checks(contract)
-        offending: dict[str, dict[str, int]] = {}
-        for (col, check), group in by_check:
-            if str(check).startswith("dtype("):  # Pandera's own words: expected <type>, got <type>
-                got = ", ".join(sorted({str(v) for v in group["failure_case"]}))
-                problems.append(f"{col}: expected {str(check)[7:-2]}, got {got}")
-            elif str(check).startswith("coerce_dtype("):  # a value that does not parse, or does not fit
-                sample = ", ".join(list(dict.fromkeys(shown_value(v) for v in group["failure_case"]))[:SAMPLE])
-                problems.append(f"{col}: {len(group)} value(s) do not convert to {str(check)[14:-2]} ({sample})")
-            elif (col, str(check)) in value_sets:  # which values are not allowed, and how often
-                counts = _value_counts(group["failure_case"])
-                offending[f"{col}: {check}"] = counts
-                problems.append(f"{col}: {check} ({len(group)} failures: {describe_counts(counts)})")
-            else:
-                problems.append(f"{col}: {check} ({len(group)} failures)")
+        value_sets = value_set_checks(contract.to_schema())
+        groups = [
+            FailureGroup(col, str(check), len(group), list(group["failure_case"]),
+                         _value_counts(group["failure_case"]) if (col, str(check)) in value_sets else None)
+            for (col, check), group in exc.failure_cases.groupby(["column", "check"], dropna=False)
+        ]
+        found, offending = describe_failures(groups)
+        problems.extend(found)
         if offending:
             metadata["offending_values"] = dg.MetadataValue.json(offending)
     except pandera.errors.SchemaError as exc:  # raised before lazy collection, e.g. a wrong type
@@ -59,11 +52,8 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
         metadata["failure_count"] = failures
     if cases:
         metadata["failure_cases"] = failure_table(pd.concat(cases, ignore_index=True))
-    if len(frame) < min_rows:
-        problems.append(
-            f"{len(frame)} rows, fewer than the {min_rows} the product requires "
-            "(declare min_rows=0 to allow an empty product)"
-        )
+    if few := too_few_rows(len(frame), min_rows):
+        problems.append(few)
     if problems:
         metadata["problems"] = "\n".join(problems)
         return CheckOutcome(
@@ -77,15 +67,6 @@ def run_contract(contract, frame: pd.DataFrame, *, min_rows: int) -> tuple[Check
     return CheckOutcome(
         CHECK_NAME, True, Severity.ERROR, f"Contract {contract.__name__} passed.", metadata
     ), validated
-
-
-def _value_set_checks(contract) -> set[tuple[str, str]]:
-    """(column, check) of the contract's checks against a set of values (isin, notin, and custom
-    checks whose statistics hold a collection), as Pandera names them in failure cases."""
-    schema = contract.to_schema()
-    checks = [(name, check) for name, column in schema.columns.items() for check in column.checks]
-    return {(name, str(check.error)) for name, check in checks
-            if any(isinstance(value, (list, tuple, set, frozenset)) for value in (check.statistics or {}).values())}
 
 
 def _value_counts(values: pd.Series) -> dict[str, int]:
