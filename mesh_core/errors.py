@@ -106,3 +106,19 @@ class ProductRetiredError(MeshError):
 class ProductOutputError(MeshError):
     """A product's output cannot be published as it is: not a pandas DataFrame, no columns, columns a
     reader cannot address, or values Delta Lake cannot store; the message says which and how to fix it."""
+
+
+class ContractConversionError(ProductOutputError):
+    """A product's output stream has values its contract's types cannot hold without changing them: the
+    message names the product, the column, the type and a sample of the values, in a contract failure's
+    words (`col: N value(s) do not convert to T (sample)`)."""
+
+    def __init__(self, product: str, column: str, dtype: str, problem: str):
+        self.product, self.column, self.dtype, self.problem = product, column, dtype, problem
+        super().__init__(
+            f"{product} cannot be published: {problem}. A contract may change how a value is stored, never the "
+            f"value: convert or round '{column}' in the product, or declare the type its values have."
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.product, self.column, self.dtype, self.problem))
