@@ -215,21 +215,22 @@ def broken_frames(contract, good: pd.DataFrame) -> dict[str, pd.DataFrame]:
         frame[name] = frame[name].astype(object)
         for row in rows:
             frame.at[row, name] = value
+        frame.attrs["broken"] = name
         return frame
 
     for name, column in schema.columns.items():
         stats = {check.name: check.statistics for check in column.checks}
-        if not column.nullable and "nulls" not in broken:
-            broken["nulls"] = changed(name, [1, 2, 3], None)
+        kind = _kind(str(column.dtype))
+        if not column.nullable and f"nulls ({kind})" not in broken:
+            broken[f"nulls ({kind})"] = changed(name, [1, 2, 3], None)
         if "isin" in stats and "not in set" not in broken:
             broken["not in set"] = changed(name, [2, 5], "ZZZ")
         if "str_length" in stats and "wrong length" not in broken:
             broken["wrong length"] = changed(name, [4], "TOO_LONG_A_VALUE")
-        bounds = [(k, s) for k, s in stats.items() if k.startswith(("greater", "less"))]
-        if bounds and "out of range" not in broken:
-            kind, stat = bounds[0]
-            edge = stat.get("min_value", stat.get("max_value"))
-            broken["out of range"] = changed(name, [6, 7], edge - 1 if kind.startswith("greater") else edge + 1)
+        for bound, stat in stats.items():
+            if bound.startswith(("greater", "less")) and f"out of range ({bound})" not in broken:
+                edge = stat.get("min_value", stat.get("max_value"))
+                broken[f"out of range ({bound})"] = changed(name, [6, 7], edge - 1 if bound.startswith("greater") else edge + 1)
         if column.unique and "duplicate unique column" not in broken:
             broken["duplicate unique column"] = changed(name, [8, 9], good.at[10, name])
     if schema.unique:
@@ -244,6 +245,10 @@ def broken_frames(contract, good: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return broken
 
 
+def _kind(dtype: str) -> str:
+    return "text" if dtype in ("str", "string") else "timestamp" if dtype.startswith("datetime") else dtype
+
+
 def compare(contract, frame: pd.DataFrame, tmp_path, min_rows: int) -> tuple[dict, dict]:
     """Both engines on the same rows, the polars one over a Parquet file as a run stages them."""
     path = tmp_path / "part-0.parquet"
@@ -254,6 +259,23 @@ def compare(contract, frame: pd.DataFrame, tmp_path, min_rows: int) -> tuple[dic
              "problems": sorted(o.metadata.get("problems", "").splitlines()),
              "offending": getattr(o.metadata.get("offending_values"), "data", None)}
             for o in (pandas_outcome, polars_outcome)]
+
+
+def without_numpy_knock_ons(outcome: dict, column: str) -> dict:
+    """The one difference kept: numpy's int64 and bool cannot hold a null. On pandas a null in an
+    integer column also fails its coercion and its type (two more problems, one failure per null
+    each); a null in a bool column is coerced to False, which fails as a changed value instead of
+    as not_nullable. Arrow and Polars hold the null and report it once, as not_nullable."""
+    problems = outcome["problems"]
+    changed = [p for p in problems if p.startswith(f"{column}: coercion to bool would change")]
+    if changed:
+        count = int(changed[0].split("would change ")[1].split(" ")[0])
+        return outcome | {"problems": sorted([p for p in problems if p not in changed]
+                                             + [f"{column}: not_nullable ({count} failures)"])}
+    knock_ons = [p for p in problems if "do not convert to int64 (null)" in p or "expected int64, got" in p]
+    assert len(knock_ons) == 2, problems
+    nulls = int(knock_ons[0].split(": ")[1].split(" ")[0])
+    return outcome | {"problems": [p for p in problems if p not in knock_ons], "failures": outcome["failures"] - 2 * nulls}
 
 
 @pytest.mark.parametrize("domain", [pytest.param(d, marks=needs_example(d)) for d in EXAMPLE_DOMAINS])
@@ -275,6 +297,8 @@ def test_pandas_and_polars_agree_on_every_example_contract_with_good_and_broken_
             min_rows = len(frame) + 1 if rule == "too few rows" else 1
             pandas_outcome, polars_outcome = compare(contract, frame, tmp_path, min_rows)
             assert not pandas_outcome["passed"], (contract.__name__, rule)
+            if rule in ("nulls (int64)", "nulls (bool)"):
+                pandas_outcome = without_numpy_knock_ons(pandas_outcome, frame.attrs["broken"])
             assert polars_outcome == pandas_outcome, (contract.__name__, rule)
             table.append(f"{contract.__name__} x {rule}: both fail, {pandas_outcome['failures']} failure(s): "
                          + " | ".join(pandas_outcome["problems"]))
@@ -283,7 +307,7 @@ def test_pandas_and_polars_agree_on_every_example_contract_with_good_and_broken_
 
 # --- memory -----------------------------------------------------------------------------------------
 
-MEMORY_PROBE = textwrap.dedent("""
+MEMORY_PROBE = textwrap.dedent(r"""
     import resource, sys
     import pandera.pandas as pa, polars as pl
     from pandera.typing import Series
