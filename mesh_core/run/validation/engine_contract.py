@@ -105,6 +105,7 @@ def conform(reader: "pa.RecordBatchReader", contract, ref) -> "pa.RecordBatchRea
     extras = [] if schema.strict == "filter" else [reader.schema.field(n) for n in names if n not in target.names]
     casts = {f.name: f.type for f in fields
              if (schema.coerce or schema.columns[f.name].coerce) and reader.schema.field(f.name).type != f.type}
+    # nullable throughout: a null where the contract forbids one is the contract's to report, with its count
     out = pa.schema([f.with_type(casts.get(f.name, reader.schema.field(f.name).type)).with_nullable(True)
                      for f in fields] + extras)
     declared = {n: str(c.dtype) for n, c in schema.columns.items()}

@@ -250,9 +250,11 @@ def _kind(dtype: str) -> str:
 
 
 def compare(contract, frame: pd.DataFrame, tmp_path, min_rows: int) -> tuple[dict, dict]:
-    """Both engines on the same rows, the polars one over a Parquet file as a run stages them."""
+    """Both engines on the same rows, the polars one as a run does it: the stream conformed to the
+    contract, staged as Parquet (timestamps in microseconds, as Delta keeps them), scanned lazily."""
     path = tmp_path / "part-0.parquet"
-    pq.write_table(pyarrow.Table.from_pandas(frame, preserve_index=False), path)
+    stream = conform(pyarrow.Table.from_pandas(frame, preserve_index=False).to_reader(max_chunksize=10), contract, "d.p")
+    pq.write_table(stream.read_all(), path, coerce_timestamps="us")
     pandas_outcome, _ = run_contract(contract, frame, min_rows=min_rows)
     polars_outcome = run_contract_polars(contract, pl.scan_parquet(path), min_rows=min_rows)
     return [{"passed": o.passed, "failures": o.metadata.get("failure_count", 0),
