@@ -146,11 +146,10 @@ def _engine_violations(domain: str, product: DataProduct):
     from mesh_core.run.validation.engine_contract import engine_problems
     from mesh_core.run.validation.suite_sql import sql_problems
 
-    fix = ("change what it names, or keep the product in pandas (return a pandas DataFrame, annotate it -> pd.DataFrame; "
-           "docs/engines.md lists what runs in each engine).")
+    fix = "see docs/engines.md for what runs in each engine."  # each problem says its own fix
     for problem in engine_problems(product.contract):
         yield Violation(domain, product.name, "engine-contract",
-                        f"its contract {product.contract.__name__} cannot run in {product.engine.value}: {problem}", fix)
+                        f"its contract cannot run in {product.engine.value}: {problem}.", fix)
     for problem in sql_problems(product.suite):
         yield Violation(domain, product.name, "engine-suite",
-                        f"its suite cannot run in {product.engine.value} (GX's SQL engine over DuckDB): {problem}", fix)
+                        f"its suite cannot run in {product.engine.value} (GX's SQL engine over DuckDB): {problem}.", fix)
