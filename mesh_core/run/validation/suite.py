@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -37,15 +37,23 @@ def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.Da
     """Validate `frame` against the suite in an ephemeral GX context: one outcome per expectation.
     A failure's sample names its rows by the `keys` columns (by their position when there are none)."""
     keys = [key for key in keys if key in frame.columns]
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE,
-                     **({"unexpected_index_column_names": keys} if keys else {})}
-    with _SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
-        validation = _validation(suite_name, expectations)
+    with SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
+        validation = validation_definition(suite_name, expectations, _PANDAS_SOURCE, _dataframe_batch)
         try:
-            result = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+            result = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format(keys))
         finally:
-            _SUITES.release()
+            SUITES.release()
+    return suite_outcomes(suite_name, expectations, result, keys)
 
+
+def result_format(keys: Sequence[str]) -> dict:
+    """What GX reports per expectation, the same for every engine: counts, and a sample named by `keys`."""
+    return {"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE,
+            **({"unexpected_index_column_names": list(keys)} if keys else {})}
+
+
+def suite_outcomes(suite_name: str, expectations: Sequence[Expectation], result, keys: Sequence[str]) -> list[CheckOutcome]:
+    """A GX validation result as one CheckOutcome per expectation, whichever engine computed it."""
     by_name = {item.name: item for item in expectations}
     outcomes = []
     for evr in result.results:
@@ -63,55 +71,79 @@ def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.Da
     return outcomes
 
 
+_PANDAS_SOURCE = "mesh"
+
+
+def _dataframe_batch(source, name: str):
+    return source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("output")
+
+
 class _Suites:
-    """One ephemeral GX context per process, and one validation definition per suite, built
-    the first time the suite runs and run again on every later output: setting up a context, a
-    datasource and a suite costs more than validating a small product."""
+    """One ephemeral GX context per process, a datasource per engine, and one validation definition
+    per suite and engine, built the first time the suite runs there and run again on every later
+    output: setting up a context, a datasource and a suite costs more than validating a small product."""
 
     def __init__(self):
         self.lock = threading.RLock()
-        self._context = self._source = None
+        self._context = None
+        self._sources: dict[str, object] = {}
         self._count = 0
-        self._built: dict[str, tuple[str, object]] = {}  # suite name -> (what it was built from, definition)
+        self._built: dict[tuple[str, str], tuple[str, object]] = {}  # (source, suite) -> (built from, definition)
 
-    def validation(self, suite_name: str, expectations: Sequence[Expectation]):
+    def source(self, name: str, add: Callable | None = None):
+        """The datasource `name`, added by `add(context)` the first time (a pandas one by default)."""
+        with self.lock:
+            if name not in self._sources:
+                context = self._context_once()
+                self._sources[name] = (add or (lambda c: c.data_sources.add_pandas(name)))(context)
+            return self._sources[name]
+
+    def validation(self, suite_name: str, expectations: Sequence[Expectation], source_name: str,
+                   batch_definition: Callable[[object, str], object]):
         import great_expectations as gx
 
         declared = json.dumps([item.as_dict() for item in expectations], sort_keys=True, default=str)
         with self.lock:
-            built = self._built.get(suite_name)
+            built = self._built.get((source_name, suite_name))
             if built is not None and built[0] == declared:
                 return built[1]
-            if self._context is None:
-                from great_expectations.data_context.types.base import ProgressBarsConfig
-
-                self._context = gx.get_context(mode="ephemeral")
-                self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-                self._source = self._context.data_sources.add_pandas("mesh")
+            context = self._context_once()
             # GX names are unique in a context: a suite declared anew (a reloaded product) gets a new name.
             self._count += 1
             name = f"{suite_name}#{self._count}"
-            batch = self._source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("output")
-            suite = self._context.suites.add(gx.ExpectationSuite(name=name, expectations=build_gx_expectations(expectations)))
-            definition = self._context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-            self._built[suite_name] = (declared, definition)
+            batch = batch_definition(self.source(source_name), name)
+            suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=build_gx_expectations(expectations)))
+            definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+            self._built[(source_name, suite_name)] = (declared, definition)
             return definition
 
     def release(self) -> None:
-        """Drop the frame GX keeps as its active batch: the validated output must not outlive its step."""
+        """Drop what GX keeps as its active batches: the validated output must not outlive its step."""
         with self.lock:
-            if self._source is not None:
-                batches = self._source.get_execution_engine().batch_manager
+            for source in self._sources.values():
+                batches = source.get_execution_engine().batch_manager
                 batches.reset_batch_cache()
                 batches.batch_data_cache.clear()
 
+    def _context_once(self):
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # read when GX is imported
+        import great_expectations as gx
 
-_SUITES = _Suites()
+        if self._context is None:
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        return self._context
 
 
-def _validation(suite_name: str, expectations: Sequence[Expectation]):
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    return _SUITES.validation(suite_name, expectations)
+SUITES = _Suites()
+
+
+def validation_definition(suite_name: str, expectations: Sequence[Expectation], source_name: str,
+                          batch_definition: Callable[[object, str], object]):
+    """The suite's GX validation definition on datasource `source_name` (see `_Suites.validation`)."""
+    return SUITES.validation(suite_name, expectations, source_name, batch_definition)
 
 
 def _exception_message(info) -> str | None:

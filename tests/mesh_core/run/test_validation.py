@@ -147,7 +147,7 @@ def test_one_gx_context_serves_every_suite_and_keeps_no_validated_frame(monkeypa
 
     from mesh_core.run.validation import suite as engine
 
-    monkeypatch.setattr(engine, "_SUITES", engine._Suites())
+    monkeypatch.setattr(engine, "SUITES", engine._Suites())
     contexts = []
     get_context = gx.get_context
     monkeypatch.setattr(gx, "get_context", lambda **kw: contexts.append(kw) or get_context(**kw))
