@@ -181,8 +181,8 @@ def _sample(item: Expectation, details: dict, keys: Sequence[str]) -> str:
     """The first failing rows, each by its key columns and the values checked: `flight_id=7: dep_delay=null`."""
     values = details.get("partial_unexpected_list") or []
     rows = details.get("partial_unexpected_index_list") or []
-    if len(rows) != len(values):  # an expectation GX gives no row index for: the values alone
-        return ", ".join(map(shown_value, values))
+    if len(rows) != len(values):  # no row index (GX's SQL engine gives none without keys): the values alone
+        return "; ".join(_checked(item, value) for value in values)
     shown = []
     for row, value in zip(rows, values):
         if isinstance(row, dict):  # {key: ..., checked column: ...}
@@ -195,6 +195,8 @@ def _sample(item: Expectation, details: dict, keys: Sequence[str]) -> str:
 
 
 def _checked(item: Expectation, value) -> str:
+    if isinstance(value, dict):  # several columns, by name
+        return ", ".join(f"{k}={shown_value(v)}" for k, v in value.items())
     if isinstance(value, tuple):  # a pair or several columns: the values in the order GX checked them
         return "(" + ", ".join(map(shown_value, value)) + ")"
     return f"{item.column}={shown_value(value)}" if item.column else shown_value(value)

@@ -21,7 +21,8 @@ _ENGINE_TYPES = "names a type as one engine spells it (pandas 'int64', DuckDB 'B
     "declare the column's type in the contract instead, which every engine checks"
 _NO_SQL_METRIC = "GX 1.24 computes it in pandas only (its metric has no SQL implementation)"
 _NO_DUCKDB_REGEX = "GX 1.24 knows no regular-expression operator for DuckDB ('Regex is not supported for dialect duckdb')"
-_NO_DUCKDB_LIKE = "GX 1.24 knows no LIKE operator for DuckDB ('Like patterns are not supported for dialect duckdb')"
+_NO_DUCKDB_LIKE = "GX 1.24 knows no LIKE operator for DuckDB ('Like patterns are not supported for dialect duckdb'), " \
+    "and runs LIKE patterns in no other engine Mesh uses"
 # Expectation types GX 1.24's SQL engine cannot run over DuckDB, and why. tests/.../test_suite_sql.py
 # checks this against GX: every type listed fails on DuckDB, and every type whose metric is pandas-only is listed.
 NOT_ON_SQL = {
@@ -62,6 +63,11 @@ def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths
     in DuckDB: one outcome per expectation, as `run_suite` gives for a DataFrame."""
     if not paths:
         raise ValueError(f"Suite {suite_name}: no Parquet file to validate; pass the staged files' paths.")
+    remote = [str(path) for path in paths if "://" in str(path)]
+    if remote:  # DuckDB would fetch its httpfs extension from the network to read them
+        raise ValueError(
+            f"Suite {suite_name}: DuckDB here reads local Parquet files only, not {remote[0]}; validate an object-store "
+            "port with the product's output in pandas, or install DuckDB's httpfs extension in the image first.")
     view = _view_name(suite_name)
     with SUITES.lock:  # one validation at a time per process, as run_suite
         engine = SUITES.source(_SOURCE, _add_duckdb).get_engine()
