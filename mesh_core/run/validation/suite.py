@@ -38,7 +38,8 @@ def run_suite(suite_name: str, expectations: Sequence[Expectation], frame: pd.Da
     A failure's sample names its rows by the `keys` columns (by their position when there are none)."""
     keys = [key for key in keys if key in frame.columns]
     with SUITES.lock:  # the context's batch cache is shared: one validation at a time per process
-        validation = validation_definition(suite_name, expectations, _PANDAS_SOURCE, _dataframe_batch)
+        source = SUITES.source(_PANDAS_SOURCE, lambda context: context.data_sources.add_pandas(_PANDAS_SOURCE))
+        validation = SUITES.validation(suite_name, expectations, source, _dataframe_batch)
         try:
             result = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format(keys))
         finally:
@@ -90,31 +91,32 @@ class _Suites:
         self._count = 0
         self._built: dict[tuple[str, str], tuple[str, object]] = {}  # (source, suite) -> (built from, definition)
 
-    def source(self, name: str, add: Callable | None = None):
-        """The datasource `name`, added by `add(context)` the first time (a pandas one by default)."""
+    def source(self, name: str, add: Callable[[object], object]):
+        """The datasource `name`, added to the context by `add(context)` the first time."""
         with self.lock:
             if name not in self._sources:
-                context = self._context_once()
-                self._sources[name] = (add or (lambda c: c.data_sources.add_pandas(name)))(context)
+                self._sources[name] = add(self._context_once())
             return self._sources[name]
 
-    def validation(self, suite_name: str, expectations: Sequence[Expectation], source_name: str,
+    def validation(self, suite_name: str, expectations: Sequence[Expectation], source,
                    batch_definition: Callable[[object, str], object]):
-        import great_expectations as gx
-
+        """The suite's validation definition on `source` (a datasource of `source()`), its batch made
+        by `batch_definition(source, name)`."""
         declared = json.dumps([item.as_dict() for item in expectations], sort_keys=True, default=str)
         with self.lock:
-            built = self._built.get((source_name, suite_name))
+            built = self._built.get((source.name, suite_name))
             if built is not None and built[0] == declared:
                 return built[1]
             context = self._context_once()
+            import great_expectations as gx
+
             # GX names are unique in a context: a suite declared anew (a reloaded product) gets a new name.
             self._count += 1
             name = f"{suite_name}#{self._count}"
-            batch = batch_definition(self.source(source_name), name)
+            batch = batch_definition(source, name)
             suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=build_gx_expectations(expectations)))
             definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-            self._built[(source_name, suite_name)] = (declared, definition)
+            self._built[(source.name, suite_name)] = (declared, definition)
             return definition
 
     def release(self) -> None:
@@ -138,12 +140,6 @@ class _Suites:
 
 
 SUITES = _Suites()
-
-
-def validation_definition(suite_name: str, expectations: Sequence[Expectation], source_name: str,
-                          batch_definition: Callable[[object, str], object]):
-    """The suite's GX validation definition on datasource `source_name` (see `_Suites.validation`)."""
-    return SUITES.validation(suite_name, expectations, source_name, batch_definition)
 
 
 def _exception_message(info) -> str | None:

@@ -13,8 +13,9 @@ import re
 from typing import Sequence
 
 from mesh_core.declare.expectation import Expectation
+from mesh_core.errors import StorageError
 from mesh_core.run.validation.outcome import CheckOutcome
-from mesh_core.run.validation.suite import SUITES, result_format, suite_outcomes, validation_definition
+from mesh_core.run.validation.suite import SUITES, result_format, suite_outcomes
 
 _SOURCE = "mesh_duckdb"
 _ENGINE_TYPES = "names a type as one engine spells it (pandas 'int64', DuckDB 'BIGINT'); " \
@@ -68,16 +69,24 @@ def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths
         raise ValueError(
             f"Suite {suite_name}: DuckDB here reads local Parquet files only, not {remote[0]}; validate an object-store "
             "port with the product's output in pandas, or install DuckDB's httpfs extension in the image first.")
+    import sqlalchemy.exc
+
     view = _view_name(suite_name)
     with SUITES.lock:  # one validation at a time per process, as run_suite
-        engine = SUITES.source(_SOURCE, _add_duckdb).get_engine()
+        source = SUITES.source(_SOURCE, _add_duckdb)
+        engine = source.get_engine()
         files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
-        with engine.begin() as connection:
-            connection.exec_driver_sql(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM read_parquet([{files}])')
-            columns = set(connection.exec_driver_sql(f'SELECT * FROM "{view}" LIMIT 0').keys())
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM read_parquet([{files}])')
+                columns = set(connection.exec_driver_sql(f'SELECT * FROM "{view}" LIMIT 0').keys())
+        except sqlalchemy.exc.DBAPIError as exc:
+            raise StorageError(
+                f"Suite {suite_name}: DuckDB cannot read the {len(paths)} Parquet file(s) to validate, from {paths[0]}: "
+                f"{exc.orig}. Stage the output again; the files must exist and be Parquet of one schema.") from exc
         keys = [key for key in keys if key in columns]
-        validation = validation_definition(
-            suite_name, expectations, _SOURCE,
+        validation = SUITES.validation(
+            suite_name, expectations, source,
             lambda source, name: source.add_table_asset(name=name, table_name=view).add_batch_definition_whole_table("output"))
         try:
             result = validation.run(result_format=result_format(keys))

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mesh_core import Expectation
+from mesh_core.errors import StorageError
 from mesh_core.run.validation.suite import run_suite
 from mesh_core.run.validation.suite_sql import NOT_ON_SQL, run_suite_duckdb, sql_problems
 from tests.support import EXAMPLE_DOMAINS, REPO, needs_example
@@ -92,6 +93,9 @@ def test_a_missing_column_and_no_files_are_reported_not_crashed(tmp_path):
         run_suite_duckdb("lab.none", CHECKS, [])
     with pytest.raises(ValueError, match="local Parquet files only, not s3://bucket/part-0.parquet"):
         run_suite_duckdb("lab.remote", CHECKS, ["s3://bucket/part-0.parquet"])
+    gone = str(tmp_path / "discarded" / "part-0.parquet")
+    with pytest.raises(StorageError, match=f"Suite lab.gone: DuckDB cannot read the 1 Parquet file.s. to validate, from {gone}"):
+        run_suite_duckdb("lab.gone", CHECKS, [gone])
 
 
 def test_sql_problems_name_each_expectation_that_cannot_run_in_duckdb_and_why():
