@@ -7,6 +7,7 @@ import os
 import threading
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mesh_core.declare.expectation import Expectation, Severity
@@ -152,6 +153,8 @@ def _exception_message(info) -> str | None:
 
 
 def _plain(value):
+    if isinstance(value, np.generic):  # pandas' metrics are numpy scalars, SQL's are Python ones: the same number
+        value = value.item()
     if isinstance(value, (int, float, str, bool)):
         return value
     return str(value)
