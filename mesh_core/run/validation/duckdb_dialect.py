@@ -30,6 +30,7 @@ class _BufferedExecutionContext(DuckDBDialect.execution_ctx_cls):
 class BufferedDuckDBDialect(DuckDBDialect):
     driver = DRIVER
     execution_ctx_cls = _BufferedExecutionContext
+    supports_statement_cache = False  # as duckdb-engine's; SQLAlchemy warns on a dialect that does not say
 
 
 def register() -> str:

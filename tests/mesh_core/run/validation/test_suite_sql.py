@@ -40,6 +40,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.filterwarnings("error")  # SQLAlchemy warns on a dialect that does not state its statement caching
 def test_the_plain_duckdb_dialect_loses_a_result_when_its_connection_closes_and_the_buffered_one_keeps_it():
     # Why duckdb_dialect exists: GX fetches a metric's rows after closing the connection that ran it.
     import sqlalchemy as sa
@@ -49,7 +50,7 @@ def test_the_plain_duckdb_dialect_loses_a_result_when_its_connection_closes_and_
     def fetched_after_close(url: str) -> list:
         engine = sa.create_engine(url)
         with engine.connect() as connection:
-            result = connection.exec_driver_sql("SELECT 42")
+            result = connection.execute(sa.text("SELECT 42"))  # compiled, as GX's queries are
         rows = result.fetchall()
         engine.dispose()
         return rows
