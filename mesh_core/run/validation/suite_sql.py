@@ -18,40 +18,46 @@ from mesh_core.run.validation.outcome import CheckOutcome
 from mesh_core.run.validation.suite import SUITES, result_format, suite_outcomes
 
 _SOURCE = "mesh_duckdb"
-_ENGINE_TYPES = "names a type as one engine spells it (pandas 'int64', DuckDB 'BIGINT'); " \
-    "declare the column's type in the contract instead, which every engine checks"
 _NO_SQL_METRIC = "GX 1.24 computes it in pandas only (its metric has no SQL implementation)"
+_ENGINE_TYPES = ("it names a type as one engine spells it (pandas 'int64', DuckDB 'BIGINT')",
+                 "declare the column's type in the contract instead, which every engine checks")
 _NO_DUCKDB_REGEX = "GX 1.24 knows no regular-expression operator for DuckDB ('Regex is not supported for dialect duckdb')"
-_NO_DUCKDB_LIKE = "GX 1.24 knows no LIKE operator for DuckDB ('Like patterns are not supported for dialect duckdb'), " \
-    "and runs LIKE patterns in no other engine Mesh uses"
-# Expectation types GX 1.24's SQL engine cannot run over DuckDB, and why. tests/.../test_suite_sql.py
+_REGEX_IN_CONTRACT = "check the pattern in the contract instead (pa.Field(str_matches=...) runs in Polars)"
+_NO_DUCKDB_LIKE = ("GX 1.24 knows no LIKE operator for DuckDB ('Like patterns are not supported for dialect duckdb'), "
+                   "and evaluates LIKE patterns in no other engine Mesh uses")
+_KEEP_PANDAS = "express the rule as a contract check, or keep the product's output in pandas"
+# Expectation types GX 1.24's SQL engine cannot run over DuckDB: (why, how to fix). tests/.../test_suite_sql.py
 # checks this against GX: every type listed fails on DuckDB, and every type whose metric is pandas-only is listed.
 NOT_ON_SQL = {
-    "ExpectColumnValuesToBeDateutilParseable": _NO_SQL_METRIC,
-    "ExpectColumnValuesToBeJsonParseable": _NO_SQL_METRIC,
-    "ExpectColumnValuesToMatchJsonSchema": _NO_SQL_METRIC,
-    "ExpectColumnValuesToMatchStrftimeFormat": _NO_SQL_METRIC,
-    "ExpectColumnValuesToBeIncreasing": _NO_SQL_METRIC,
-    "ExpectColumnValuesToBeDecreasing": _NO_SQL_METRIC,
-    "ExpectColumnValuesToBeOfType": f"{_NO_SQL_METRIC}, and it {_ENGINE_TYPES}",
-    "ExpectColumnValuesToBeInTypeList": f"{_NO_SQL_METRIC}, and it {_ENGINE_TYPES}",
-    "ExpectColumnTypeToBe": f"it {_ENGINE_TYPES}",
-    "ExpectColumnValuesToMatchRegex": _NO_DUCKDB_REGEX,
-    "ExpectColumnValuesToNotMatchRegex": _NO_DUCKDB_REGEX,
-    "ExpectColumnValuesToMatchRegexList": _NO_DUCKDB_REGEX,
-    "ExpectColumnValuesToNotMatchRegexList": _NO_DUCKDB_REGEX,
-    "ExpectColumnValuesToMatchLikePattern": _NO_DUCKDB_LIKE,
-    "ExpectColumnValuesToNotMatchLikePattern": _NO_DUCKDB_LIKE,
-    "ExpectColumnValuesToMatchLikePatternList": _NO_DUCKDB_LIKE,
-    "ExpectColumnValuesToNotMatchLikePatternList": _NO_DUCKDB_LIKE,
-    "ExpectColumnValuesToNotBeOutliers": "GX 1.24 implements its IQR statistics for no SQL dialect but a few, not DuckDB",
+    "ExpectColumnValuesToBeDateutilParseable": (_NO_SQL_METRIC, _KEEP_PANDAS),
+    "ExpectColumnValuesToBeJsonParseable": (_NO_SQL_METRIC, _KEEP_PANDAS),
+    "ExpectColumnValuesToMatchJsonSchema": (_NO_SQL_METRIC, _KEEP_PANDAS),
+    "ExpectColumnValuesToMatchStrftimeFormat": (_NO_SQL_METRIC, "declare the column as a timestamp in the contract, or "
+                                                + _KEEP_PANDAS),
+    "ExpectColumnValuesToBeIncreasing": (_NO_SQL_METRIC, _KEEP_PANDAS),
+    "ExpectColumnValuesToBeDecreasing": (_NO_SQL_METRIC, _KEEP_PANDAS),
+    "ExpectColumnValuesToBeOfType": (f"{_NO_SQL_METRIC}, and {_ENGINE_TYPES[0]}", _ENGINE_TYPES[1]),
+    "ExpectColumnValuesToBeInTypeList": (f"{_NO_SQL_METRIC}, and {_ENGINE_TYPES[0]}", _ENGINE_TYPES[1]),
+    "ExpectColumnTypeToBe": _ENGINE_TYPES,
+    "ExpectColumnValuesToMatchRegex": (_NO_DUCKDB_REGEX, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToNotMatchRegex": (_NO_DUCKDB_REGEX, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToMatchRegexList": (_NO_DUCKDB_REGEX, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToNotMatchRegexList": (_NO_DUCKDB_REGEX, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToMatchLikePattern": (_NO_DUCKDB_LIKE, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToNotMatchLikePattern": (_NO_DUCKDB_LIKE, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToMatchLikePatternList": (_NO_DUCKDB_LIKE, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToNotMatchLikePatternList": (_NO_DUCKDB_LIKE, _REGEX_IN_CONTRACT),
+    "ExpectColumnValuesToNotBeOutliers": ("GX 1.24 implements its IQR statistics for a few SQL dialects, not DuckDB",
+                                          "bound the values with ExpectColumnValuesToBeBetween or "
+                                          "ExpectColumnValueZScoresToBeLessThan, which run in DuckDB"),
 }
 
 
 def sql_problems(expectations: Sequence[Expectation]) -> list[str]:
     """What of a suite cannot run in GX's SQL engine over DuckDB: each expectation by its check name
-    and type, with why (the caller says the fix). Cheap: no GX import, no data; run at load."""
-    return [f"{item.name} ({item.type}): {NOT_ON_SQL[item.type]}" for item in expectations if item.type in NOT_ON_SQL]
+    and type, why, and how to fix it. Cheap: no GX import, no data; run at load."""
+    return [f"{item.name} ({item.type}): {NOT_ON_SQL[item.type][0]}; {NOT_ON_SQL[item.type][1]}"
+            for item in expectations if item.type in NOT_ON_SQL]
 
 
 def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths: Sequence[str],
