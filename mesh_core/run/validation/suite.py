@@ -55,9 +55,10 @@ def result_format(keys: Sequence[str]) -> dict:
 
 
 def suite_outcomes(suite_name: str, expectations: Sequence[Expectation], result, keys: Sequence[str]) -> list[CheckOutcome]:
-    """A GX validation result as one CheckOutcome per expectation, whichever engine computed it."""
+    """A GX validation result as one CheckOutcome per expectation, whichever engine computed it, in the
+    suite's order (GX orders its results by how it resolved them, which differs between engines)."""
     by_name = {item.name: item for item in expectations}
-    outcomes = []
+    outcomes = {}
     for evr in result.results:
         item = by_name[evr.expectation_config.meta["mesh_check"]]
         details = evr.result or {}
@@ -69,8 +70,8 @@ def suite_outcomes(suite_name: str, expectations: Sequence[Expectation], result,
         if exception:
             metadata["exception"] = exception
         passed = bool(evr.success)
-        outcomes.append(CheckOutcome(item.name, passed, item.severity, _describe(item, passed, details, exception), metadata))
-    return outcomes
+        outcomes[item.name] = CheckOutcome(item.name, passed, item.severity, _describe(item, passed, details, exception), metadata)
+    return [outcomes[item.name] for item in expectations]
 
 
 _PANDAS_SOURCE = "mesh"

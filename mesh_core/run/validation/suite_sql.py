@@ -52,12 +52,23 @@ NOT_ON_SQL = {
                                           "ExpectColumnValueZScoresToBeLessThan, which run in DuckDB"),
 }
 
+_PASS_THROUGH_PARSERS = ("pandas", "spark")  # GX hands these conditions to that engine's own query language
+
 
 def sql_problems(expectations: Sequence[Expectation]) -> list[str]:
     """What of a suite cannot run in GX's SQL engine over DuckDB: each expectation by its check name
     and type, why, and how to fix it. Cheap: no GX import, no data; run at load."""
-    return [f"{item.name} ({item.type}): {NOT_ON_SQL[item.type][0]}; {NOT_ON_SQL[item.type][1]}"
-            for item in expectations if item.type in NOT_ON_SQL]
+    problems = []
+    for item in expectations:
+        if item.type in NOT_ON_SQL:
+            problems.append(f"{item.name} ({item.type}): {NOT_ON_SQL[item.type][0]}; {NOT_ON_SQL[item.type][1]}")
+        parser = item.params.get("condition_parser")
+        if item.params.get("row_condition") and parser in _PASS_THROUGH_PARSERS:
+            problems.append(
+                f"{item.name} ({item.type}): its row_condition {item.params['row_condition']!r} is {parser} syntax "
+                f"(condition_parser={parser!r}), which GX 1.24 evaluates in {parser} only; write it in GX's own syntax, "
+                "which runs in every engine: condition_parser='great_expectations', row_condition='col(\"status\") != \"cancelled\"'")
+    return problems
 
 
 def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths: Sequence[str],

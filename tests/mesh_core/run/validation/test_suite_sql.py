@@ -112,6 +112,27 @@ def test_sql_problems_name_each_expectation_that_cannot_run_in_duckdb_and_why():
     assert sql_problems(CHECKS) == []
 
 
+def test_a_row_condition_in_pandas_syntax_is_a_problem_and_the_fix_it_names_runs_in_both_engines(tmp_path):
+    frame = pd.DataFrame({"id": [1, 2, 3, 4], "status": ["cancelled", "on_time", "delayed", "on_time"],
+                          "dep_delay": [None, 1.0, None, 3.0]})
+    pandas_syntax = Expectation("ExpectColumnValuesToNotBeNull", column="dep_delay", name="departed_have_delay",
+                                condition_parser="pandas", row_condition='status != "cancelled"')
+    [problem] = sql_problems([pandas_syntax])
+    assert problem.startswith("departed_have_delay (ExpectColumnValuesToNotBeNull): its row_condition "
+                              "'status != \"cancelled\"' is pandas syntax")
+    paths = parquet(frame, tmp_path)
+    [on_sql] = run_suite_duckdb("lab.departed", [pandas_syntax], paths, keys=["id"])
+    assert "could not be evaluated" in on_sql.description  # what the problem spares a run from finding out
+    gx_syntax = Expectation("ExpectColumnValuesToNotBeNull", column="dep_delay", name="departed_have_delay",
+                            condition_parser="great_expectations", row_condition='col("status") != "cancelled"')
+    assert problem.endswith("""condition_parser='great_expectations', row_condition='col("status") != "cancelled"'""")
+    assert sql_problems([gx_syntax]) == []
+    [on_sql] = run_suite_duckdb("lab.departed", [gx_syntax], paths, keys=["id"])
+    [in_pandas] = run_suite("lab.departed", [gx_syntax], frame, keys=["id"])
+    assert on_sql == in_pandas and on_sql.metadata["unexpected_count"] == 1 and on_sql.metadata["element_count"] == 3
+    assert on_sql.metadata["unexpected_sample"] == "id=3: dep_delay=null"
+
+
 def test_every_gx_expectation_whose_metric_has_no_sql_implementation_is_listed():
     # Guards NOT_ON_SQL against a GX upgrade: what GX's own registry says runs in pandas only.
     import great_expectations as gx
@@ -226,16 +247,24 @@ _SAMPLE_ROWS = 20_000  # rows of each product validated: the counts must agree, 
 
 
 def example_outputs() -> dict:
-    """{product: (product, its validated output)} for every example product, built from the packaged
-    source data in dependency order, as a run derives them (without publishing)."""
+    """{product: (product, its validated output)} for every example product, with the expectations its
+    consumers rely on, built from the packaged source data in dependency order, as a run derives them
+    (without publishing)."""
+    from dataclasses import replace
+    from pathlib import Path
+
     from mesh_core.declare.product import DataProduct
+    from mesh_core.governance.config import Level
+    from mesh_core.governance.consumers import consumer_expectations, read_reliance
     from mesh_core.run.validation.contract import run_contract
 
     products = {}
     for domain in EXAMPLE_DOMAINS:
-        for value in vars(importlib.import_module(f"domains.{domain}.products")).values():
+        module = importlib.import_module(f"domains.{domain}.products")
+        reliance = read_reliance(Path(module.__file__).parent / "snapshots", domain)
+        for value in vars(module).values():
             if isinstance(value, DataProduct):
-                products[str(value.ref)] = value
+                products[str(value.ref)] = replace(value, relied_on=consumer_expectations(value.name, reliance, Level.WARN))
     outputs: dict = {}
 
     def derive(ref: str) -> pd.DataFrame:
@@ -274,6 +303,8 @@ def broken(frame: pd.DataFrame, suite) -> pd.DataFrame:
             bad.loc[rows[1], p["column_list"]] = bad.loc[rows[0], p["column_list"]].values
         elif item.type == "ExpectTableRowCountToBeBetween":
             continue  # below: it changes the rows every other expectation counts
+        elif sql_problems([item]):
+            continue  # not compared: it cannot run in DuckDB
         else:
             raise AssertionError(f"{item.type}: teach broken() how to break it")
     counts = [item.params for item in suite if item.type == "ExpectTableRowCountToBeBetween"]
@@ -286,9 +317,10 @@ def broken(frame: pd.DataFrame, suite) -> pd.DataFrame:
 def test_every_example_suite_gives_the_same_success_and_counts_in_duckdb_as_in_pandas(tmp_path):
     from mesh_core.declare.contract import key_columns
 
-    table, differences = [], []
+    table, differences, not_on_sql = [], [], []
     for ref, (product, output) in example_outputs().items():
         suite = [*product.suite, *(item for _, item in product.relied_on)]
+        flagged = {item.name for item in suite if sql_problems([item])}
         sample = output.head(_SAMPLE_ROWS).reset_index(drop=True)
         keys = key_columns(product.contract)
         for case, frame in (("good", sample), ("bad", broken(sample, suite))):
@@ -297,6 +329,10 @@ def test_every_example_suite_gives_the_same_success_and_counts_in_duckdb_as_in_p
             on_sql = run_suite_duckdb(product.suite_name, suite, paths, keys)
             for p, s in zip(in_pandas, on_sql, strict=True):
                 assert p.check_name == s.check_name
+                if p.check_name in flagged:  # sql_problems said so at load: the run cannot evaluate it
+                    assert "could not be evaluated" in s.description, s.description
+                    not_on_sql.append((ref, case, p.check_name))
+                    continue
                 row = (ref, case, p.check_name, p.passed, s.passed,
                        p.metadata.get("unexpected_count", p.metadata.get("observed_value")),
                        s.metadata.get("unexpected_count", s.metadata.get("observed_value")))
@@ -307,6 +343,7 @@ def test_every_example_suite_gives_the_same_success_and_counts_in_duckdb_as_in_p
                     print("same counts, other text:", ref, case, p.check_name, p.description, "|", s.description)
     for row in table:
         print(*row, sep=" | ")
+    print("flagged by sql_problems, not compared:", not_on_sql)
     assert not differences, differences
     failed_when_broken = {(r[0], r[2]) for r in table if r[1] == "bad" and (not r[3] or r[5] != next(
         g[5] for g in table if g[1] == "good" and g[:1] + g[2:3] == r[:1] + r[2:3]))}
