@@ -97,16 +97,23 @@ def audit_files(product: DataProduct, paths: Sequence[str]) -> tuple[CheckOutcom
     import polars as pl
 
     from mesh_core.run.validation.engine_contract import run_contract_polars
-    from mesh_core.run.validation.suite_sql import run_suite_duckdb
+    from mesh_core.run.validation.suite_sql import run_suite_duckdb, sql_problems
 
     keys = key_columns(product.contract)
     outcomes = [run_contract_polars(product.contract, pl.scan_parquet(list(paths)), min_rows=product.min_rows),
                 *run_suite_duckdb(product.suite_name, product.suite, list(paths), keys)]
-    current = [item for major, item in product.relied_on if major is None or major == product.major]
+    # A consumer's expectation that cannot run here fails alone, as a warning: never a reason to stop the producer.
+    current = []
     for major, item in product.relied_on:
-        if item not in current:  # a consumer of an older major: a pandas product publishes those (previous_majors)
+        if major is not None and major != product.major:  # an older major: only a pandas product derives those
+            problem = f"major {major} was not derived in this run"
+        else:
+            problem = "; ".join(sql_problems([item])) or None
+        if problem:
             outcomes.append(CheckOutcome(item.name, False, Severity.WARNING,
-                                         f"{item.description}: could not be evaluated: major {major} was not derived in this run"))
+                                         f"{item.description}: could not be evaluated: {problem}"))
+        else:
+            current.append(item)
     if current:
         outcomes += run_suite_duckdb(f"{product.suite_name}.consumers", current, list(paths), keys)
     return tuple(outcomes)
