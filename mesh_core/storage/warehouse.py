@@ -14,7 +14,7 @@ import random
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -70,17 +70,30 @@ class Warehouse:
                     continue
                 raise StorageError(self._explain(message)) from exc
 
-    def replace(self, schema: str, name: str, table: pa.Table, *, port_version: int | None = None) -> None:
-        """Replace one table whole, in one transaction, recording the port version it holds."""
+    def replace(self, schema: str, name: str, data: "pa.Table | pa.RecordBatchReader | Sequence[str] | object", *,
+                port_version: int | None = None, constants: Mapping[str, str] | None = None) -> None:
+        """Replace one table whole, in one transaction, recording the port version it holds.
+
+        `data`: local Parquet files (their paths, read by DuckDB itself), or an Arrow table,
+        record batch stream or dataset (e.g. files on S3): streamed, never copied into pandas.
+        `constants`: text columns added to every row (e.g. the run a quarantined output came from)."""
         target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+        extra = "".join(f", ? AS {_quoted(column)}" for column in (constants or {}))
+        if isinstance(data, (list, tuple)):
+            source, registered = "read_parquet(?)", None
+            parameters = [*(constants or {}).values(), list(data)]
+        else:
+            source, registered, parameters = "mesh_frame", data, list((constants or {}).values())
         with self.connect() as con:
             try:
                 con.execute("BEGIN TRANSACTION")
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
-                con.register("mesh_frame", table)
-                # The frame's own column names and types: nothing is matched by position.
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM mesh_frame")
-                con.unregister("mesh_frame")
+                if registered is not None:
+                    con.register("mesh_frame", registered)
+                # The data's own column names and types: nothing is matched by position.
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT *{extra} FROM {source}", parameters)
+                if registered is not None:
+                    con.unregister("mesh_frame")
                 if port_version is not None:
                     self._record(con, name, port_version)
                 failpoint("warehouse:before-commit")

@@ -51,3 +51,28 @@ def test_another_program_holding_the_file_is_waited_for_briefly_then_named(tmp_p
         holder.wait()
     store.replace("sales", "orders", TABLE, port_version=1)
     assert store.recorded_version("orders") == 1
+
+
+def test_a_table_is_loaded_from_local_parquet_files_or_a_stream_without_a_pandas_copy(tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    parts = []
+    for number, chunk in enumerate([pa.table({"n": [1, 2]}), pa.table({"n": [3]})]):
+        parts.append(str(tmp_path / f"it's part {number}.parquet"))  # a quote in the path reaches no SQL text
+        pq.write_table(chunk, parts[-1])
+    store = Warehouse(tmp_path / "warehouse.duckdb")
+    store.replace("sales", "orders", parts, port_version=2)
+    store.replace("quarantine", "orders", pa.table({"n": [7]}).to_reader(), constants={"_mesh_run_id": "r1"})
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        assert con.execute("SELECT n FROM sales.orders ORDER BY n").fetchall() == [(1,), (2,), (3,)]
+        assert con.execute("SELECT * FROM quarantine.orders").fetchall() == [(7, "r1")]
+    assert store.recorded_version("orders") == 2
+
+
+def test_a_missing_parquet_file_fails_the_load_whole_and_names_the_store(tmp_path):
+    store = Warehouse(tmp_path / "warehouse.duckdb")
+    store.replace("sales", "orders", TABLE, port_version=0)
+    with pytest.raises(StorageError, match=rf"Could not replace sales\.orders in the DuckDB store {store.path}: .*gone\.parquet"):
+        store.replace("sales", "orders", [str(tmp_path / "gone.parquet")], port_version=1)
+    assert store.recorded_version("orders") == 0  # one transaction: the old table and its version stay
