@@ -21,7 +21,7 @@ import stat
 import time
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
 
@@ -52,6 +52,9 @@ _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 _PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600  # an internal product's local port: its domain's OS user only
 _SET_ASIDE_DIR = "_mesh_set_aside"  # Delta Lake's vacuum skips folders starting with "_"
 _CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
+TARGET_FILE_SIZE = 128 * 2**20  # bytes per staged data file: big enough for engines, small enough for memory
+ROW_GROUP_BYTES = 64 * 2**20  # at most, in-memory bytes of one Parquet row group (a quarter of the target below that)
+_HASH_CHUNK = 2**20  # bytes read at a time to verify a data file
 
 
 def data_file_checksum(name: object) -> str | None:
@@ -84,6 +87,24 @@ class PortVersion:
             "files": dict(self.files), "committed_at": self.committed_at.isoformat(),
             "lifecycle": self.lifecycle.metadata(),
         }
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """Data files `OutputPort.stage` wrote into the port and nothing committed yet: readers do not
+    see them until `OutputPort.commit`; the next publish's clean-up deletes them if none does."""
+
+    ref: ProductRef
+    port_uri: str
+    files: Mapping[str, str]  # data file name (part-<16hex>-<sha256>.parquet) -> SHA-256, in write order
+    sizes: Mapping[str, int]  # data file name -> bytes
+    rows: int
+    schema: pa.Schema  # as written (timestamps in microseconds, integers signed)
+    file_rows: Mapping[str, int] = field(default_factory=dict)  # data file name -> rows (Delta's numRecords)
+
+    def paths(self) -> list[str]:
+        """Full locations, in write order: absolute local paths, or s3://bucket/key."""
+        return [f"{self.port_uri}/{name}" for name in self.files]
 
 
 @dataclass(frozen=True)
@@ -179,9 +200,7 @@ class OutputPort:
         next time: a run reads each input's files once, however many of its steps read it.
         A consumer's read (`reader`: the domain a `DomainStorage` was made for), and any read
         from another domain's run, must pass the access and lifecycle rules (`check_read`)."""
-        acting = acting_domain(reader or self.ref.domain)
-        if reader is not None or acting != self.ref.domain:
-            self.check_read(acting)
+        self._check_reader(reader)
         key = (self.uri, version)
         data = cache.get(key) if cache is not None else None
         if data is None:
@@ -190,6 +209,53 @@ class OutputPort:
                 cache[key] = data
         tables = [self._decode(buffer, name, version, columns) for name, buffer in data]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def verified_paths(self, version: int, *, cache: MutableMapping | None = None,
+                       reader: str | None = None) -> list[str]:
+        """The full locations (absolute paths, or s3://bucket/key) of one published version's data
+        files, each verified against its checksum by streaming it (never whole in memory), for an
+        engine to read lazily. Access, lifecycle and `cache` as for `read`: a run hashes a version once."""
+        self._check_reader(reader)
+        key = (self.uri, version, "verified")
+        if cache is not None and key in cache:
+            return list(cache[key])
+        fs, root = self._filesystem()
+        names = self._checked_names(version)
+        for name in names:
+            self._verify_file(fs, root, name, version)
+        paths = [f"{self.uri}/{name}" for name in names]
+        if cache is not None:
+            cache[key] = paths
+        return paths
+
+    def dataset(self, version: int, columns: Sequence[str] | None = None, *,
+                cache: MutableMapping | None = None, reader: str | None = None):
+        """One published version as a `pyarrow.dataset.Dataset` over its verified files, read through
+        the port's own filesystem (local or S3): nothing is decoded until an engine scans it. With
+        `columns`, only those it has (the caller names the missing)."""
+        paths = self.verified_paths(version, cache=cache, reader=reader)
+        return self._dataset([path.rsplit("/", 1)[-1] for path in paths], columns=columns)
+
+    def _dataset(self, names: Sequence[str], schema: pa.Schema | None = None, columns: Sequence[str] | None = None):
+        import pyarrow.dataset as ds
+
+        fs, root = self._filesystem()
+        paths = [f"{root}/{name}" for name in names]
+        try:
+            if schema is None:  # every file of a version is written with one schema: the first one's
+                schema = pq.read_schema(paths[0], filesystem=fs)
+            if columns is not None:
+                schema = pa.schema([schema.field(c) for c in columns if c in schema.names], metadata=schema.metadata)
+            return ds.dataset(paths, schema=schema, format="parquet", filesystem=fs)
+        except OSError as exc:
+            raise StorageError(f"Could not open the data files of {self.ref} at {self.uri}: {_cause(exc)}") from exc
+        except Exception as exc:  # a checksum match makes this a writer bug, still name the port
+            raise IntegrityError(f"The data files of {self.ref} at {self.uri} are unreadable: {_cause(exc)}") from exc
+
+    def _check_reader(self, reader: str | None) -> None:
+        acting = acting_domain(reader or self.ref.domain)
+        if reader is not None or acting != self.ref.domain:
+            self.check_read(acting)
 
     def check_read(self, reader: str) -> None:
         """Refuse `reader` (a domain) what `mesh lint` would refuse its products: another domain's
@@ -202,15 +268,19 @@ class OutputPort:
                                     + " ".join(f"[{v.rule}] {v.message} Fix: {v.fix}" for v in errors))
 
     def _verified_files(self, version: int) -> list[tuple[str, pa.Buffer]]:
-        published = self._published(version)
         fs, root = self._filesystem()
+        return [(name, self._read_file(fs, root, name, version)) for name in self._checked_names(version)]
+
+    def _checked_names(self, version: int) -> list[str]:
+        """The version's data files, as the Delta log lists them, refused unless its publish recorded the same."""
+        published = self._published(version)
         names = self._snapshot_files(version)
         if set(names) != set(published.files):
             raise IntegrityError(
                 f"The Delta log of {self.ref} at {self.uri} says version {version} holds {sorted(names)}, but its "
                 f"publish recorded {sorted(published.files)}: the port was changed outside Mesh. {self._damage_fix()}"
             )
-        return [(name, self._read_file(fs, root, name, version)) for name in names]
+        return names
 
     def published(self, version: int) -> PortVersion:
         """One published version, as its commit records it (a retention or other bookkeeping
@@ -313,38 +383,61 @@ class OutputPort:
                 "or restore the file from a backup.")
 
     def _read_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> pa.Buffer:
-        path, shown = f"{root}/{name}", f"{self.uri}/{name}"  # `shown` keeps the s3:// scheme
-        match = _DATA_FILE.match(name)
-        if match is None:
+        expected = self._checksum_in(name, version)
+        try:
+            with fs.open_input_file(f"{root}/{name}") as handle:
+                data = handle.read_buffer()  # Arrow's buffer: hashed and decoded without a copy
+        except OSError as exc:
+            raise self._unreadable_file(name, version, exc) from (None if isinstance(exc, FileNotFoundError) else exc)
+        if hashlib.sha256(memoryview(data)).hexdigest() != expected:
+            raise self._corrupt(name, version)
+        return data
+
+    def _verify_file(self, fs: pafs.FileSystem, root: str, name: str, version: int) -> None:
+        """Check one data file against its checksum, reading it in chunks: memory stays at one chunk."""
+        expected = self._checksum_in(name, version)
+        digest = hashlib.sha256()
+        try:
+            with fs.open_input_stream(f"{root}/{name}") as handle:
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise self._unreadable_file(name, version, exc) from (None if isinstance(exc, FileNotFoundError) else exc)
+        if digest.hexdigest() != expected:
+            raise self._corrupt(name, version)
+
+    def _checksum_in(self, name: str, version: int) -> str:
+        checksum = data_file_checksum(name)
+        if checksum is None:
             raise IntegrityError(
-                f"Version {version} of {self.ref} references {shown}, which has no checksum in its name: "
+                f"Version {version} of {self.ref} references {self.uri}/{name}, which has no checksum in its name: "
                 "it was not written by Mesh. Republish the product with Mesh (`mesh materialize --domain "
                 f"{self.ref.domain}`) rather than rewriting its port with another engine."
             )
-        try:
-            with fs.open_input_file(path) as handle:
-                data = handle.read_buffer()  # Arrow's buffer: hashed and decoded without a copy
-        except FileNotFoundError:
-            if self.latest().version == version:  # retention never removes the current version: someone else did
-                raise VersionNotFoundError(
-                    f"The current version {version} of {self.ref} is not readable: its file {shown} is missing "
-                    f"(deleted outside Mesh). Ask the '{self.ref.domain}' owners to republish "
-                    f"(`mesh materialize --domain {self.ref.domain}`)."
-                ) from None
-            raise VersionNotFoundError(
-                f"Version {version} of {self.ref} is no longer stored: its file {shown} was removed by "
-                f"retention (or outside Mesh). Read a newer version; `mesh history {self.ref}` lists them."
-            ) from None
-        except OSError as exc:
-            raise StorageError(f"Could not read {shown} (version {version} of {self.ref}): {_cause(exc)}") from exc
-        if hashlib.sha256(memoryview(data)).hexdigest() != match["sha256"]:
-            raise IntegrityError(
-                f"Data file {shown} of {self.ref} version {version} is corrupt: its SHA-256 does not match "
-                f"the checksum recorded when it was published. Nothing was read from it. Ask the "
-                f"'{self.ref.domain}' owners to republish (`mesh materialize --domain {self.ref.domain}`), "
-                "or read an older version."
+        return checksum
+
+    def _unreadable_file(self, name: str, version: int, exc: OSError) -> StorageError:
+        shown = f"{self.uri}/{name}"  # keeps the s3:// scheme
+        if not isinstance(exc, FileNotFoundError):
+            return StorageError(f"Could not read {shown} (version {version} of {self.ref}): {_cause(exc)}")
+        if self.latest().version == version:  # retention never removes the current version: someone else did
+            return VersionNotFoundError(
+                f"The current version {version} of {self.ref} is not readable: its file {shown} is missing "
+                f"(deleted outside Mesh). Ask the '{self.ref.domain}' owners to republish "
+                f"(`mesh materialize --domain {self.ref.domain}`)."
             )
-        return data
+        return VersionNotFoundError(
+            f"Version {version} of {self.ref} is no longer stored: its file {shown} was removed by "
+            f"retention (or outside Mesh). Read a newer version; `mesh history {self.ref}` lists them."
+        )
+
+    def _corrupt(self, name: str, version: int) -> IntegrityError:
+        return IntegrityError(
+            f"Data file {self.uri}/{name} of {self.ref} version {version} is corrupt: its SHA-256 does not match "
+            f"the checksum recorded when it was published. Nothing was read from it. Ask the "
+            f"'{self.ref.domain}' owners to republish (`mesh materialize --domain {self.ref.domain}`), "
+            "or read an older version."
+        )
 
     def _decode(self, data: pa.Buffer, name: str, version: int, columns: Sequence[str] | None) -> pa.Table:
         try:
@@ -360,58 +453,108 @@ class OutputPort:
 
     def publish(self, table: pa.Table, *, run_id: str, product_version: str, contract_fingerprint: str,
                 access: str, lifecycle: Lifecycle = Lifecycle()) -> PortVersion:
-        """Write one data file and commit it as the product's new version (the commit point:
-        only a run of the product's own domain, or an operator outside any run, gets here)."""
+        """Stage `table` and commit it as the product's new version (the commit point: only a run
+        of the product's own domain, or an operator outside any run, gets here)."""
+        staged = self.stage(table, access=access)
+        return self.commit(staged, run_id=run_id, product_version=product_version,
+                           contract_fingerprint=contract_fingerprint, access=access, lifecycle=lifecycle)
+
+    def stage(self, data: "pa.Table | pa.RecordBatchReader", *, access: str,
+              target_file_size: int = TARGET_FILE_SIZE) -> StagedFiles:
+        """Write `data` (a table, or any Arrow stream, read once) as Parquet data files of about
+        `target_file_size` bytes each, none committed yet: invisible to readers until `commit`.
+
+        Memory holds one file at a time (it is hashed, then written under its checksum's name).
+        A stream that raises, or a failed write, deletes the files written so far and the error
+        propagates; an empty stream stages one empty file, so its schema is kept."""
+        self._check_writable("publish")
+        check_write(self.ref.domain, f"{self.ref}'s port")
+        if target_file_size <= 0:
+            raise ValueError(f"target_file_size must be a positive number of bytes, not {target_file_size!r}.")
+        reader = _as_reader(data, self.ref)
+        written, _ = _delta_schema(reader.schema, self.ref)  # refusals before a byte is written
+        fs, root = self._filesystem()
+        parts = _Parts(self, fs, root, written, target=target_file_size, private=access != "public")
+        try:
+            failpoint("port:before-data-file")
+            for batch in reader:
+                parts.add(_cast_batch(batch, written, self.ref))
+            parts.close()
+        except BaseException:
+            parts.delete()
+            raise
+        return StagedFiles(self.ref, self.uri, dict(parts.files), dict(parts.sizes), parts.rows, written,
+                           dict(parts.file_rows))
+
+    def commit(self, staged: StagedFiles, *, run_id: str, product_version: str, contract_fingerprint: str,
+               access: str, lifecycle: Lifecycle = Lifecycle()) -> PortVersion:
+        """Commit every staged file as the product's new version, in one Delta overwrite: the one
+        commit point. Its metadata records the run, the versions, the rows and each file's checksum."""
         self._check_writable("publish")
         from deltalake import CommitProperties, DeltaTable, Schema
         from deltalake.transaction import AddAction, create_table_with_add_actions
 
         check_write(self.ref.domain, f"{self.ref}'s port")
-        table, declared = _for_delta(table, self.ref)
+        self._check_staged_here(staged, "commit")
         try:
-            delta_schema = Schema.from_arrow(declared)
+            delta_schema = Schema.from_arrow(_delta_schema(staged.schema, self.ref)[1])
         except Exception as exc:
             raise ProductOutputError(f"{self.ref} cannot be published: Delta Lake cannot store its schema "
                                      f"({_cause(exc)}). Convert the column it names in the product.") from None
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer)
-        data = buffer.getvalue()
-        sha256 = hashlib.sha256(data).hexdigest()
-        name = f"part-{uuid.uuid4().hex[:16]}-{sha256}.parquet"
-        fs, root = self._filesystem()
-        path = f"{root}/{name}"
-        try:
-            fs.create_dir(root, recursive=True)
-            if access != "public":  # private before the first byte lands in it
-                self.keep_private()
-            failpoint("port:before-data-file")
-            with fs.open_output_stream(path) as out:
-                out.write(data)
-        except OSError as exc:
-            with suppress(OSError):  # a partial file would hold the space a full disk needs back
-                fs.delete_file(path)
-            raise StorageError(f"Could not write {self.uri}/{name} for {self.ref}: {_cause(exc)}") from exc
         failpoint("port:before-commit")
-        add = AddAction(name, data.size, {}, int(time.time() * 1000), True, json.dumps({"numRecords": table.num_rows}))
+        now = int(time.time() * 1000)
+        adds = [AddAction(name, staged.sizes[name], {}, now, True,
+                          json.dumps({"numRecords": staged.file_rows.get(name, staged.rows)}))
+                for name in staged.files]
         metadata = {
             "run_id": run_id, "product_version": product_version, "contract_fingerprint": contract_fingerprint,
-            "access": access, "rows": str(table.num_rows), "columns": json.dumps(table.column_names),
-            "files": json.dumps({name: sha256}), "format": FORMAT, "lifecycle": json.dumps(lifecycle.metadata()),
+            "access": access, "rows": str(staged.rows), "columns": json.dumps(staged.schema.names),
+            "files": json.dumps(dict(staged.files)), "format": FORMAT, "lifecycle": json.dumps(lifecycle.metadata()),
         }
         properties = CommitProperties(custom_metadata={_PREFIX + k: v for k, v in metadata.items()})
         try:
             if DeltaTable.is_deltatable(self.uri):
                 delta = DeltaTable(self.uri)
-                delta.create_write_transaction([add], "overwrite", delta_schema, commit_properties=properties)
+                delta.create_write_transaction(adds, "overwrite", delta_schema, commit_properties=properties)
             else:
-                create_table_with_add_actions(self.uri, delta_schema, [add], "error", commit_properties=properties)
+                create_table_with_add_actions(self.uri, delta_schema, adds, "error", commit_properties=properties)
         except Exception as exc:
             raise self._error("commit a new version to", exc) from exc
-        if access != "public":  # the data file and what Delta Lake just wrote, made with the umask's modes
+        if access != "public":  # what Delta Lake just wrote, made with the umask's modes
             with suppress(StorageError):  # committed is published; the folder is 0700 already, and the caller retries
                 self.keep_private()
         failpoint("port:after-commit")
         return self.latest()  # outside the try: once committed, no error may call the commit failed
+
+    def discard(self, staged: StagedFiles) -> None:
+        """Delete staged files. A file the port's current version holds is kept: a commit that
+        raised may still have landed, and a committed file is never deleted here."""
+        self._check_writable("discard staged files of")
+        check_write(self.ref.domain, f"{self.ref}'s port")
+        self._check_staged_here(staged, "discard")
+        from deltalake import DeltaTable
+
+        fs, root = self._filesystem()
+        try:
+            committed = {uri.rsplit("/", 1)[-1] for uri in DeltaTable(self.uri).file_uris()} if self.exists() else set()
+            for name in staged.files:
+                if name not in committed:
+                    with suppress(FileNotFoundError):
+                        fs.delete_file(f"{root}/{name}")
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error("discard the staged files of", exc) from exc
+
+    def staged_dataset(self, staged: StagedFiles):
+        """The staged files as one Arrow dataset, over the port's own filesystem (local or S3)."""
+        self._check_staged_here(staged, "read")
+        return self._dataset(list(staged.files), staged.schema)
+
+    def _check_staged_here(self, staged: StagedFiles, action: str) -> None:
+        if staged.port_uri != self.uri or staged.ref != self.ref:
+            raise StorageError(f"Cannot {action} files staged for {staged.ref} at {staged.port_uri} through the port "
+                               f"of {self.ref} at {self.uri}: stage and commit through the same port.")
 
     def set_aside_unreadable(self) -> "SetAside | None":
         """If the current version does not read back whole (an empty schema no reader can scan,
@@ -546,6 +689,11 @@ class OutputPort:
 
     # -- helpers ----------------------------------------------------------------------
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the port is a local folder (engines then read its files by path)."""
+        return isinstance(self._filesystem()[0], pafs.LocalFileSystem)
+
     def _filesystem(self) -> tuple[pafs.FileSystem, str]:
         if self._location is None:  # built once: an S3 filesystem costs a little to set up
             self._location = self._open_location()
@@ -581,12 +729,132 @@ class OutputPort:
         return StorageError(f"Could not {action} the port of {self.ref} at {self.uri}: {_cause(exc)}")
 
 
-def _for_delta(table: pa.Table, ref: ProductRef) -> tuple[pa.Table, pa.Schema]:
-    """The table as written (timestamps in microseconds, no unsigned integers) and the schema
+class _Parts:
+    """The Parquet data files one `stage` writes: batches are buffered into row groups, row
+    groups into one in-memory file, which is hashed and written under its checksum's name once
+    it would outgrow the target size. Memory: about one file plus one row group."""
+
+    def __init__(self, port: OutputPort, fs: pafs.FileSystem, root: str, schema: pa.Schema, *, target: int,
+                 private: bool):
+        self.port, self.fs, self.root, self.schema, self.private = port, fs, root, schema, private
+        self.target = target
+        self.files: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        self.file_rows: dict[str, int] = {}
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_bytes = 0
+        self._sink: pa.BufferOutputStream | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._part_rows = 0
+        self._prepared = False
+
+    @property
+    def _row_group_bytes(self) -> int:  # in memory, before compression: a few row groups make a file
+        return max(1, min(self.target // 4, ROW_GROUP_BYTES))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        # Sliced (zero-copy) to fill the row group exactly, so no file outgrows its target by a whole batch.
+        row_bytes = batch.nbytes / batch.num_rows if batch.num_rows else 0
+        while True:
+            room = self._row_group_bytes - self._pending_bytes
+            fits = batch.num_rows if row_bytes == 0 else max(1, int(room // row_bytes))
+            piece, batch = batch.slice(0, fits), batch.slice(fits)
+            self._pending.append(piece)
+            self._pending_bytes += piece.num_rows * row_bytes
+            if self._pending_bytes >= self._row_group_bytes:
+                self._write_row_group()
+            if batch.num_rows == 0:
+                return
+
+    def close(self) -> None:
+        if self._pending:
+            self._write_row_group()
+        if self._writer is not None or not self.files:  # an empty stream: one empty file keeps the schema
+            self._finish_part()
+
+    def _write_row_group(self) -> None:
+        if self._writer is None:
+            self._sink = pa.BufferOutputStream()
+            self._writer = pq.ParquetWriter(self._sink, self.schema)
+        before = self._sink.tell()
+        table = pa.Table.from_batches(self._pending, self.schema)
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self._part_rows += table.num_rows
+        self._pending, self._pending_bytes = [], 0
+        # Close the file when one more row group like this one would take it past the target.
+        if self._sink.tell() + (self._sink.tell() - before) > self.target:
+            self._finish_part()
+
+    def _finish_part(self) -> None:
+        if self._writer is None:
+            self._sink = pa.BufferOutputStream()
+            self._writer = pq.ParquetWriter(self._sink, self.schema)
+        self._writer.close()
+        data = self._sink.getvalue()
+        self._writer = self._sink = None
+        sha256 = hashlib.sha256(memoryview(data)).hexdigest()
+        name = f"part-{uuid.uuid4().hex[:16]}-{sha256}.parquet"
+        self._write(name, data)
+        self.files[name], self.sizes[name], self.file_rows[name] = sha256, data.size, self._part_rows
+        self.rows += self._part_rows
+        self._part_rows = 0
+
+    def _write(self, name: str, data: pa.Buffer) -> None:
+        path = f"{self.root}/{name}"
+        self.files.setdefault(name, "")  # from here on `delete` removes it, even half-written
+        try:
+            if not self._prepared:
+                self.fs.create_dir(self.root, recursive=True)
+                if self.private:  # private before the first byte lands in it
+                    self.port.keep_private()
+                self._prepared = True
+            with self.fs.open_output_stream(path) as out:
+                out.write(data)
+            if self.private and isinstance(self.fs, pafs.LocalFileSystem):
+                os.chmod(path, _PRIVATE_FILE)
+        except OSError as exc:
+            raise StorageError(f"Could not write {self.port.uri}/{name} for {self.port.ref}: {_cause(exc)}") from exc
+
+    def delete(self) -> None:
+        """Remove every file written so far (a partial one would hold the space a full disk needs back)."""
+        if self._writer is not None:
+            with suppress(Exception):
+                self._writer.close()
+        self._writer = self._sink = None
+        for name in self.files:
+            with suppress(OSError):
+                self.fs.delete_file(f"{self.root}/{name}")
+        self.files.clear()
+
+
+def _as_reader(data: object, ref: ProductRef) -> pa.RecordBatchReader:
+    """A table or any Arrow stream (`__arrow_c_stream__`) as a reader of record batches, never collected."""
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(data)
+    raise ProductOutputError(f"{ref} cannot be published from a {type(data).__name__}: stage a pyarrow Table, a "
+                             "RecordBatchReader or any object with __arrow_c_stream__ (a Polars or DuckDB result).")
+
+
+def _delta_schema(schema: pa.Schema, ref: ProductRef) -> tuple[pa.Schema, pa.Schema]:
+    """The schema as written (timestamps in microseconds, no unsigned integers) and the schema
     declared to Delta (time zones as UTC, categories as their values). Refuses, naming the
-    column, anything that would change a value, before a byte is written."""
+    column, what no reader could open and what Delta cannot store, before a byte is written."""
+    problems = []
+    if len(schema) == 0:
+        problems.append("it has no columns; return the columns its contract declares")
+    repeated = list(dict.fromkeys(name for i, name in enumerate(schema.names) if name in schema.names[:i]))
+    if repeated:
+        problems.append(f"column(s) {repeated[:5]!r} appear more than once; rename or drop the copies")
+    if problems:
+        raise ProductOutputError(f"{ref} cannot be published: its output is not a table a reader can open: "
+                                 + "; ".join(problems) + ". Nothing was written; consumers keep the last version.")
     fields, declared = [], []
-    for field in table.schema:
+    for field in schema:
         kind = stored = field.type
         if pa.types.is_timestamp(kind):
             kind = pa.timestamp("us", tz=kind.tz)
@@ -602,18 +870,24 @@ def _for_delta(table: pa.Table, ref: ProductRef) -> tuple[pa.Table, pa.Schema]:
             )
         fields.append(field.with_type(kind))
         declared.append(field.with_type(stored))
-    schema = pa.schema(fields, metadata=table.schema.metadata)
-    try:
-        written = table if schema.equals(table.schema) else table.cast(schema)  # safe: never truncates
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        column = next((f.name for f, g in zip(table.schema, schema) if f.type != g.type and f.name in str(exc)), None)
-        column = column or next(f.name for f, g in zip(table.schema, schema) if f.type != g.type)
-        raise ProductOutputError(
-            f"{ref} cannot be published without changing values in column '{column}' ({_cause(exc)}). Delta Lake "
-            "stores timestamps in microseconds and integers signed: round the column (e.g. `.dt.floor('us')`) or "
-            "keep it in range in the product."
-        ) from None
-    return written, pa.schema(declared)
+    return pa.schema(fields, metadata=schema.metadata), pa.schema(declared)
+
+
+def _cast_batch(batch: pa.RecordBatch, schema: pa.Schema, ref: ProductRef) -> pa.RecordBatch:
+    """One batch in the written schema: a safe cast, refused (naming the column) if it would change a value."""
+    if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for column, have, want in zip(batch.columns, batch.schema, schema):
+        try:  # column by column, so a refusal names the column that failed
+            columns.append(column if have.type == want.type else column.cast(want.type))  # safe: never truncates
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ProductOutputError(
+                f"{ref} cannot be published without changing values in column '{want.name}' ({_cause(exc)}). Delta "
+                "Lake stores timestamps in microseconds and integers signed: round the column (e.g. "
+                "`.dt.floor('us')`) or keep it in range in the product."
+            ) from None
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 _MAX_CAUSE = 300

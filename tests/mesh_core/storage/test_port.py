@@ -1,4 +1,5 @@
 import random
+import re
 import shutil
 
 import numpy as np
@@ -140,3 +141,136 @@ def test_time_zones_categories_and_coarse_timestamps_round_trip(tmp_path):
     # Other engines see a plain Delta table: instants in UTC, values not categories.
     declared = {field.name: field.type.type for field in DeltaTable(str(tmp_path)).schema().fields}
     assert declared == {"local": "timestamp", "seconds": "timestamp_ntz", "carrier": "string", "small": "long"}
+
+
+def staged_names(folder):
+    return sorted(p.name for p in folder.glob("part-*.parquet"))
+
+
+def test_a_stream_staged_in_small_files_is_one_commit_that_reads_back_equal(tmp_path):
+    from deltalake import DeltaTable
+
+    rows = 60_000
+    rng = np.random.default_rng(3)
+    table = pa.table({"flight": np.arange(rows), "delay": rng.normal(size=rows),
+                      "carrier": pa.array(["UA", "AA", "DL"] * (rows // 3)).dictionary_encode()})
+    port = OutputPort(REF, str(tmp_path))
+    stream = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=4_000))
+    staged = port.stage(stream, access="public", target_file_size=64 * 2**10)
+    assert len(staged.files) > 5 and staged.rows == rows and sum(staged.file_rows.values()) == rows
+    assert max(staged.sizes.values()) <= 64 * 2**10 and staged_names(tmp_path) == sorted(staged.files)
+    assert not port.exists()  # staged is not published
+    published = port.commit(staged, run_id="run1", product_version="1.0.0", contract_fingerprint="f00d", access="public")
+    assert published.version == 0 and published.rows == rows and dict(published.files) == dict(staged.files)
+    assert [v.version for v in port.history()] == [0]  # one commit for every file
+    assert port.read(0).equals(table.combine_chunks().cast(table.schema)) or port.read(0).to_pandas().equals(table.to_pandas())
+    assert DeltaTable(str(tmp_path)).to_pyarrow_table().num_rows == rows  # any engine sees every file
+    print(f"{rows} rows staged in {len(staged.files)} files of at most {max(staged.sizes.values())} bytes")
+
+
+def test_a_stream_that_raises_midway_leaves_no_file_and_its_error_unchanged(tmp_path, table):
+    port = OutputPort(REF, str(tmp_path))
+    publish(port, table)
+    before = staged_names(tmp_path)
+
+    class Broken(Exception):
+        pass
+
+    def batches():
+        yield from table.to_batches(max_chunksize=500)
+        raise Broken("row 5001 does not convert")
+
+    stream = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(Broken, match="row 5001 does not convert"):
+        port.stage(stream, access="public", target_file_size=8 * 2**10)
+    assert staged_names(tmp_path) == before  # the ~20 files written before the error are gone
+    assert port.latest().version == 0 and port.read(0).equals(table)
+
+
+@pytest.mark.parametrize("schema, problem", [
+    (pa.schema([]), "it has no columns"),
+    (pa.schema([("a", pa.int64()), ("a", pa.int64())]), "column(s) ['a'] appear more than once"),
+])
+def test_a_stream_no_reader_could_open_is_refused_before_a_byte_is_written(tmp_path, schema, problem):
+    from mesh_core import ProductOutputError
+
+    stream = pa.RecordBatchReader.from_batches(schema, [])
+    with pytest.raises(ProductOutputError, match=re.escape(f"operations.flights cannot be published: its output is not "
+                                                           f"a table a reader can open: {problem}")):
+        OutputPort(REF, str(tmp_path / "port")).stage(stream, access="public")
+    assert not (tmp_path / "port").exists()
+
+
+def test_an_empty_stream_stages_one_empty_file_that_keeps_the_schema(tmp_path):
+    schema = pa.schema([("flight", pa.int64()), ("carrier", pa.string())])
+    port = OutputPort(REF, str(tmp_path))
+    staged = port.stage(pa.RecordBatchReader.from_batches(schema, []), access="public")
+    assert len(staged.files) == 1 and staged.rows == 0
+    published = port.commit(staged, run_id="run1", product_version="1.0.0", contract_fingerprint="", access="public")
+    back = port.read(published.version)
+    assert back.num_rows == 0 and back.schema.equals(schema)
+
+
+def test_discard_deletes_staged_files_but_never_a_committed_one(tmp_path, table):
+    port = OutputPort(REF, str(tmp_path))
+    staged = port.stage(table, access="public")
+    port.discard(staged)
+    assert staged_names(tmp_path) == []
+    committed = port.stage(table, access="public")
+    port.commit(committed, run_id="run1", product_version="1.0.0", contract_fingerprint="", access="public")
+    port.discard(committed)  # e.g. after a commit that raised yet landed
+    assert staged_names(tmp_path) == sorted(committed.files) and port.read(0).equals(table)
+
+
+def test_verified_paths_and_dataset_read_a_version_lazily_and_refuse_a_corrupt_file(tmp_path, table):
+    port = OutputPort(REF, str(tmp_path))
+    staged = port.stage(table, access="public", target_file_size=16 * 2**10)
+    published = port.commit(staged, run_id="run1", product_version="1.0.0", contract_fingerprint="", access="public")
+    cache = {}
+    paths = port.verified_paths(published.version, cache=cache)
+    assert paths == [str(tmp_path / name) for name in staged.files]
+    dataset = port.dataset(published.version, ["carrier", "flight"], cache=cache)
+    assert dataset.schema.names == ["carrier", "flight"]
+    assert dataset.to_table().to_pandas().equals(table.select(["carrier", "flight"]).to_pandas())
+    victim = tmp_path / list(staged.files)[-1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.write_bytes(bytes(data))
+    assert port.verified_paths(published.version, cache=cache) == paths  # remembered: a run hashes a version once
+    with pytest.raises(IntegrityError, match=rf"Data file {victim} of operations\.flights version 0 is corrupt"):
+        port.verified_paths(published.version)
+    with pytest.raises(IntegrityError, match="is corrupt"):
+        port.dataset(published.version)
+
+
+def test_verified_paths_hashes_a_file_in_chunks_never_whole_in_memory(tmp_path):
+    import subprocess
+    import sys
+
+    size = 96 * 2**20  # several times the budget below: a whole-file read could not stay under it
+    budget = 24 * 2**20
+    random_bytes = np.random.default_rng(11).integers(0, 256, size=size, dtype=np.uint8)
+    table = pa.table({"blob": pa.array([random_bytes[i:i + 2**20].tobytes() for i in range(0, size, 2**20)])})
+    port = OutputPort(REF, str(tmp_path))
+    published = publish(port, table)
+    [name] = published.files
+    path = tmp_path / name
+    assert path.stat().st_size > size
+    with open(path, "r+b") as handle:  # one flipped byte near the end: the whole file must be hashed to see it
+        handle.seek(path.stat().st_size - 100)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 1]))
+    # A fresh process: Arrow's memory pool high-water mark and tracemalloc's peak then measure the hashing alone.
+    child = subprocess.run([sys.executable, "-c", (
+        "import sys, tracemalloc, pyarrow as pa; from mesh_core import IntegrityError, OutputPort, ProductRef;"
+        "port = OutputPort(ProductRef('operations', 'flights'), sys.argv[1]); port.latest();"
+        "pool = pa.default_memory_pool(); before = pool.max_memory(); tracemalloc.start()\n"
+        "try:\n port.verified_paths(0); print('not detected', 0, 0)\n"
+        "except IntegrityError:\n print('detected', pool.max_memory() - before, tracemalloc.get_traced_memory()[1])"),
+        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    verdict, arrow_peak, python_peak = child.stdout.split()[-3:]
+    print(f"verified a {path.stat().st_size}-byte file with one flipped byte: {verdict}; peak memory while hashing: "
+          f"Arrow {int(arrow_peak)} bytes, Python {int(python_peak)} bytes (budget {budget})")
+    assert verdict == "detected" and int(arrow_peak) + int(python_peak) < budget
