@@ -12,7 +12,7 @@ Local paths are the default; the port root may also be `s3://bucket/prefix` or `
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +28,7 @@ from mesh_core.declare.ref import ProductRef
 from mesh_core.errors import MeshError, ProductNotPublishedError, ProductOutputError, StorageError
 from mesh_core.storage.acting import check_write
 from mesh_core.storage.failpoints import failpoint
-from mesh_core.storage.port import OutputPort, PortVersion, SetAside
+from mesh_core.storage.port import TARGET_FILE_SIZE, OutputPort, PortVersion, SetAside, StagedFiles
 from mesh_core.storage.retention import Retention
 from mesh_core.storage.warehouse import Warehouse
 
@@ -181,29 +181,31 @@ class DomainStorage:
 
         Once the port commit has succeeded the publish has happened: a later failure of the
         DuckDB store or of retention is returned as a warning, not raised, and repaired later."""
+        ref = ProductRef(self.domain, product)  # validates the name before any path
+        check_write(self.domain, str(ref))  # before the lock file, or any byte
+        check_columns(frame, ref)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with self.publishing(product, major=major) as publisher:
+            staged = publisher.stage(table, access=access)
+            return publisher.commit(staged, version=version, access=access, run_id=run_id,
+                                    contract_fingerprint=contract_fingerprint, in_use=in_use, lifecycle=lifecycle)
+
+    @contextmanager
+    def publishing(self, product: str, *, major: int | None = None) -> Iterator["Publisher"]:
+        """Hold the product's publish lock for a whole stage, audit and commit (see `Publisher`).
+
+        What killed publishes left behind is deleted first; whatever was staged and neither
+        committed nor discarded when the block is left (an exception, a return) is deleted then."""
         port = self.port(ProductRef(self.domain, product), major)  # validates the name before any path
         check_write(self.domain, f"{self.domain}.{product}")  # before the lock file, or any byte
-        check_columns(frame, port.ref)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
         with self._publish_lock(product):
             history = port.history()
             removed = port.remove_uncommitted(history)
-            published = port.publish(table, run_id=run_id, product_version=version,
-                                     contract_fingerprint=contract_fingerprint, access=access, lifecycle=lifecycle)
-            sync_problems = self._sync(product, port, published, table) if major is None else []
-            warnings = list(sync_problems)
-            failpoint("storage:before-retention")
-            keep = self.retention.versions_to_keep([published, *history], now=self.clock(), in_use=in_use)
+            publisher = Publisher(self, port, major, history, removed)
             try:
-                removed += port.vacuum(keep)
-            except StorageError as exc:
-                warnings.append(f"Retention did not run: {exc}")
-            if access != "public":
-                try:
-                    port.keep_private()  # again: the commits retention wrote
-                except StorageError as exc:
-                    warnings.append(str(exc))
-        return Publication(published, not sync_problems, tuple(removed), tuple(warnings))
+                yield publisher
+            finally:
+                publisher.discard_uncommitted()
 
     def reconcile(self, product: str) -> list[PortVersion]:
         """Bring the product's DuckDB table to its port's latest version, and delete what killed
@@ -255,10 +257,14 @@ class DomainStorage:
         self.warehouse.replace(QUARANTINE_SCHEMA, product, table)
         return f"{QUARANTINE_SCHEMA}.{product}"
 
-    def _sync(self, product: str, port: OutputPort, version: PortVersion, table: pa.Table | None = None) -> list[str]:
+    def _sync(self, product: str, port: OutputPort, version: PortVersion, source=None) -> list[str]:
+        """Bring the product's DuckDB table to `version`, loaded from the port's files (verified,
+        unless `source` names files just staged): streamed by DuckDB, never a pandas copy."""
         try:
-            self.warehouse.replace(self.domain, product, table if table is not None else port.read(version.version),
-                                   port_version=version.version)
+            if source is None:
+                paths = port.verified_paths(version.version)
+                source = paths if port.is_local else port.dataset(version.version)
+            self.warehouse.replace(self.domain, product, source, port_version=version.version)
         except StorageError as exc:
             return [f"The DuckDB store was not updated to version {version.version}; the next run or "
                     f"`mesh repair` will. {exc}"]
@@ -306,6 +312,27 @@ class DomainStorage:
                 "published with previous_majors=[PreviousMajor(...)].")
         return None if current == major else major
 
+    def scan(self, ref: ProductRef, version: int | None = None, *, major: int | None = None,
+             columns: Sequence[str] | None = None, cache: MutableMapping | None = None):
+        """Like `read`, but lazy: a `pyarrow.dataset.Dataset` over the version's verified files (same
+        access rules, same error for a missing column), projected to `columns`. Nothing is decoded
+        until an engine (Polars, DuckDB, Arrow) scans it."""
+        port = self.reading_port(ref, major)
+        version = port.latest().version if version is None else version
+        dataset = port.dataset(version, columns, cache=cache, reader=self.domain)
+        if columns is not None:
+            missing = [c for c in columns if c not in dataset.schema.names]
+            if missing:
+                raise self._missing_columns(ref, major, version, missing, port.published(version).columns)
+        return dataset
+
+    def _missing_columns(self, ref: ProductRef, major: int | None, version: int, missing: Sequence[str],
+                         stored: Sequence[str]) -> ProductNotPublishedError:
+        return ProductNotPublishedError(
+            f"{ref}{'' if major is None else f'@{major}'} has no column(s) {list(missing)} at version "
+            f"{version}; its columns: {', '.join(stored)}. "
+            "Read only columns its contract publishes (`mesh lint` checks this).")
+
     def read(self, ref: ProductRef, version: int | None = None, *, major: int | None = None,
              columns: Sequence[str] | None = None, arrow_strings: bool = False,
              cache: MutableMapping | None = None) -> pd.DataFrame:
@@ -324,13 +351,79 @@ class DomainStorage:
             missing = [c for c in columns if c not in table.column_names]
             if missing:
                 stored = port.read(version, cache=cache, reader=self.domain).column_names
-                raise ProductNotPublishedError(
-                    f"{ref}{'' if major is None else f'@{major}'} has no column(s) {missing} at version "
-                    f"{version}; its columns: {', '.join(stored)}. "
-                    "Read only columns its contract publishes (`mesh lint` checks this).")
+                raise self._missing_columns(ref, major, version, missing, stored)
             table = table.select(list(columns))
         strings = _ARROW_STRINGS.get if arrow_strings else None
         return table.to_pandas(coerce_temporal_nanoseconds=True, types_mapper=strings)
+
+
+class Publisher:
+    """One product's publish in steps, inside `DomainStorage.publishing` (under its publish lock):
+    stage the output as data files, audit them, then commit them or quarantine and discard them."""
+
+    def __init__(self, storage: DomainStorage, port: OutputPort, major: int | None,
+                 history: Sequence[PortVersion], removed: Sequence[str]):
+        self.storage, self.port, self.major = storage, port, major
+        self._history, self._removed = list(history), list(removed)
+        self._open: dict[int, StagedFiles] = {}  # staged, neither committed nor discarded
+
+    @property
+    def product(self) -> str:
+        return self.port.ref.product
+
+    def stage(self, data, *, access: str, target_file_size: int = TARGET_FILE_SIZE) -> StagedFiles:
+        """Write `data` (a table or an Arrow stream) as uncommitted data files (see `OutputPort.stage`)."""
+        staged = self.port.stage(data, access=access, target_file_size=target_file_size)
+        self._open[id(staged)] = staged
+        return staged
+
+    def commit(self, staged: StagedFiles, *, version: str, access: str, run_id: str, contract_fingerprint: str = "",
+               in_use: Iterable[int] = (), lifecycle: Lifecycle = Lifecycle()) -> Publication:
+        """Commit the staged files as the product's next version, then load the DuckDB store from
+        them and apply retention. Once the port commit has succeeded the publish has happened: a
+        later failure of the store or of retention is returned as a warning, not raised."""
+        published = self.port.commit(staged, run_id=run_id, product_version=version,
+                                     contract_fingerprint=contract_fingerprint, access=access, lifecycle=lifecycle)
+        self._open.pop(id(staged), None)
+        sync_problems = (self.storage._sync(self.product, self.port, published, self._source(staged))
+                         if self.major is None else [])
+        warnings = list(sync_problems)
+        failpoint("storage:before-retention")
+        keep = self.storage.retention.versions_to_keep([published, *self._history], now=self.storage.clock(),
+                                                       in_use=in_use)
+        removed = list(self._removed)
+        try:
+            removed += self.port.vacuum(keep)
+        except StorageError as exc:
+            warnings.append(f"Retention did not run: {exc}")
+        if access != "public":
+            try:
+                self.port.keep_private()  # again: the commits retention wrote
+            except StorageError as exc:
+                warnings.append(str(exc))
+        self._history.insert(0, published)
+        return Publication(published, not sync_problems, tuple(removed), tuple(warnings))
+
+    def quarantine(self, staged: StagedFiles, *, run_id: str) -> str:
+        """Keep the staged rows, with `_mesh_run_id`, in the domain store's `quarantine` schema for
+        debugging (streamed from the files); returns the table's name."""
+        check_write(self.storage.domain, f"the '{self.storage.domain}' domain's DuckDB store")
+        self.storage.warehouse.replace(QUARANTINE_SCHEMA, self.product, self._source(staged),
+                                       constants={"_mesh_run_id": run_id})
+        return f"{QUARANTINE_SCHEMA}.{self.product}"
+
+    def discard(self, staged: StagedFiles) -> None:
+        """Delete the staged files (nothing was committed from them)."""
+        self.port.discard(staged)
+        self._open.pop(id(staged), None)
+
+    def discard_uncommitted(self) -> None:
+        for staged in list(self._open.values()):
+            with suppress(StorageError):  # never hides why the block was left; the next publish deletes them
+                self.discard(staged)
+
+    def _source(self, staged: StagedFiles):
+        return staged.paths() if self.port.is_local else self.port.staged_dataset(staged)
 
 
 # pandas' `str` dtype backed by Arrow (the default from pandas 3): NaN for missing, like object columns.

@@ -320,3 +320,71 @@ def test_an_internal_products_port_is_owner_only_whatever_the_umask(tmp_path, um
     # A public port keeps the umask's modes: other domains' readers may run as other users.
     assert {mode for path, mode in modes(REF).items() if os.path.isfile(path)} == {0o666 & ~umask}
     assert len(storage.history(ProductRef("sales", "ledger"))) == 3
+
+
+def port_files(storage, product="orders"):
+    return sorted(p.name for p in (storage.data_dir / storage.domain / "ports" / product).glob("part-*.parquet"))
+
+
+def test_a_staged_stream_is_committed_once_and_the_store_is_loaded_from_the_port_files(tmp_path):
+    import pyarrow as pa
+
+    storage = DomainStorage(tmp_path, "sales")
+    frame = pd.DataFrame({"order_id": range(30_000), "amount": [float(i % 97) for i in range(30_000)]})
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    with storage.publishing("orders") as publisher:
+        staged = publisher.stage(arrow.to_reader(max_chunksize=1_000), access="public", target_file_size=32 * 2**10)
+        publication = publisher.commit(staged, version="1.0.0", access="public", run_id="run00001-xyz")
+    assert len(staged.files) > 3 and publication.version.rows == 30_000 and publication.warehouse_synced
+    assert port_files(storage) == sorted(staged.files)
+    pd.testing.assert_frame_equal(table(storage), frame)
+    pd.testing.assert_frame_equal(storage.read(REF), frame)
+    assert held_version(storage) == 0
+
+
+def test_a_blocked_output_is_quarantined_from_its_staged_files_and_leaves_nothing_in_the_port(tmp_path):
+    import pyarrow as pa
+
+    storage = DomainStorage(tmp_path, "sales")
+    good = pd.DataFrame({"n": [1, 2]})
+    publish(storage, good)
+    before = port_files(storage)
+    with storage.publishing("orders") as publisher:
+        staged = publisher.stage(pa.table({"n": [-1, -2, -3]}), access="public", target_file_size=1)
+        assert len(staged.files) >= 1 and port_files(storage) != before
+        assert publisher.quarantine(staged, run_id="r2") == "quarantine.orders"
+        publisher.discard(staged)
+    assert port_files(storage) == before and storage.current(REF).version == 0
+    assert table(storage, schema="quarantine").to_dict("records") == [
+        {"n": -1, "_mesh_run_id": "r2"}, {"n": -2, "_mesh_run_id": "r2"}, {"n": -3, "_mesh_run_id": "r2"}]
+    pd.testing.assert_frame_equal(table(storage), good)
+
+
+def test_leaving_the_publishing_block_by_an_exception_deletes_what_was_staged(tmp_path):
+    import pyarrow as pa
+
+    storage = DomainStorage(tmp_path, "sales")
+    publish(storage, pd.DataFrame({"n": [1]}))
+    before = port_files(storage)
+    with pytest.raises(RuntimeError, match="audit crashed"):
+        with storage.publishing("orders") as publisher:
+            publisher.stage(pa.table({"n": [5, 6]}), access="public")
+            assert port_files(storage) != before
+            raise RuntimeError("audit crashed")
+    assert port_files(storage) == before and storage.current(REF).version == 0
+
+
+def test_scan_is_a_lazy_verified_read_with_the_same_rules_as_read(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    frame = pd.DataFrame({"order_id": [1, 2, 3], "amount": [9.5, 3.0, 1.0]})
+    publish(storage, frame)
+    publish(storage, frame.head(1), product="ledger", access="internal")
+    dataset = storage.scan(REF, columns=["amount"])
+    assert dataset.schema.names == ["amount"]
+    assert dataset.to_table().column("amount").to_pylist() == [9.5, 3.0, 1.0]
+    with pytest.raises(ProductNotPublishedError, match=r"sales\.orders has no column\(s\) \['region'\] at version 0; "
+                                                       r"its columns: order_id, amount"):
+        storage.scan(REF, columns=["region"])
+    with pytest.raises(AccessDeniedError, match=r"Domain 'reports' may not read sales\.ledger"):
+        DomainStorage(tmp_path, "reports").scan(ProductRef("sales", "ledger"))
+    assert storage.scan(ProductRef("sales", "ledger")).count_rows() == 1

@@ -1,0 +1,116 @@
+"""Staging killed or broken part-way: the old version stays whole and no staged file outlives the next publish.
+
+Real subprocesses SIGKILLed (at a failpoint, or while a stream is still being staged), real Delta
+files, the real DuckDB store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from mesh_core import DomainStorage, ProductRef
+from mesh_core.storage.failpoints import ENV as FAILPOINT
+
+REF = ProductRef("sales", "orders")
+ROWS = 50_000
+
+# Publishes generation 1 of sales.orders as a stream of small batches into ~16 KiB files; with a
+# delay, slowly (one batch per delay), so a test can kill it while files are being staged.
+STAGE = """
+import sys, time
+import numpy as np, pyarrow as pa
+from mesh_core import DomainStorage
+
+data_dir, rows, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+schema = pa.schema([("order_id", pa.int64()), ("generation", pa.int64())])
+
+def batches():
+    for start in range(0, rows, 1000):
+        yield pa.record_batch([pa.array(np.arange(start, min(start + 1000, rows))), pa.array(np.full(min(1000, rows - start), 1))],
+                              schema=schema)
+        time.sleep(delay)
+
+with DomainStorage(data_dir, "sales").publishing("orders") as publisher:
+    staged = publisher.stage(pa.RecordBatchReader.from_batches(schema, batches()), access="public", target_file_size=16 * 2**10)
+    publisher.commit(staged, version="1.0.0", access="public", run_id="generation-1")
+print("published", flush=True)
+"""
+
+
+def staged_garbage(storage: DomainStorage) -> list[str]:
+    port = storage.port(REF)
+    committed = {name for version in port.history() for name in version.files}
+    return sorted(name for name in port.data_files() if name.startswith("part-") and name not in committed)
+
+
+def assert_old_version_whole(storage: DomainStorage) -> None:
+    current = storage.current(REF)
+    frame = storage.read(REF)
+    assert current.version == 0 and current.run_id == "generation-0"
+    assert len(frame) == ROWS and frame["generation"].unique().tolist() == [0]
+
+
+@pytest.fixture
+def storage(tmp_path):
+    storage = DomainStorage(tmp_path, "sales")
+    storage.publish("orders", pd.DataFrame({"order_id": range(ROWS), "generation": 0}), version="1.0.0",
+                    access="public", run_id="generation-0")
+    return storage
+
+
+def stage_in_child(storage, *, delay=0.0, failpoint=None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    if failpoint:
+        env[FAILPOINT] = failpoint
+    return subprocess.Popen([sys.executable, "-c", STAGE, str(storage.data_dir), str(ROWS), str(delay)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("failpoint, garbage_left", [("port:before-data-file", False), ("port:before-commit", True)])
+def test_a_publish_killed_before_its_commit_leaves_the_old_version_whole(storage, failpoint, garbage_left):
+    child = stage_in_child(storage, failpoint=failpoint)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL, err
+    assert_old_version_whole(storage)
+    left = staged_garbage(storage)
+    print(f"killed at {failpoint}: {len(left)} staged file(s) left uncommitted")
+    assert bool(left) == garbage_left and (not garbage_left or len(left) > 3)  # every part of the stream was staged
+    storage.publish("orders", pd.DataFrame({"order_id": range(ROWS), "generation": 2}), version="1.0.0",
+                    access="public", run_id="generation-2")
+    assert staged_garbage(storage) == [] and storage.current(REF).version == 1
+
+
+def test_a_publish_killed_while_its_stream_is_being_staged_leaves_the_old_version_whole(storage):
+    child = stage_in_child(storage, delay=0.05)
+    deadline = time.monotonic() + 60
+    try:
+        while len(staged_garbage(storage)) < 3 and time.monotonic() < deadline:  # some files staged, more to come
+            time.sleep(0.02)
+        staged = len(staged_garbage(storage))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    print(f"killed mid-stage after {staged} staged file(s)")
+    assert staged >= 3 and child.returncode == -signal.SIGKILL
+    assert_old_version_whole(storage)
+    storage.reconcile("orders")  # what the next run does first
+    assert staged_garbage(storage) == []
+    assert_old_version_whole(storage)
+
+
+def test_the_same_publish_left_alone_commits_every_staged_file(storage):
+    child = stage_in_child(storage)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0 and out.strip() == "published", err
+    current = storage.current(REF)
+    assert current.version == 1 and current.rows == ROWS and len(current.files) > 3
+    assert storage.read(REF)["generation"].unique().tolist() == [1] and staged_garbage(storage) == []
