@@ -114,3 +114,33 @@ def test_the_same_publish_left_alone_commits_every_staged_file(storage):
     current = storage.current(REF)
     assert current.version == 1 and current.rows == ROWS and len(current.files) > 3
     assert storage.read(REF)["generation"].unique().tolist() == [1] and staged_garbage(storage) == []
+
+
+def test_staging_a_stream_40_times_the_file_size_holds_about_one_file_in_memory(tmp_path):
+    target, budget = 4 * 2**20, 40 * 2**20  # the stream is ~160 MiB: collecting it could not stay under budget
+    # A fresh process: Arrow's memory pool high-water mark and tracemalloc's peak then measure the staging alone.
+    code = """
+import sys, tracemalloc
+import numpy as np, pyarrow as pa
+from mesh_core import OutputPort, ProductRef
+
+target, rows = int(sys.argv[2]), 2**17  # 2 MiB per batch of random (incompressible) numbers
+schema = pa.schema([("a", pa.float64()), ("b", pa.int64())])
+rng = np.random.default_rng(1)
+batches = (pa.record_batch([pa.array(rng.normal(size=rows)), pa.array(rng.integers(0, 2**62, rows))], schema=schema)
+           for _ in range(80))
+port = OutputPort(ProductRef("operations", "flights"), sys.argv[1])
+pool = pa.default_memory_pool()
+before = pool.max_memory()
+tracemalloc.start()
+staged = port.stage(pa.RecordBatchReader.from_batches(schema, batches), access="public", target_file_size=target)
+print(len(staged.files), staged.rows, max(staged.sizes.values()), pool.max_memory() - before, tracemalloc.get_traced_memory()[1])
+"""
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "port"), str(target)], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.returncode == 0, child.stderr
+    files, rows, largest, arrow_peak, python_peak = map(int, child.stdout.split())
+    print(f"staged 80 x 2 MiB batches into {files} files of at most {largest} bytes (target {target}); peak memory: "
+          f"Arrow {arrow_peak} bytes, Python {python_peak} bytes (budget {budget})")
+    assert rows == 80 * 2**17 and files >= 30 and largest <= target
+    assert arrow_peak + python_peak < budget
