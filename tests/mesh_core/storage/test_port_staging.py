@@ -144,3 +144,41 @@ print(len(staged.files), staged.rows, max(staged.sizes.values()), pool.max_memor
           f"Arrow {arrow_peak} bytes, Python {python_peak} bytes (budget {budget})")
     assert rows == 80 * 2**17 and files >= 30 and largest <= target
     assert arrow_peak + python_peak < budget
+
+
+def test_on_s3_staged_files_commit_once_load_the_store_quarantine_and_scan(tmp_path, monkeypatch):
+    import duckdb
+    import pyarrow as pa
+
+    from mesh_core import IntegrityError
+    from tests.deploy.servers import s3_server
+
+    with s3_server("lake") as (env, client):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        storage = DomainStorage(tmp_path, "sales")
+        frame = pd.DataFrame({"order_id": range(20_000), "amount": [float(i % 13) for i in range(20_000)]})
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        with storage.publishing("orders") as publisher:
+            staged = publisher.stage(arrow.to_reader(max_chunksize=1_000), access="public", target_file_size=32 * 2**10)
+            assert staged.paths()[0].startswith("s3://lake/mesh/sales/ports/orders/part-")
+            publication = publisher.commit(staged, version="1.0.0", access="public", run_id="run1")
+            blocked = publisher.stage(pa.table({"order_id": [-1], "amount": [0.0]}), access="public")
+            assert publisher.quarantine(blocked, run_id="run2") == "quarantine.orders"
+            publisher.discard(blocked)
+        keys = {item["Key"].rsplit("/", 1)[-1] for item in client.list_objects_v2(Bucket="lake", Prefix="mesh/")["Contents"]}
+        assert set(staged.files) <= keys and not set(blocked.files) & keys
+        assert len(staged.files) > 3 and publication.warehouse_synced and publication.version.rows == 20_000
+        with duckdb.connect(str(storage.database_path), read_only=True) as con:
+            assert con.execute("SELECT count(*), sum(order_id) FROM sales.orders").fetchone() == (20_000, sum(range(20_000)))
+            assert con.execute("SELECT * FROM quarantine.orders").fetchall() == [(-1, 0.0, "run2")]
+        scanned = storage.scan(REF, columns=["amount"]).to_table()
+        assert scanned.column("amount").to_pylist() == frame["amount"].tolist()
+
+        name = list(staged.files)[1]
+        body = bytearray(client.get_object(Bucket="lake", Key=f"mesh/sales/ports/orders/{name}")["Body"].read())
+        body[10] ^= 1
+        client.put_object(Bucket="lake", Key=f"mesh/sales/ports/orders/{name}", Body=bytes(body))
+        with pytest.raises(IntegrityError, match=rf"Data file s3://lake/mesh/sales/ports/orders/{name} of sales\.orders "
+                                                 "version 0 is corrupt"):
+            storage.scan(REF)
