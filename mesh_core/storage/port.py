@@ -1,9 +1,9 @@
 """A data product's output port: a Delta Lake table, one Delta commit per published version.
 
-Publishing writes one Parquet data file whose name carries its SHA-256, then commits it in
-one overwrite transaction: that commit is the single commit point. A crash before it leaves
-only an unreferenced file, which the next publish deletes; a crash after it leaves the new
-version complete. The commit's metadata records the run, the product version, the contract
+Publishing stages the output as Parquet data files of bounded size (streamed: memory holds
+one file), each named by its SHA-256, then commits them all in one overwrite transaction:
+that commit is the single commit point. A crash before it leaves only unreferenced files,
+which the next publish deletes; a crash after it leaves the new version complete. The commit's metadata records the run, the product version, the contract
 fingerprint, the row count and the file checksums, so any reader can verify what it reads.
 Versions are Delta's own: monotonic, never the clock.
 
