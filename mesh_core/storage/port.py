@@ -3,9 +3,10 @@
 Publishing stages the output as Parquet data files of bounded size (streamed: memory holds
 one file), each named by its SHA-256, then commits them all in one overwrite transaction:
 that commit is the single commit point. A crash before it leaves only unreferenced files,
-which the next publish deletes; a crash after it leaves the new version complete. The commit's metadata records the run, the product version, the contract
-fingerprint, the row count and the file checksums, so any reader can verify what it reads.
-Versions are Delta's own: monotonic, never the clock.
+which the next publish deletes; a crash after it leaves the new version complete. The
+commit's metadata records the run, the product version, the contract fingerprint, the row
+count and the file checksums, so any reader can verify what it reads. Versions are Delta's
+own: monotonic, never the clock.
 
 The location is a URI: a local path by default, `s3://bucket/prefix/...` in production, with
 credentials from the environment only (`AWS_*` variables, read by delta-rs and Arrow).

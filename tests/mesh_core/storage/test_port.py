@@ -163,7 +163,7 @@ def test_a_stream_staged_in_small_files_is_one_commit_that_reads_back_equal(tmp_
     published = port.commit(staged, run_id="run1", product_version="1.0.0", contract_fingerprint="f00d", access="public")
     assert published.version == 0 and published.rows == rows and dict(published.files) == dict(staged.files)
     assert [v.version for v in port.history()] == [0]  # one commit for every file
-    assert port.read(0).equals(table.combine_chunks().cast(table.schema)) or port.read(0).to_pandas().equals(table.to_pandas())
+    assert port.read(0).combine_chunks().equals(table.combine_chunks())
     assert DeltaTable(str(tmp_path)).to_pyarrow_table().num_rows == rows  # any engine sees every file
     print(f"{rows} rows staged in {len(staged.files)} files of at most {max(staged.sizes.values())} bytes")
 
