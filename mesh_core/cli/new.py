@@ -30,6 +30,12 @@ def register(commands) -> None:
     product.add_argument("domain", help="the domain it belongs to")
     product.add_argument("name", help="the product, lower snake case")
     product.add_argument("--from", dest="source", help="a .csv or .parquet file, or a published domain.product")
+    # The choices are kept here, not imported: `mesh --help` must not import pandas (the scaffold module does).
+    product.add_argument("--engine", choices=("pandas", "polars", "sql"), default="pandas",
+                         help="how the product is written (docs/engines.md): pandas (the default; any --from), polars "
+                              "(returns a LazyFrame, reads its file or input lazily; any --from), or sql (a DuckDB "
+                              "query in NAME.sql beside products.py; needs --from domain.product, since a SQL "
+                              "product queries the products it reads)")
     product.add_argument("--owner", help="its owner (default: the domain's)")
     product.set_defaults(run=new_product)
 
@@ -90,7 +96,7 @@ def new_product(args) -> int:
 
     with repository_lock(workspace.path.parent):
         plan = plan_product(workspace, args.domain, args.name, source=args.source, owner=args.owner,
-                            read_product=read_product)
+                            read_product=read_product, engine=args.engine)
         return _apply(plan, workspace.path, args.domain)
 
 

@@ -4,7 +4,9 @@ A new domain is a folder under `domains/` with a source product reading a data f
 domain ships (`data/`, beside its code), its contract, suite, definitions, a test using
 `mesh_core.run_product`, and its entry in `workspace.yaml` (comments and order kept).
 A new product `--from` a CSV or Parquet file, or from a published product, starts with a
-contract and suite inferred from that data. Scaffolded products are drafts: they run, but promise
+contract and suite inferred from that data. `--engine` picks how it is written: pandas (the
+default), Polars (a LazyFrame product, its input a LazyFrame) or SQL (a query in a .sql file beside
+products.py, over the products it reads). Scaffolded products are drafts: they run, but promise
 nothing (no contract snapshot) until their TODOs are written and they are made active. Everything
 is checked before anything is written; if writing fails half-way, what was written is taken back.
 """
@@ -26,6 +28,7 @@ from mesh_core.errors import MeshError
 from mesh_core.selfserve.infer import InferredColumn, contract_source, infer, suite_source
 from mesh_core.selfserve.plan import Plan
 
+ENGINES = ("pandas", "polars", "sql")  # how `mesh new product --engine` writes a product
 SAMPLE = pd.DataFrame({"record_id": [1, 2, 3], "name": ["first", "second", "third"], "amount": [10.5, 20.0, 7.25]})
 
 
@@ -75,9 +78,13 @@ def domain_package(name: str, owner: str, description: str | None, package: str)
 
 
 def plan_product(workspace, name_domain: str, name: str, *, source: str | None = None, owner: str | None = None,
-                 read_product=None) -> Plan:
-    """`read_product(ref)` returns a published product's frame (for `--from domain.product`)."""
+                 read_product=None, engine: str = "pandas") -> Plan:
+    """`read_product(ref)` returns a published product's frame (for `--from domain.product`);
+    `engine` is one of ENGINES."""
     from mesh_core.declare.inputs import Input
+
+    if engine not in ENGINES:
+        raise MeshError(f"engine {engine!r} is not one Mesh scaffolds: choose {', '.join(ENGINES)}.")
 
     location = workspace.location(name_domain)  # unknown domain: did-you-mean
     root = workspace.path.parent
@@ -90,6 +97,14 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
                         "add the product there by hand.")
     if any(ref.product == name for ref in location.products):
         raise MeshError(f"{name_domain}.{name} already exists; choose another product name.")
+    if engine == "sql" and (source is None or Path(source).suffix.lower() in (".csv", ".parquet") or Path(source).exists()):
+        raise MeshError(f"a SQL product queries the products it reads, so `--engine sql` needs --from domain.product "
+                        f"(got {'no --from' if source is None else '--from ' + source}). To publish a file, scaffold a "
+                        f"source product first (`mesh new product {name_domain} <name> --from FILE --engine polars`), "
+                        "then the SQL product --from it.")
+    query_file = folder / f"{name}.sql"
+    if engine == "sql" and query_file.exists():
+        raise MeshError(f"domains/{name_domain}/{name}.sql already exists; choose another product name or move that file.")
     owners = owner
     if owners is None and location.products:  # the domain's own owners, as its first product names them
         owners = next(iter(next(iter(location.products.values())).owners), None)
@@ -150,13 +165,18 @@ def plan_product(workspace, name_domain: str, name: str, *, source: str | None =
     }
     imports = [f"from domains.{name_domain} import contracts, suites", "from mesh_core import data_product, package_data_path",
                "import pandas as pd"]
+    if engine == "polars":
+        imports.append("import polars as pl")
     if upstream is None:
         body = _source_product(name_domain, name, contract, data_file, owners, inference.renames, sep=sep,
-                               timestamps=[column for column in inference.columns if column.from_text])
+                               timestamps=[column for column in inference.columns if column.from_text], engine=engine)
     else:
-        body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames,
-                                [str(column) for column in frame.columns])
+        columns = [str(column) for column in frame.columns]
+        body = _derived_product(name_domain, name, contract, str(upstream.ref), owners, inference.renames, columns,
+                                engine=engine)
         imports.append("from mesh_core import Input")
+        if engine == "sql":
+            plan.create[query_file] = _query(name_domain, name, str(upstream.ref), columns, inference.renames).encode()
     changes[products_py] = _append(products_py, body, imports)
     changes[folder / "definitions.py"] = _register(folder / "definitions.py", name_domain, name)
     plan.change.update(changes)
@@ -188,7 +208,7 @@ def _check_name(kind: str, name: str, taken: set[str] = frozenset()) -> None:
 
 def _module_names(*paths: Path) -> set[str]:
     """Top-level names the domain's modules define or import, which a new product must not shadow."""
-    names = {"pd", "pa", "Series", "contracts", "suites", "data_product", "package_data_path", "Input", "SLO"}
+    names = {"pd", "pl", "pa", "Series", "contracts", "suites", "data_product", "package_data_path", "Input", "SLO"}
     for path in paths:
         try:
             tree = ast.parse(path.read_text())
@@ -291,7 +311,15 @@ def _append(path: Path, block: str, imports: list[str]) -> str:
 
 
 def _with_import(text: str, line: str) -> str | None:
-    """`from m import x` joined to the module's one-line import, if the text has one (None if not)."""
+    """`from m import x` joined to the module's one-line import, if the text has one; `import m` put
+    among the module's `import ...` lines, in order (None if neither fits)."""
+    if line.startswith("import "):
+        plain = list(re.finditer(r"^import [^\n]+$", text, flags=re.M))
+        if not plain:
+            return None
+        after = [match for match in plain if match[0] < line]
+        at = after[-1].end() + 1 if after else plain[0].start()
+        return text[:at] + line + "\n" + text[at:]
     if not line.startswith("from "):
         return None
     module, _, names = line.removeprefix("from ").partition(" import ")
@@ -348,13 +376,37 @@ def _delimiter(path: Path) -> str:
         return ","
 
 
+def _draft(domain: str, name: str, contract: str, owner: str, description: str, extra: str = "") -> str:
+    """The @data_product(...) of a draft: no contract snapshot, no promise, until its TODOs are done and it is made active."""
+    return (f"@data_product(\n    domain={domain!r},\n    description=\"{description}\",\n"
+            f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
+            f'    version="1.0.0",\n    status="draft",  # make it active once the TODOs are done\n{extra})\n')
+
+
 def _source_product(domain: str, name: str, contract: str, data_file: str, owner: str, renames: dict,
-                    sep: str = ",", timestamps: Sequence[InferredColumn] = (), package: str | None = None) -> str:
-    """A draft source product: no contract snapshot, no promise, until its TODOs are done and it is made active."""
+                    sep: str = ",", timestamps: Sequence[InferredColumn] = (), package: str | None = None,
+                    engine: str = "pandas") -> str:
+    """A draft source product reading a data file the domain ships: whole in pandas, lazily in Polars."""
+    path = f"package_data_path(\"{package or 'domains.' + domain}\", *{tuple(data_file.split('/'))!r})"
+    head = _draft(domain, name, contract, owner,
+                  f"One row per record of {data_file}, which the domain ships. TODO: name the grain.")
+    if engine == "polars":
+        reader = "scan_parquet" if data_file.endswith(".parquet") else "scan_csv"
+        options = f", separator={sep!r}" if sep != "," else ""
+        steps = [f".rename({renames!r})"] if renames else []
+        if timestamps:  # the file holds them as text
+            steps.append(".with_columns(" + ", ".join(
+                f"pl.col({column.name!r}).str.to_datetime("
+                f"{'time_zone=' + repr('UTC') if column.annotation.startswith('pd.DatetimeTZDtype') else ''})"
+                for column in timestamps) + ")")
+        chain = "".join(f"\n        {step}" for step in steps)
+        body = (f"    return pl.{reader}({path}{options}){chain}\n" if not chain else
+                f"    return (\n        pl.{reader}({path}{options}){chain}\n    )\n")
+        return head + f"def {name}() -> pl.LazyFrame:\n" + body
     reader = "read_parquet" if data_file.endswith(".parquet") else "read_csv"
     options = f", sep={sep!r}" if sep != "," else ""
     rename = f".rename(columns={renames!r})" if renames else ""
-    read = f"pd.{reader}(package_data_path(\"{package or 'domains.' + domain}\", *{tuple(data_file.split('/'))!r}){options}){rename}"
+    read = f"pd.{reader}({path}{options}){rename}"
     if timestamps:  # the file holds them as text
         body = f"    frame = {read}\n" + "".join(
             f"    frame[{column.name!r}] = pd.to_datetime(frame[{column.name!r}], format=\"ISO8601\""
@@ -362,23 +414,37 @@ def _source_product(domain: str, name: str, contract: str, data_file: str, owner
         ) + "    return frame\n"
     else:
         body = f"    return {read}\n"
-    return (f"@data_product(\n    domain={domain!r},\n"
-            f'    description="One row per record of {data_file}, which the domain ships. TODO: name the grain.",\n'
-            f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
-            f'    version="1.0.0",\n    status="draft",  # make it active once the TODOs are done\n)\n'
-            f"def {name}() -> pd.DataFrame:\n" + body)
+    return head + f"def {name}() -> pd.DataFrame:\n" + body
 
 
 def _derived_product(domain: str, name: str, contract: str, upstream: str, owner: str, renames: dict,
-                     columns: list[str]) -> str:
+                     columns: list[str], engine: str = "pandas") -> str:
+    inputs = f"    inputs={{\"source\": Input({upstream!r}, columns={columns!r})}},\n"
+    if engine == "sql":
+        return (_draft(domain, name, contract, owner, f"One row per row of {upstream}. TODO: say what it adds.",
+                       inputs + f"    sql={name + '.sql'!r},  # beside this file; its relations are the inputs\n")
+                + f"def {name}(source):\n"
+                  f'    """Runs in DuckDB: {name}.sql, where `source` is {upstream}."""\n')
+    head = _draft(domain, name, contract, owner, f"One row per row of {upstream}. TODO: say what it adds.", inputs)
+    if engine == "polars":
+        rename = f".rename({renames!r})" if renames else ""
+        return head + (f"def {name}(source: pl.LazyFrame) -> pl.LazyFrame:\n"
+                       f"    return source{rename}  # TODO: the transform\n")
     rename = f".rename(columns={renames!r})" if renames else ""
-    return (f"@data_product(\n    domain={domain!r},\n"
-            f'    description="One row per row of {upstream}. TODO: say what it adds.",\n'
-            f"    owners=[{owner!r}],\n    contract=contracts.{contract},\n    suite=suites.{name.upper()},\n"
-            f'    version="1.0.0",\n    status="draft",  # make it active once the TODOs are done\n'
-            f"    inputs={{\"source\": Input({upstream!r}, columns={columns!r})}},\n)\n"
-            f"def {name}(source: pd.DataFrame) -> pd.DataFrame:\n"
-            f"    return source{rename}  # TODO: the transform\n")
+    return head + (f"def {name}(source: pd.DataFrame) -> pd.DataFrame:\n"
+                   f"    return source{rename}  # TODO: the transform\n")
+
+
+def _query(domain: str, name: str, upstream: str, columns: list[str], renames: dict) -> str:
+    """A draft SQL product's query (DuckDB dialect): its input's columns, renamed as the contract names them."""
+    def quoted(column: str) -> str:
+        return column if re.fullmatch(r"[a-z_][a-z0-9_]*", column) and not keyword.iskeyword(column) else \
+            '"' + column.replace('"', '""') + '"'
+
+    selected = ",\n       ".join(quoted(c) + (f" as {renames[c]}" if c in renames else "") for c in columns)
+    return (f"-- {domain}.{name}: one row per row of {upstream}. TODO: the transform.\n"
+            f"-- DuckDB SQL; its relations are the product's inputs: source ({upstream}).\n"
+            f"select {selected}\nfrom source\n")
 
 
 def _test(domain: str, name: str, *, source: bool, upstream=None, sample: pd.DataFrame | None = None,
