@@ -1,0 +1,120 @@
+"""The insights products written in SQL and Polars publish exactly what their pandas versions did.
+
+Each rewritten product runs both ways on the example's real data: its pandas version as it was
+before the rewrite (kept here as the reference) and the product itself, its inputs handed over in
+its engine from Parquet files the way a step hands them over, its output taken as the Arrow stream
+Mesh publishes. Both are held against the product's contract (as publishing coerces them) and
+compared row for row, sorted by the contract's key.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.support import needs_example
+
+pytestmark = needs_example("operations", "reference", "insights")
+
+
+# -- the pandas versions, as they were before the rewrite --------------------------------------
+
+def pandas_carrier_on_time_performance(flights: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFrame:
+    from domains.insights import contracts
+
+    completed = flights["status"].isin(["on_time", "delayed"])
+    per_carrier = flights.assign(
+        is_cancelled=flights["status"].eq("cancelled"),
+        is_diverted=flights["status"].eq("diverted"),
+        is_on_time=flights["status"].eq("on_time"),
+        completed=completed,
+        completed_delay=flights["arr_delay"].where(completed),
+    ).groupby("carrier", as_index=False).agg(
+        flights=("status", "size"),
+        cancelled=("is_cancelled", "sum"),
+        diverted=("is_diverted", "sum"),
+        on_time=("is_on_time", "sum"),
+        completed=("completed", "sum"),
+        mean_arr_delay=("completed_delay", "mean"),
+    )
+    per_carrier["on_time_rate"] = per_carrier["on_time"] / per_carrier["completed"]
+    named = per_carrier.merge(airlines.rename(columns={"name": "airline_name"}), on="carrier", how="left")
+    return named[list(contracts.CarrierOnTimePerformanceContract.to_schema().columns)]
+
+
+def pandas_route_performance(flights: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFrame:
+    from domains.insights import contracts
+
+    routes = (
+        flights.assign(is_cancelled=flights["status"].eq("cancelled"))
+        .groupby(["origin", "dest"], as_index=False)
+        .agg(
+            flights=("status", "size"),
+            cancelled_share=("is_cancelled", "mean"),
+            mean_arr_delay=("arr_delay", "mean"),
+            distance=("distance", "median"),
+        )
+    )
+    named = routes.merge(airports[["faa", "name"]].rename(columns={"faa": "dest", "name": "dest_name"}), on="dest", how="left")
+    return named[list(contracts.RoutePerformanceContract.to_schema().columns)]
+
+
+REWRITTEN = {  # product -> (its pandas version, the engine it is written in, the contract's key)
+    "carrier_on_time_performance": (pandas_carrier_on_time_performance, "duckdb", ["carrier"]),
+    "route_performance": (pandas_route_performance, "polars", ["origin", "dest"]),
+}
+
+
+@pytest.fixture(scope="module")
+def published():
+    """The upstream products as their ports hold them: computed from the example data, coerced by their contracts."""
+    from domains.operations.products import flights
+    from domains.reference.products import airlines, airports
+
+    return {str(product.ref): product.contract.validate(product.fn(), lazy=True) for product in (flights, airlines, airports)}
+
+
+def run_in_engine(product, frames: dict[str, pd.DataFrame], folder) -> pd.DataFrame:
+    """The product in its engine: each input a pyarrow dataset over Parquet files (what the IO manager
+    reads from a port) handed over as the product asks, the output read back from Mesh's Arrow stream."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from mesh_core.run.engines import EngineSession
+
+    with EngineSession(product, spill_dir=str(folder)) as session:
+        handed = {}
+        for param, frame in frames.items():
+            path = folder / f"{param}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+            handed[param] = session.hand_over(ds.dataset([str(path)]), product.read_as[param])
+        output = session.run_sql(handed) if product.sql is not None else product.fn(**handed)
+        return session.stream(output).read_all().to_pandas()
+
+
+@pytest.mark.parametrize("name", sorted(REWRITTEN))
+def test_a_rewritten_product_publishes_what_its_pandas_version_did(name, published, tmp_path):
+    from domains.insights import products
+
+    product = getattr(products, name)
+    pandas_version, engine, key = REWRITTEN[name]
+    assert product.engine.value == engine and all(e.value == engine for e in product.read_as.values())
+    frames = {param: published[str(spec.ref)][list(spec.columns or published[str(spec.ref)].columns)]
+              for param, spec in product.inputs.items()}
+
+    before = product.contract.validate(pandas_version(**frames), lazy=True)
+    after = run_in_engine(product, frames, tmp_path)
+    assert list(after.columns) == list(before.columns)  # the contract's order, straight from the engine
+    whole = [column for column, spec in product.contract.to_schema().columns.items() if str(spec.dtype) == "int64"]
+    # Publishing casts to the contract's types losslessly only: what it declares whole must come out whole.
+    assert (after[whole].dropna() % 1 == 0).all().all(), after[whole].describe()
+    after = product.contract.validate(after, lazy=True)
+    print(f"{product.ref}: {len(before)} rows in pandas, {len(after)} in {engine}")
+
+    def ordered(frame):  # a null is a null (NaN in pandas' object columns, None from Arrow)
+        frame = frame.sort_values(key).reset_index(drop=True)
+        return frame.astype({c: object for c in frame.select_dtypes(object)}).where(frame.notna(), None)
+
+    assert len(after) == len(before) > 0
+    pd.testing.assert_frame_equal(ordered(after), ordered(before), check_exact=False, rtol=1e-12)
