@@ -1,6 +1,7 @@
 """What a product's definition is, as one hash: how `mesh preview` tells which products a change touches.
 
-A product's fingerprint covers its function's source (decorator included) and everything its code
+A product's fingerprint covers its function's source (decorator included; a SQL product's query
+too, wherever it is written) and everything its code
 location declares of it: description, owners, tags, inputs, contract rules and schema, version,
 suite, access, lifecycle, objectives, and its checks (consumers' expectations included). A domain's
 *helper* fingerprint covers its Python files with the product functions cut out: constants, helper
@@ -39,7 +40,7 @@ def fingerprints(workspace: MeshWorkspace) -> dict[str, dict[str, str]]:
             assets_def = location.defs.resolve_assets_def(ref.asset_key)
             product = declared.get(ref)
             described = {
-                "source": _source(product.fn) if product is not None else None,
+                "source": product_source(product) if product is not None else None,
                 "description": spec.description, "owners": sorted(spec.owners), "tags": dict(sorted(spec.tags.items())),
                 "deps": sorted(dep.asset_key.to_user_string() for dep in spec.deps),
                 "code_version": spec.code_version,
@@ -63,6 +64,12 @@ def declared_products(location: Location) -> dict[ProductRef, DataProduct]:
             if isinstance(value, DataProduct) and value.domain == location.name:
                 found[value.ref] = value
     return found
+
+
+def product_source(product: DataProduct) -> str:
+    """The code that computes the product: its function, and for a SQL product its query (a .sql
+    file beside the module is not in the function's source, nor in the domain's helper files)."""
+    return _source(product.fn) + (f"\n-- sql\n{product.sql}" if product.sql is not None else "")
 
 
 def _source(fn) -> str:
