@@ -133,3 +133,30 @@ def test_add_a_domain_and_a_product_run_as_written_both_ways(copy, tmp_path):
     assert helm_deployments(copy)[name] == ["--module-name", f"domains.{name}.definitions", "--location-name", name]
     published = shell(f".venv/bin/mesh materialize -d {name}", cwd=copy, env=env)
     assert "2/2 products published" in published.stdout, published.stdout
+
+    # The same colonies in Polars, then in SQL, as the README shows them: each lints, passes the README's
+    # test of colonies, and publishes.
+    products = copy / "domains" / name / "products.py"
+    pandas_text = products.read_text()
+    pandas_fn = pandas_text[pandas_text.index("def colonies("):].split("\n\n\n")[0]
+    alternatives = {header: body for header, body in (block.partition("\n")[::2] for block in blocks(product_section, "python"))
+                    if header.startswith("# colonies, in ")}
+    assert sorted(alternatives) == ["# colonies, in Polars: the same @data_product(...) as above, and `import polars as pl`",
+                                    '# colonies, in SQL: the same @data_product(...) as above, with sql="colonies.sql"']
+    [sql] = blocks(product_section, "sql")
+    sql_header, _, query = sql.partition("\n")
+    for header, function in alternatives.items():
+        text = pandas_text.replace(pandas_fn, function.rstrip("\n"))
+        if "Polars" in header:
+            text = "import polars as pl\n" + text
+        else:
+            text = text.replace("    slo=SLO(max_age_hours=26),\n)\ndef colonies(",
+                                '    slo=SLO(max_age_hours=26),\n    sql="colonies.sql",\n)\ndef colonies(')
+            (copy / sql_header.removeprefix("-- ")).write_text(query)
+        assert text != pandas_text and "def colonies(" in text and ("Polars" in header or 'sql="colonies.sql"' in text)
+        products.write_text(text)
+        run = shell(f".venv/bin/pytest -p no:cacheprovider -v tests/domains/test_{name}__colonies.py", cwd=copy, env=env)
+        assert re.search(rf"PASSED \S*test_{name}__colonies.py::", run.stdout), (header, run.stdout[-3000:])
+        shell(".venv/bin/mesh lint", cwd=copy, env=env)
+        published = shell(f".venv/bin/mesh materialize -d {name}", cwd=copy, env=env)
+        assert "2/2 products published" in published.stdout, (header, published.stdout)
