@@ -150,9 +150,9 @@ test = ["pytest>=8", "{_uv_pin()}"]
 [tool.setuptools.packages.find]
 include = ["{name}*"]
 
-# The domain ships its data files and contract snapshots with its code.
+# The domain ships its data files, contract snapshots and SQL products' queries with its code.
 [tool.setuptools.package-data]
-"{name}" = ["data/*", "snapshots/*.yaml"]
+"{name}" = ["data/*", "snapshots/*.yaml", "*.sql"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]

@@ -60,13 +60,19 @@ def test_each_domain_has_its_own_libraries_and_its_own_tests_pass(domains):
     ok(timed("make test (producer: its tests, its lint)", ["make", "test"], cwd=producer, env=with_uv()))
 
 
-def test_a_domains_own_wheel_ships_its_data_and_contract_snapshots(domains, tmp_path):
+def test_a_domains_own_wheel_ships_its_data_contract_snapshots_and_sql(domains, tmp_path):
     producer = domains[PRODUCER]
-    ok(subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                       str(tmp_path), str(producer)], capture_output=True, text=True))
+    query = producer / PRODUCER / "by_day.sql"  # a SQL product's query, beside products.py
+    query.write_text("select 1 as day\n")
+    try:
+        ok(subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                           str(tmp_path), str(producer)], capture_output=True, text=True))
+    finally:
+        query.unlink()  # the fixture's repositories are shared with the other tests
     [built] = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(built).namelist())
     files = {str(p.relative_to(producer)) for p in (producer / PRODUCER).glob("*/*") if p.parent.name in ("data", "snapshots")}
+    files.add(str(query.relative_to(producer)))
     assert any("/snapshots/" in name for name in files) and files <= names, sorted(files - names)
 
 
