@@ -40,8 +40,9 @@ def test_an_import_joins_the_modules_import_line(tmp_path):
 
 # -- `mesh new product --engine` ---------------------------------------------------------------
 
-SIGHTINGS = ("Sighting ID;day;seen;Wing Span\n1;2024-01-05;2024-01-05T10:15:00Z;1.5\n"
-             "2;2024-01-06;2024-01-06T11:40:00Z;2.5\n3;2024-01-07;2024-01-07T12:05:00Z;3.0\n")
+# The kinds of column pandas and Polars read differently from a CSV: text timestamps, booleans, integers with a gap.
+SIGHTINGS = ("Sighting ID;day;seen;Wing Span;ringed;birds\n1;2024-01-05;2024-01-05T10:15:00Z;1.5;True;3\n"
+             "2;2024-01-06;2024-01-06T11:40:00Z;2.5;False;\n3;2024-01-07;2024-01-07T12:05:00Z;3.0;True;12\n")
 
 
 @pytest.fixture
@@ -61,29 +62,37 @@ def birds(tmp_path):
     return root, lambda *args: run_mesh(*args, "-w", str(root / "workspace.yaml"), home=home, cwd=root)
 
 
-# What each scaffolded product computes, run in its engine the way a step hands over its inputs, and
-# held against its own contract: the scaffold is a product that works, not just one that imports.
+# What each scaffolded product computes, run in its engine the way a step runs it (inputs handed over,
+# the output streamed and cast to the contract's types) and held against its own contract in that
+# engine: the scaffold is a product that works, not just one that imports.
 ENGINE_RUN = """
-import json, sys
+import json
 import pandas as pd
+import polars as pl
 from domains.birds import products
 from mesh_core.declare.product import DataProduct
 from mesh_core.run.engines import EngineSession
+from mesh_core.run.validation.contract import run_contract
+from mesh_core.run.validation.engine_contract import conform, run_contract_polars
 
 records = pd.read_csv("domains/birds/data/records.csv")
 found = {}
 for product in (value for value in vars(products).values() if isinstance(value, DataProduct)):
     with EngineSession(product) as session:
         if product.sql is not None:
-            output = session.run_sql({"source": session.duckdb.from_df(records)}).df()
+            output = session.run_sql({"source": session.duckdb.from_df(records)})
         elif product.inputs:
-            import polars as pl
-            output = product.fn(source=pl.from_pandas(records).lazy()).collect().to_pandas()
+            output = product.fn(source=pl.from_pandas(records).lazy() if product.engine.value == "polars" else records)
         else:
             output = product.fn()
-            output = output if isinstance(output, pd.DataFrame) else output.collect().to_pandas()
-    product.contract.validate(output, lazy=True)
-    found[product.name] = [product.engine.value, product.sql_file and product.sql_file.rsplit("/", 1)[-1], len(output)]
+        if isinstance(output, pd.DataFrame):
+            outcome, _ = run_contract(product.contract, output, min_rows=1)
+        else:
+            table = conform(session.stream(output), product.contract, product.ref).read_all()
+            outcome = run_contract_polars(product.contract, pl.from_arrow(table).lazy(), min_rows=1)
+        rows = len(output) if isinstance(output, pd.DataFrame) else table.num_rows
+    assert outcome.passed, (product.ref, outcome.description)
+    found[product.name] = [product.engine.value, product.sql_file and product.sql_file.rsplit("/", 1)[-1], rows]
 print(json.dumps(found))
 """
 
