@@ -156,7 +156,7 @@ def test_add_a_domain_and_a_product_run_as_written_both_ways(copy, tmp_path):
         assert text != pandas_text and "def colonies(" in text and ("Polars" in header or 'sql="colonies.sql"' in text)
         products.write_text(text)
         run = shell(f".venv/bin/pytest -p no:cacheprovider -v tests/domains/test_{name}__colonies.py", cwd=copy, env=env)
-        assert re.search(rf"PASSED \S*test_{name}__colonies.py::", run.stdout), (header, run.stdout[-3000:])
+        assert re.search(rf"test_{name}__colonies.py::\S+ PASSED", run.stdout), (header, run.stdout[-3000:])
         shell(".venv/bin/mesh lint", cwd=copy, env=env)
         published = shell(f".venv/bin/mesh materialize -d {name}", cwd=copy, env=env)
         assert "2/2 products published" in published.stdout, (header, published.stdout)

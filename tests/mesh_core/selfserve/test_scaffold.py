@@ -135,6 +135,12 @@ def test_new_product_scaffolds_each_engine_as_a_product_that_loads_lints_and_mee
         "records": ["pandas", None, 3], "sightings": ["polars", None, 3], "nests": ["polars", None, 3],
         "by_name": ["duckdb", "by_name.sql", 3], "by_amount": ["polars", None, 3], "copied": ["pandas", None, 3]}
 
+    # The tests the scaffold wrote, one per product (run_product: a real materialization), pass in every engine.
+    (root / "tests" / "__init__.py").write_text("")  # tests.domains, as in a mesh repository (not a second `domains`)
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                            "tests/domains"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0 and "5 passed" in tests.stdout, tests.stdout[-4000:] + tests.stderr[-2000:]
+
 
 def test_new_product_refuses_an_unknown_engine_and_sql_with_nothing_to_query_and_changes_nothing(birds):
     root, mesh = birds
