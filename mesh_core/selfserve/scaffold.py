@@ -437,8 +437,14 @@ def _derived_product(domain: str, name: str, contract: str, upstream: str, owner
 
 def _query(domain: str, name: str, upstream: str, columns: list[str], renames: dict) -> str:
     """A draft SQL product's query (DuckDB dialect): its input's columns, renamed as the contract names them."""
+    import duckdb
+
+    # Quoted unless a plain name DuckDB takes as a column bare (`order`, `group`, `left` are keywords).
+    keywords = {word for (word,) in duckdb.sql("select keyword_name from duckdb_keywords() "
+                                               "where keyword_category != 'unreserved'").fetchall()}
+
     def quoted(column: str) -> str:
-        return column if re.fullmatch(r"[a-z_][a-z0-9_]*", column) and not keyword.iskeyword(column) else \
+        return column if re.fullmatch(r"[a-z_][a-z0-9_]*", column) and column not in keywords else \
             '"' + column.replace('"', '""') + '"'
 
     selected = ",\n       ".join(quoted(c) + (f" as {renames[c]}" if c in renames else "") for c in columns)

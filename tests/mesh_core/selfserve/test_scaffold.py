@@ -158,3 +158,15 @@ def test_new_product_refuses_an_unknown_engine_and_sql_with_nothing_to_query_and
 
 def snapshot(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_scaffolded_query_runs_over_columns_named_like_sql_keywords_or_not_in_snake_case():
+    import duckdb
+
+    from mesh_core.selfserve.scaffold import _query
+
+    query = _query("d", "x", "d.y", ["order", "name", "Weird Col", "left"], {"Weird Col": "weird_col"})
+    con = duckdb.connect()
+    con.execute('create table source as select 1 as "order", \'a\' as name, 2 as "Weird Col", 3 as "left"')
+    relation = con.sql(query)
+    assert relation.columns == ["order", "name", "weird_col", "left"] and relation.fetchall() == [(1, "a", 2, 3)]
