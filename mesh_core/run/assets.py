@@ -204,7 +204,9 @@ def _publish_stream(context, product: DataProduct, previous, stream, outcomes: l
             raise PublishBlockedError(
                 f"{product.ref} was not published: its contract failed while the output was written "
                 f"({exc}). Consumers keep the last good version. Nothing was kept.") from None
-        report = audit_files(product, staged.paths())
+        with publisher.local_paths(staged) as paths:  # the engines read files by path: a copy when on S3
+            report = audit_files(product, paths)
+            summary = staged_health(product, paths, _StagedReport(tuple(report)))
         outcomes.extend(report)
         blocking = [o for o in report if o.blocks_publish]
         if blocking:
@@ -226,10 +228,9 @@ def _publish_stream(context, product: DataProduct, previous, stream, outcomes: l
             staged, version=product.version, access=product.access.value, run_id=context.run_id,
             contract_fingerprint=contract_fingerprint(product.contract), lifecycle=product.lifecycle,
             in_use=versions_in_use(context.instance, product.ref))
-    passed = _StagedReport(tuple(report))
     yield dg.Output(Committed(publication), metadata={"mesh/input_versions": dg.MetadataValue.json(read),
-                                                      **_scores(context, product, previous, passed),
-                                                      **staged_health(product, staged.paths(), passed)})
+                                                      **_scores(context, product, previous, _StagedReport(tuple(report))),
+                                                      **summary})
     for outcome in report:
         yield outcome.to_check_result(key)
     return _Published(staged.rows, read)

@@ -72,8 +72,10 @@ class EngineSession:
             return value
         if engine is Engine.ARROW:
             return value
-        paths = list(getattr(value, "files", None) or [])
-        local = bool(paths) and all("://" not in path for path in paths)
+        import pyarrow.fs as pafs
+
+        paths = list(getattr(value, "files", None) or [])  # on S3 these are "bucket/key": read through the dataset
+        local = bool(paths) and isinstance(getattr(value, "filesystem", None), pafs.LocalFileSystem)
         if engine is Engine.POLARS:
             import polars as pl
 

@@ -12,6 +12,7 @@ Local paths are the default; the port root may also be `s3://bucket/prefix` or `
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -421,6 +422,17 @@ class Publisher:
         for staged in list(self._open.values()):
             with suppress(StorageError):  # never hides why the block was left; the next publish deletes them
                 self.discard(staged)
+
+    @contextmanager
+    def local_paths(self, staged: StagedFiles) -> Iterator[list[str]]:
+        """Local paths of the staged files, for engines that read files by path (the audit): the
+        files themselves on a local port; on object storage, a copy in a temporary folder, streamed
+        file by file and deleted when the block ends."""
+        if self.port.is_local:
+            yield staged.paths()
+            return
+        with tempfile.TemporaryDirectory(prefix="mesh-audit-", dir=self.storage.data_dir if self.storage.data_dir.exists() else None) as folder:
+            yield self.port.copy_staged(staged, folder)
 
     def _source(self, staged: StagedFiles):
         return staged.paths() if self.port.is_local else self.port.staged_dataset(staged)

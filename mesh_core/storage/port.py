@@ -552,6 +552,22 @@ class OutputPort:
         self._check_staged_here(staged, "read")
         return self._dataset(list(staged.files), staged.schema)
 
+    def copy_staged(self, staged: StagedFiles, folder: str) -> list[str]:
+        """Copy the staged files into the local `folder` (streamed, one file at a time); their paths."""
+        self._check_staged_here(staged, "copy")
+        fs, root = self._filesystem()
+        copies = []
+        for name in staged.files:
+            target = os.path.join(folder, name)
+            try:
+                pafs.copy_files(f"{root}/{name}", target, source_filesystem=fs,
+                                destination_filesystem=pafs.LocalFileSystem())
+            except OSError as exc:
+                raise StorageError(f"Could not copy staged file {self.uri}/{name} of {self.ref} to {folder} for its "
+                                   f"audit: {_cause(exc)}") from exc
+            copies.append(target)
+        return copies
+
     def _check_staged_here(self, staged: StagedFiles, action: str) -> None:
         if staged.port_uri != self.uri or staged.ref != self.ref:
             raise StorageError(f"Cannot {action} files staged for {staged.ref} at {staged.port_uri} through the port "
