@@ -196,3 +196,22 @@ def test_a_product_returning_what_no_engine_is_fails_naming_the_types(instance):
     failure = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)[0]
     text = failure.dagster_event.event_specific_data.error.to_string()
     assert "Product bank.ledger returned dict" in text and "Polars DataFrame or LazyFrame" in text
+
+
+@pytest.mark.parametrize("reader", ["polars", "sql", "arrow"])
+def test_a_corrupted_data_file_is_caught_by_a_lazy_read_before_any_row_reaches_the_consumer(instance, reader):
+    domain = Ledger("polars", reader)
+    assert domain.materialize(instance).success
+    port = Path(DomainStorage(resolve_data_dir(), "bank").port(ProductRef("bank", "ledger")).uri)
+    [data_file] = sorted(port.glob("part-*.parquet"))
+    body = bytearray(data_file.read_bytes())
+    body[len(body) // 2] ^= 0x01
+    data_file.write_bytes(bytes(body))
+    before = published("doubled")
+    job = domain.defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=[AssetKey(["bank", "doubled"])])
+    assert not result.success
+    failure = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)[0]
+    text = failure.dagster_event.event_specific_data.error.to_string()
+    assert "IntegrityError" in text and f"Data file {data_file} of bank.ledger version 0 is corrupt" in text
+    assert_same(published("doubled"), before)  # the consumer kept its version
