@@ -1,5 +1,5 @@
-"""The real `dagster-daemon` operating a two-domain mesh (tests/fixtures/workspaces/feed_digest.yaml):
-feed.events runs on a one-minute cadence, digest.summary (another code location) by automation."""
+"""The real `dagster-daemon` operating a two-domain mesh (tests/fixtures/workspaces/feed_digest.yaml), in engines:
+feed.events (Polars) runs on a one-minute cadence, digest.summary (SQL, another code location) by automation."""
 
 from __future__ import annotations
 
