@@ -149,7 +149,12 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
         else:
             frame = product.fn(context=context, **handed) if product.wants_context else product.fn(**handed)
         if not isinstance(frame, pd.DataFrame):  # an engine's output: streamed, staged, audited in the engine
-            return (yield from _publish_stream(context, product, previous, session.stream(frame), outcomes))
+            if previous:
+                raise ProductOutputError(
+                    f"Product {product.ref} returned {type(frame).__name__} and keeps previous majors "
+                    f"({', '.join(str(item.major) for item in previous)}): adapt() derives an older major from a "
+                    "pandas DataFrame. Return a pandas DataFrame from this product until its older majors end, or drop them.")
+            return (yield from _publish_stream(context, product, session.stream(frame), outcomes))
     check_columns(frame, product.ref)
     report = audit(product, frame, previous)
     outcomes.extend(report.outcomes)
@@ -177,7 +182,7 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
     return _Published(len(report.frame), read)
 
 
-def _publish_stream(context, product: DataProduct, previous, stream, outcomes: list):
+def _publish_stream(context, product: DataProduct, stream, outcomes: list):
     """Write-audit-publish of an engine's output: stage it as Parquet files in the port (no version
     yet), audit the files in the engines, then commit them as one Delta version, or quarantine
     and delete them. The publish lock is held throughout, so no other publish tidies the staged files."""
@@ -186,11 +191,6 @@ def _publish_stream(context, product: DataProduct, previous, stream, outcomes: l
     from mesh_core.errors import ContractConversionError
 
     key = product.ref.asset_key
-    if previous:
-        raise ProductOutputError(
-            f"Product {product.ref} returned {_kind(stream)} and keeps previous majors "
-            f"({', '.join(str(item.major) for item in previous)}): adapt() derives an older major from a pandas "
-            "DataFrame. Return a pandas DataFrame from this product until its older majors end, or drop them.")
     storage = getattr(context.resources, IO_MANAGER_KEY).storage()
     with storage.publishing(product.name) as publisher:
         try:
@@ -229,7 +229,7 @@ def _publish_stream(context, product: DataProduct, previous, stream, outcomes: l
             contract_fingerprint=contract_fingerprint(product.contract), lifecycle=product.lifecycle,
             in_use=versions_in_use(context.instance, product.ref))
     yield dg.Output(Committed(publication), metadata={"mesh/input_versions": dg.MetadataValue.json(read),
-                                                      **_scores(context, product, previous, _StagedReport(tuple(report))),
+                                                      **_scores(context, product, (), _StagedReport(tuple(report))),
                                                       **summary})
     for outcome in report:
         yield outcome.to_check_result(key)
@@ -239,10 +239,6 @@ def _publish_stream(context, product: DataProduct, previous, stream, outcomes: l
 @dataclass(frozen=True)
 class _StagedReport:
     outcomes: tuple  # what _scores and health read of an audit report
-
-
-def _kind(stream) -> str:
-    return type(stream).__name__
 
 
 def staged_health(product: DataProduct, paths, report) -> dict:

@@ -147,6 +147,12 @@ def _engine_violations(domain: str, product: DataProduct):
     from mesh_core.run.validation.suite_sql import sql_problems
 
     fix = "see docs/engines.md for what runs in each engine."  # each problem says its own fix
+    if product.previous_majors and product.sql is None:
+        yield Violation(domain, product.name, "engine-previous-majors",
+                        f"returns {product.engine.value} (its annotations say so) and keeps previous majors "
+                        f"{', '.join(str(item.major) for item in product.previous_majors)}: adapt() derives an older major "
+                        "from a pandas DataFrame.",
+                        "return a pandas DataFrame (annotate -> pd.DataFrame) until the older majors end, or drop them.")
     for problem in engine_problems(product.contract):
         yield Violation(domain, product.name, "engine-contract",
                         f"its contract cannot run in {product.engine.value}: {problem}.", fix)

@@ -215,3 +215,32 @@ def test_a_corrupted_data_file_is_caught_by_a_lazy_read_before_any_row_reaches_t
     text = failure.dagster_event.event_specific_data.error.to_string()
     assert "IntegrityError" in text and f"Data file {data_file} of bank.ledger version 0 is corrupt" in text
     assert_same(published("doubled"), before)  # the consumer kept its version
+
+
+def test_an_engine_product_keeping_previous_majors_is_refused_at_load_and_at_run_time(instance):
+    from mesh_core import DefinitionError, PreviousMajor
+
+    class Old(LedgerContract):
+        pass
+
+    declared = dict(domain="bank", description="One row per ledger entry.", owners=["team:bank"], contract=LedgerContract,
+                    suite=[Expectation("ExpectColumnValuesToBeUnique", column="entry_id")], version="2.0.0",
+                    previous_majors=[PreviousMajor("1.0.0", contract=Old, until="2099-01-01", adapt=lambda frame: frame)])
+
+    @data_product(**declared)
+    def annotated() -> pl.LazyFrame:
+        return pl.from_pandas(GOOD).lazy()
+
+    with pytest.raises(DefinitionError, match=r"\[engine-previous-majors\] bank\.annotated: returns polars .* previous majors 1"):
+        domain_definitions("bank", [annotated])
+
+    @data_product(**declared)
+    def unannotated():  # load cannot know: the run says so, and publishes nothing
+        return pl.from_pandas(GOOD).lazy()
+
+    result = domain_definitions("bank", [unannotated]).resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, raise_on_error=False)
+    assert not result.success
+    text = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)[0].dagster_event.event_specific_data.error.to_string()
+    assert "Product bank.unannotated returned LazyFrame and keeps previous majors (1)" in text
+    assert instance.get_latest_materialization_event(AssetKey(["bank", "unannotated"])) is None
