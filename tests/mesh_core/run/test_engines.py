@@ -139,3 +139,15 @@ def test_a_duckdb_product_larger_than_its_memory_limit_spills_instead_of_failing
     print(f"sorted {rows} rows (~{rows * 28 // 2**20} MB) under DuckDB memory_limit {limit}")
     assert seen == rows
     assert limit.endswith("MiB") and float(limit.split()[0].replace("MiB", "")) <= 64  # the session's limit held
+
+
+def test_a_filter_on_a_polars_or_duckdb_input_reaches_the_parquet_scan(dataset):
+    """Predicate and projection pushdown: the engines read only the row groups and columns they need."""
+    with EngineSession(counts) as session:
+        plan = session.hand_over(dataset, Engine.POLARS).filter(pl.col("flight") > 25).explain()
+        scan = plan[plan.index("Parquet SCAN"):]
+        assert "flight" in scan and ("SELECTION" in scan or "FILTER" in scan or "predicate" in scan.lower()), plan
+        assert "dest" not in plan  # a column the dataset does not project is never read
+        relation = session.hand_over(dataset, Engine.DUCKDB).filter("flight > 25")
+        explained = session.duckdb.execute(f"explain {relation.sql_query()}").fetchall()[0][1]
+        assert "Filters" in explained and "flight>25" in explained.replace(" ", ""), explained
