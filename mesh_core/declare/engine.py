@@ -37,7 +37,9 @@ _ANNOTATIONS = {
     Engine.DUCKDB: ("duckdb.DuckDBPyRelation", "_duckdb.DuckDBPyRelation", "duckdb.duckdb.DuckDBPyRelation"),
     Engine.ARROW: ("pyarrow.dataset.Dataset", "ds.Dataset", "pyarrow._dataset.Dataset", "pa.dataset.Dataset"),
 }
-_BARE = {"DataFrame": Engine.PANDAS, "LazyFrame": Engine.POLARS, "DuckDBPyRelation": Engine.DUCKDB, "Dataset": Engine.ARROW}
+# A bare class name counts only alone or under its own library: polars.DataFrame is no pandas frame.
+_BARE = {"DataFrame": (Engine.PANDAS, "pandas"), "LazyFrame": (Engine.POLARS, "polars"),
+         "DuckDBPyRelation": (Engine.DUCKDB, "duckdb"), "Dataset": (Engine.ARROW, "arrow")}
 ANNOTATION_HELP = ("annotate the parameter with pd.DataFrame (the default), pl.LazyFrame, duckdb.DuckDBPyRelation or "
                    "pyarrow.dataset.Dataset, or declare Input(..., as_='pandas' | 'polars' | 'duckdb' | 'arrow')")
 
@@ -54,8 +56,8 @@ def engine_of(annotation: Any) -> Engine | None:
         if name in names:
             return engine
     bare = name.rsplit(".", 1)[-1]
-    if bare in _BARE and (name == bare or "polars" in name or "duckdb" in name or "pandas" in name or "arrow" in name):
-        return _BARE[bare]
+    if bare in _BARE and (name == bare or _BARE[bare][1] in name):
+        return _BARE[bare][0]
     raise ValueError(f"annotation {name!r} is not a type Mesh can hand an input as")
 
 

@@ -63,6 +63,13 @@ def test_an_annotation_no_engine_matches_fails_at_load_naming_the_parameter_and_
             return flights
 
 
+@pytest.mark.parametrize("annotation", [pl.DataFrame, "polars.DataFrame", "pl.DataFrame", "pyarrow.Table"])
+def test_a_polars_or_arrow_frame_annotation_is_refused_not_read_as_pandas(annotation):
+    """A Polars DataFrame is no pandas frame: handing one over as pandas would break the product at run time."""
+    with pytest.raises(ValueError, match="is not a type Mesh can hand an input as"):
+        engine_of(annotation)
+
+
 def test_an_annotation_and_an_input_as_that_disagree_fail_at_load():
     with pytest.raises(DefinitionError, match=r"\[input-engines\].*'flights' is annotated as polars but its Input says "
                                               r"as_='duckdb'"):
