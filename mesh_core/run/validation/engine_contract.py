@@ -234,9 +234,14 @@ def _lost(array: "pa.Array", target: "pa.DataType") -> "pa.Array":
     try:
         cast = array.cast(target, safe=False)
         back = cast.cast(array.type, safe=False)
-        return pc.and_(pc.is_valid(array), pc.or_kleene(pc.is_null(cast), pc.invert(pc.equal(back, array))))
+        lost = pc.and_(pc.is_valid(array), pc.or_kleene(pc.is_null(cast), pc.invert(pc.equal(back, array))))
+        if pc.any(lost).as_py():
+            return lost
+        # nothing lost on the round trip, yet the safe cast failed: an integer that wrapped around
+        # (uint64 past int64 and back) survives it. Only on this error path: one value at a time.
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a value that does not even parse: one at a time
-        return pa.array([_fails(v, array.type, target) for v in array.to_pylist()], pa.bool_())
+        pass
+    return pa.array([_fails(v, array.type, target) for v in array.to_pylist()], pa.bool_())
 
 
 def _fails(value, source: "pa.DataType", target: "pa.DataType") -> bool:

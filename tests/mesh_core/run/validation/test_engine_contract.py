@@ -119,6 +119,16 @@ def test_a_value_that_does_not_convert_stops_the_stream_naming_column_count_and_
     assert isinstance(caught.value, ProductOutputError) and caught.value.column == "count"
 
 
+def test_an_unsigned_integer_past_int64_is_counted_and_shown_not_lost_in_the_round_trip():
+    """uint64 -> int64 -> uint64 without safety gives the value back, so the round trip alone finds nothing."""
+    at = pyarrow.array([0, 1, 2], pyarrow.timestamp("ns", "UTC"))
+    count = pyarrow.array([1, 2**63 + 5, 2**64 - 1], pyarrow.uint64())
+    stream = conform(reader(3, sensor=["a"] * 3, value=[1.0] * 3, count=count, at=at), ReadingsContract, "plant.readings")
+    with pytest.raises(ContractConversionError, match=r"count: 2 value\(s\) do not convert to int64 "
+                                                      r"\(9223372036854775813, 18446744073709551615\)"):
+        stream.read_all()
+
+
 def test_the_stream_stops_at_the_first_batch_that_does_not_convert():
     at = pyarrow.array([0, 1, 2, 3], pyarrow.timestamp("ns", "UTC"))
     stream = conform(reader(2, sensor=["a"] * 4, value=[1.0] * 4, count=[1, 2, 3.5, 4.5], at=at), ReadingsContract, "p.r")
