@@ -34,6 +34,7 @@ class EngineSession:
         self._spill_dir = spill_dir
         self._spill: tempfile.TemporaryDirectory | None = None
         self._duckdb = None
+        self._read: list[str] = []  # the local files handed over as DuckDB relations: all a SQL product may read
 
     def __enter__(self) -> "EngineSession":
         return self
@@ -84,6 +85,7 @@ class EngineSession:
             return pl.scan_pyarrow_dataset(value)
         if engine is Engine.DUCKDB:
             if local:
+                self._read.extend(paths)
                 columns = ", ".join(_quoted(name) for name in value.schema.names)
                 return self.duckdb.sql(f"select {columns} from read_parquet({_sql_list(paths)})")
             return self.duckdb.from_arrow(value)
@@ -99,6 +101,11 @@ class EngineSession:
         con = self.duckdb
         for name, relation in inputs.items():
             con.register(name, relation)
+        # The query reads its inputs and nothing else: no file (another domain's port, /etc/passwd), no URL.
+        # DuckDB cannot turn this back on for the connection; the spill folder stays writable.
+        con.execute("SET allowed_paths = $1", [self._read])
+        con.execute("SET allowed_directories = $1", [[self._spill_dir or self._spill.name]])
+        con.execute("SET enable_external_access = false")
         try:
             return con.sql(product.sql)
         except duckdb.Error as exc:

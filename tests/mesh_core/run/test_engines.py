@@ -129,6 +129,38 @@ def test_a_sql_product_cannot_read_a_python_variable_of_the_same_name(dataset):
         session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})
 
 
+@pytest.mark.parametrize("reads", ["read_csv('/etc/passwd', header=false)", "read_parquet('{other}')",
+                                   "read_text('{other}')", "'{other}'"])
+def test_a_sql_product_reads_only_its_inputs_not_any_file(dataset, tmp_path, reads):
+    """A SQL product is governed by its declared inputs: another domain's port files are out of reach."""
+    other = tmp_path / "elsewhere" / "secret.parquet"
+    other.parent.mkdir()
+    pq.write_table(pyarrow.table({"carrier": ["SECRET"], "flights": [1]}), other)
+    query = f"select * from {reads.format(other=other)}"
+
+    @data_product(**BASE, inputs={"flights": "ops.flights"}, sql=query)
+    def snoop(flights):
+        """SQL."""
+
+    print(f"tried: {query}")
+    with EngineSession(snoop) as session, pytest.raises(ProductOutputError, match=r"shop\.snoop.*Permission Error"):
+        session.stream(session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})).read_all()
+
+
+def test_a_sql_product_still_reads_its_inputs_and_spills_once_files_are_locked(dataset, tmp_path):
+    rows = 3_000_000
+
+    @data_product(**BASE, inputs={"flights": "ops.flights"},
+                  sql=f"select f.carrier, (range * 7919) % {rows} as flights, repeat('x', 20) as pad "
+                      f"from range({rows}) join (select carrier from flights limit 1) f on true order by 2")
+    def sorted_counts(flights):
+        """SQL."""
+
+    with EngineSession(sorted_counts, memory_limit="64MB", spill_dir=str(tmp_path)) as session:
+        seen = sum(b.num_rows for b in session.stream(session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})))
+    assert seen == rows
+
+
 def test_a_duckdb_product_larger_than_its_memory_limit_spills_instead_of_failing(tmp_path):
     """Bounded memory in DuckDB: a sort of ~5x the step's memory limit completes by spilling to disk."""
     rows = 3_000_000
