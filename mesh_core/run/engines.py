@@ -16,7 +16,7 @@ import pandas as pd
 
 from mesh_core.declare.engine import Engine, sql_error
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import ProductOutputError
+from mesh_core.errors import MeshError, ProductOutputError
 
 MEMORY_LIMIT_ENV = "MESH_ENGINE_MEMORY_LIMIT"  # DuckDB's memory_limit for a step, e.g. "2GB"
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -60,8 +60,14 @@ class EngineSession:
                 self._spill = tempfile.TemporaryDirectory(prefix="mesh-duckdb-spill-")
             spill = self._spill_dir or self._spill.name
             # No replacement scans: a query reads the step's inputs, never a Python variable that happens to share a name.
-            self._duckdb = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
-                                                  "python_enable_replacements": False})
+            try:
+                self._duckdb = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
+                                                      "python_enable_replacements": False})
+            except duckdb.Error as exc:
+                raise MeshError(
+                    f"{self.product.ref} cannot start DuckDB with memory limit {self.memory_limit!r} "
+                    f"(${MEMORY_LIMIT_ENV}): {' '.join(str(exc).split())}. Set it in DuckDB's syntax, e.g. "
+                    f"{MEMORY_LIMIT_ENV}=4GB, or unset it for {DEFAULT_MEMORY_LIMIT}.") from None
         return self._duckdb
 
     # -- inputs ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from pandera.typing import Series
 
-from mesh_core import Expectation, ProductOutputError, data_product
+from mesh_core import Expectation, MeshError, ProductOutputError, data_product
 from mesh_core.declare.engine import Engine
 from mesh_core.run.engines import EngineSession
 
@@ -183,3 +183,10 @@ def test_a_filter_on_a_polars_or_duckdb_input_reaches_the_parquet_scan(dataset):
         relation = session.hand_over(dataset, Engine.DUCKDB).filter("flight > 25")
         explained = session.duckdb.execute(f"explain {relation.sql_query()}").fetchall()[0][1]
         assert "Filters" in explained and "flight>25" in explained.replace(" ", ""), explained
+
+
+def test_a_memory_limit_duckdb_cannot_read_names_the_setting_and_the_product(monkeypatch):
+    monkeypatch.setenv("MESH_ENGINE_MEMORY_LIMIT", "banana")
+    with EngineSession(counts) as session, pytest.raises(MeshError, match=r"shop\.counts cannot start DuckDB with "
+                                                                          r"memory limit 'banana' \(\$MESH_ENGINE_MEMORY_LIMIT\)"):
+        session.duckdb
