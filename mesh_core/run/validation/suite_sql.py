@@ -91,8 +91,14 @@ def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths
         files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
         try:
             with engine.begin() as connection:
-                connection.exec_driver_sql(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM read_parquet([{files}])')
-                columns = set(connection.exec_driver_sql(f'SELECT * FROM "{view}" LIMIT 0').keys())
+                described = connection.exec_driver_sql(f"DESCRIBE SELECT * FROM read_parquet([{files}])").fetchall()
+                # pandas (and so run_suite) reads a float NaN as missing; SQL would count it as a value
+                floats = [name for name, kind, *_ in described if kind in ("FLOAT", "DOUBLE")]
+                nan_as_null = (" REPLACE (" + ", ".join(f"CASE WHEN isnan({_quoted(c)}) THEN NULL ELSE {_quoted(c)} END "
+                                                        f"AS {_quoted(c)}" for c in floats) + ")") if floats else ""
+                connection.exec_driver_sql(
+                    f'CREATE OR REPLACE VIEW "{view}" AS SELECT *{nan_as_null} FROM read_parquet([{files}])')
+                columns = {name for name, *_ in described}
         except sqlalchemy.exc.DBAPIError as exc:
             raise StorageError(
                 f"Suite {suite_name}: DuckDB cannot read the {len(paths)} Parquet file(s) to validate, from {paths[0]}: "
@@ -122,3 +128,7 @@ def _view_name(suite_name: str) -> str:
     """A table name for the suite's view: readable, and distinct for names that differ only in punctuation."""
     digest = hashlib.sha256(suite_name.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', suite_name)}_{digest}"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

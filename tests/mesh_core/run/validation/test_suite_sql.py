@@ -72,6 +72,25 @@ def test_a_suite_on_parquet_in_duckdb_reports_what_pandas_reports_expectation_by
     assert by_name["column_values_to_not_be_null__sensor"].blocks_publish is False
 
 
+def test_a_float_nan_in_the_files_counts_as_missing_as_it_does_in_pandas(tmp_path):
+    """A Polars or Arrow product keeps NaN apart from null in Parquet; pandas reads both as missing."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    values = [float("nan"), None, 1.0, 500.0, 2.0, float("nan")]
+    pq.write_table(pyarrow.table({"reading_id": [1, 2, 3, 4, 5, 6], "value": pyarrow.array(values, pyarrow.float64())}),
+                   tmp_path / "part-0.parquet")
+    checks = [Expectation("ExpectColumnValuesToNotBeNull", column="value"),
+              Expectation("ExpectColumnValuesToBeBetween", column="value", min_value=0, max_value=100),
+              Expectation("ExpectColumnValuesToBeUnique", column="value")]
+    pandas = run_suite("readings", checks, pd.DataFrame({"reading_id": [1, 2, 3, 4, 5, 6], "value": values}))
+    duckdb = run_suite_duckdb("readings", checks, [str(tmp_path / "part-0.parquet")])
+    seen = {o.check_name: (o.passed, o.metadata.get("unexpected_count")) for o in duckdb}
+    print(f"pandas {[(o.check_name, o.passed, o.metadata.get('unexpected_count')) for o in pandas]}; duckdb {seen}")
+    assert seen == {o.check_name: (o.passed, o.metadata.get("unexpected_count")) for o in pandas}
+    assert seen["column_values_to_not_be_null__value"] == (False, 3)
+
+
 def test_the_files_are_read_on_every_run_and_nothing_of_them_is_kept(tmp_path):
     checks = [Expectation("ExpectColumnValuesToBeBetween", column="value", min_value=0, max_value=100)]
     good = parquet(READINGS.head(2), tmp_path / "good")
