@@ -116,6 +116,8 @@ class EngineSession:
             return con.sql(product.sql)
         except duckdb.Error as exc:
             where = f" ({product.sql_file})" if product.sql_file else ""
+            if isinstance(exc, duckdb.PermissionException):
+                where += " (it reads no file or URL, only its inputs: declare what it reads in inputs=)"
             raise ProductOutputError(
                 f"The SQL of {product.ref}{where} failed in DuckDB: {sql_error(exc, product.sql)}. Its relations are its inputs: "
                 f"{', '.join(inputs) or 'none'}.") from None

@@ -143,7 +143,7 @@ def test_a_sql_product_reads_only_its_inputs_not_any_file(dataset, tmp_path, rea
         """SQL."""
 
     print(f"tried: {query}")
-    with EngineSession(snoop) as session, pytest.raises(ProductOutputError, match=r"shop\.snoop.*Permission Error"):
+    with EngineSession(snoop) as session, pytest.raises(ProductOutputError, match=r"shop\.snoop \(it reads no file or URL, only its inputs.*Permission Error"):
         session.stream(session.run_sql({"flights": session.hand_over(dataset, Engine.DUCKDB)})).read_all()
 
 
