@@ -141,7 +141,12 @@ class EngineSession:
             import polars as pl
 
             if isinstance(output, pl.DataFrame):
-                reader = output.to_arrow(compat_level=pl.CompatLevel.oldest()).to_reader(max_chunksize=BATCH_ROWS)
+                try:
+                    table = output.to_arrow(compat_level=pl.CompatLevel.oldest())
+                except Exception as exc:  # a type Arrow has no format for (Int128)
+                    raise ProductOutputError(f"{ref}'s Polars DataFrame cannot be read as Arrow: {_one_line(exc)}. "
+                                             "Cast the column to a type Arrow and Delta Lake hold.") from None
+                reader = table.to_reader(max_chunksize=BATCH_ROWS)
             elif isinstance(output, pl.LazyFrame):
                 reader = _polars_stream(output, ref)
         elif module.startswith(("duckdb", "_duckdb")) and hasattr(output, "fetch_record_batch"):
@@ -154,7 +159,29 @@ class EngineSession:
         if reader is None:
             raise ProductOutputError(f"Product {ref} returned {kind.__name__}; a product function must return {RETURNABLE}.")
         _check_names(reader.schema, ref)
-        return reader
+        return _naming(reader, ref)
+
+
+def _naming(reader, ref):
+    """`reader`, whose errors while computing a batch (a LazyFrame's or a query's, mid-stream) name the product."""
+    import pyarrow as pa
+
+    from mesh_core.errors import MeshError
+
+    def batches():
+        try:
+            yield from reader
+        except MeshError:
+            raise
+        except Exception as exc:
+            raise ProductOutputError(f"{ref} failed while its output was computed ({type(exc).__name__}): "
+                                     f"{_one_line(exc)}. Nothing was kept; consumers keep the last version.") from exc
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _polars_stream(frame, ref):

@@ -190,3 +190,33 @@ def test_a_memory_limit_duckdb_cannot_read_names_the_setting_and_the_product(mon
     with EngineSession(counts) as session, pytest.raises(MeshError, match=r"shop\.counts cannot start DuckDB with "
                                                                           r"memory limit 'banana' \(\$MESH_ENGINE_MEMORY_LIMIT\)"):
         session.duckdb
+
+
+def _fails_after_one_batch():
+    schema = pyarrow.schema([("carrier", pyarrow.string()), ("flights", pyarrow.int64())])
+
+    def batches():
+        yield pyarrow.record_batch([pyarrow.array(["AA"]), pyarrow.array([1])], schema=schema)
+        raise OSError("the source went away")
+    return pyarrow.RecordBatchReader.from_batches(schema, batches())
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda s: pl.LazyFrame({"carrier": ["AA"] * ROWS, "n": [str(i) for i in range(ROWS - 1)] + ["x"]})
+     .select("carrier", flights=pl.col("n").str.to_integer()), "ComputeError"),
+    (lambda s: s.duckdb.sql(f"select 'AA' as carrier, (case when range < {ROWS - 1} then range::varchar else 'x' end)::bigint "
+                            f"as flights from range({ROWS})"), "Conversion Error"),
+    (lambda s: _fails_after_one_batch(), "the source went away"),
+], ids=["polars-lazy", "duckdb", "arrow-reader"])
+def test_an_output_that_fails_mid_stream_names_the_product(make, says):
+    with EngineSession(counts) as session, pytest.raises(ProductOutputError, match=rf"shop\.counts failed while its "
+                                                                                   rf"output was computed.*{says}") as caught:
+        for _ in session.stream(make(session)):
+            pass
+    print(caught.value)
+
+
+def test_a_polars_frame_arrow_cannot_hold_names_the_product():
+    with EngineSession(counts) as session, pytest.raises(ProductOutputError, match=r"shop\.counts's Polars DataFrame "
+                                                                                   r"cannot be read as Arrow"):
+        session.stream(pl.DataFrame({"carrier": ["AA"], "flights": pl.Series([1], dtype=pl.Int128)}))
