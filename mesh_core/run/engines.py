@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from typing import Any, Mapping
 
 import pandas as pd
@@ -204,7 +205,7 @@ def _polars_stream(frame, ref):
 def _check_names(schema, ref) -> None:
     """The stream's columns must be a table a reader can open: some, each named once."""
     names = list(schema.names)
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     problem = ("it has no columns; return the columns its contract declares" if not names else
                f"column(s) {repeated} appear more than once; rename or drop the copies" if repeated else None)
     if problem:

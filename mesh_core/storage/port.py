@@ -21,6 +21,7 @@ import re
 import stat
 import time
 import uuid
+from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -864,7 +865,8 @@ def _delta_schema(schema: pa.Schema, ref: ProductRef) -> tuple[pa.Schema, pa.Sch
     problems = []
     if len(schema) == 0:
         problems.append("it has no columns; return the columns its contract declares")
-    repeated = list(dict.fromkeys(name for i, name in enumerate(schema.names) if name in schema.names[:i]))
+    names = schema.names  # a new list on each access: read it once (10k columns took 16 s here)
+    repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         problems.append(f"column(s) {repeated[:5]!r} appear more than once; rename or drop the copies")
     if problems:
