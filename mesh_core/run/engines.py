@@ -154,16 +154,23 @@ class EngineSession:
             try:
                 reader = output.fetch_record_batch(BATCH_ROWS)
             except Exception as exc:
-                raise ProductOutputError(f"{ref}'s DuckDB relation failed: {sql_error(exc)}.") from None
+                raise ProductOutputError(f"{ref}'s DuckDB relation failed: {sql_error(exc)}.{self._memory_hint(exc)}") from None
         elif hasattr(output, "__arrow_c_stream__"):
             reader = pa.RecordBatchReader.from_stream(output)
         if reader is None:
             raise ProductOutputError(f"Product {ref} returned {kind.__name__}; a product function must return {RETURNABLE}.")
         _check_names(reader.schema, ref)
-        return _naming(reader, ref)
+        return _naming(reader, ref, self._memory_hint)
+
+    def _memory_hint(self, exc: BaseException) -> str:
+        """What to change when DuckDB ran out of the step's memory: the limit is Mesh's setting, not a SET in the SQL."""
+        if "Out of Memory" not in str(exc):
+            return ""
+        return (f" The step's DuckDB memory limit is {self.memory_limit} (${MEMORY_LIMIT_ENV}); raise it, or make the "
+                "query keep less at once.")
 
 
-def _naming(reader, ref):
+def _naming(reader, ref, hint=lambda exc: ""):
     """`reader`, whose errors while computing a batch (a LazyFrame's or a query's, mid-stream) name the product."""
     import pyarrow as pa
 
@@ -176,7 +183,7 @@ def _naming(reader, ref):
             raise
         except Exception as exc:
             raise ProductOutputError(f"{ref} failed while its output was computed ({type(exc).__name__}): "
-                                     f"{_one_line(exc)}. Nothing was kept; consumers keep the last version.") from exc
+                                     f"{_one_line(exc)}.{hint(exc)} Nothing was kept; consumers keep the last version.") from exc
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 

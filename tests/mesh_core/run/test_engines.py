@@ -220,3 +220,13 @@ def test_a_polars_frame_arrow_cannot_hold_names_the_product():
     with EngineSession(counts) as session, pytest.raises(ProductOutputError, match=r"shop\.counts's Polars DataFrame "
                                                                                    r"cannot be read as Arrow"):
         session.stream(pl.DataFrame({"carrier": ["AA"], "flights": pl.Series([1], dtype=pl.Int128)}))
+
+
+def test_a_query_past_the_memory_limit_names_the_setting_to_raise(tmp_path):
+    rows = 3_000_000
+    with EngineSession(counts, memory_limit="8MB", spill_dir=str(tmp_path)) as session, \
+            pytest.raises(ProductOutputError, match=r"shop\.counts.*Out of Memory.*memory limit is 8MB "
+                                                    r"\(\$MESH_ENGINE_MEMORY_LIMIT\); raise it"):
+        relation = session.duckdb.sql(f"select (range * 7919) % {rows} as k, repeat('x', 20) as pad from range({rows}) order by k")
+        for _ in session.stream(relation):
+            pass
