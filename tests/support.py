@@ -167,3 +167,22 @@ def wait_for_locations(port, process, log_path) -> list[dict]:
             pass
         time.sleep(2)
     raise AssertionError(f"dagster dev did not load every location in {STARTUP_SECONDS}s:\n{log_path.read_text()}")
+
+
+def run_in_engine(product, frames: dict, folder: Path):
+    """The product in its engine: each input a pyarrow dataset over Parquet files (what the IO manager
+    reads from a port) handed over as the product asks, the output read back from Mesh's Arrow stream."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from mesh_core.run.engines import EngineSession
+
+    with EngineSession(product, spill_dir=str(folder)) as session:
+        handed = {}
+        for param, frame in frames.items():
+            path = folder / f"{param}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+            handed[param] = session.hand_over(ds.dataset([str(path)]), product.read_as[param])
+        output = session.run_sql(handed) if product.sql is not None else product.fn(**handed)
+        return session.stream(output).read_all().to_pandas()

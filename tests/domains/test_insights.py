@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.support import needs_example
+from tests.support import needs_example, run_in_engine
 
 pytestmark = needs_example("operations", "reference", "insights")
 
@@ -72,25 +72,6 @@ def published():
     from domains.reference.products import airlines, airports
 
     return {str(product.ref): product.contract.validate(product.fn(), lazy=True) for product in (flights, airlines, airports)}
-
-
-def run_in_engine(product, frames: dict[str, pd.DataFrame], folder) -> pd.DataFrame:
-    """The product in its engine: each input a pyarrow dataset over Parquet files (what the IO manager
-    reads from a port) handed over as the product asks, the output read back from Mesh's Arrow stream."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    from mesh_core.run.engines import EngineSession
-
-    with EngineSession(product, spill_dir=str(folder)) as session:
-        handed = {}
-        for param, frame in frames.items():
-            path = folder / f"{param}.parquet"
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-            handed[param] = session.hand_over(ds.dataset([str(path)]), product.read_as[param])
-        output = session.run_sql(handed) if product.sql is not None else product.fn(**handed)
-        return session.stream(output).read_all().to_pandas()
 
 
 @pytest.mark.parametrize("name", sorted(REWRITTEN))

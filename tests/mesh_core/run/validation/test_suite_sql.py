@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from mesh_core import Expectation
 from mesh_core.errors import StorageError
 from mesh_core.run.validation.suite import run_suite
 from mesh_core.run.validation.suite_sql import NOT_ON_SQL, run_suite_duckdb, sql_problems
-from tests.support import EXAMPLE_DOMAINS, REPO, needs_example
+from tests.support import EXAMPLE_DOMAINS, REPO, needs_example, run_in_engine
 
 
 def parquet(frame: pd.DataFrame, folder, parts: int = 1) -> list[str]:
@@ -270,7 +272,6 @@ def example_outputs() -> dict:
     consumers rely on, built from the packaged source data in dependency order, as a run derives them
     (without publishing)."""
     from dataclasses import replace
-    from pathlib import Path
 
     from mesh_core.declare.product import DataProduct
     from mesh_core.governance.config import Level
@@ -291,7 +292,12 @@ def example_outputs() -> dict:
             product = products[ref]
             inputs = {name: derive(str(i.ref))[list(i.columns)] if i.columns else derive(str(i.ref))
                       for name, i in product.inputs.items()}
-            outcome, validated = run_contract(product.contract, product.fn(**inputs), min_rows=product.min_rows)
+            if product.sql is not None or product.engine.value != "pandas":  # computed in its engine
+                with tempfile.TemporaryDirectory() as folder:
+                    output = run_in_engine(product, inputs, Path(folder))
+            else:
+                output = product.fn(**inputs)
+            outcome, validated = run_contract(product.contract, output, min_rows=product.min_rows)
             assert outcome.passed, f"{ref}: {outcome.description}"
             outputs[ref] = validated
         return outputs[ref]
