@@ -137,6 +137,8 @@ def suites(gxe):
     null, unique, between, in_set = (gxe.ExpectColumnValuesToNotBeNull, gxe.ExpectColumnValuesToBeUnique,
                                      gxe.ExpectColumnValuesToBeBetween, gxe.ExpectColumnValuesToBeInSet)
     warn = {"severity": "warning"}
+    cancelled = {"row_condition": 'col("status") == "cancelled"', "condition_parser": "great_expectations"}
+    departed = {"row_condition": 'col("status") != "cancelled"', "condition_parser": "great_expectations"}
     return {
         "airlines": [unique(column="carrier"), null(column="name"), gxe.ExpectTableRowCountToBeBetween(min_value=10, max_value=100)],
         "airports": [unique(column="faa"), between(column="lat", min_value=-90, max_value=90), null(column="tzone", **warn)],
@@ -149,8 +151,11 @@ def suites(gxe):
                     in_set(column="origin", value_set=NYC_AIRPORTS), null(column="carrier"),
                     between(column="distance", min_value=1, max_value=5000), null(column="tailnum", **warn),
                     between(column="dep_delay", min_value=-60, max_value=600, **warn),
+                    # a flight has a departure delay exactly when it was not cancelled
+                    gxe.ExpectColumnValuesToBeNull(column="dep_delay", **cancelled),
+                    null(column="dep_delay", **departed),
                     # what insights.delay_vs_weather relies on (Mesh runs it in the producer's audit)
-                    null(column="dep_delay", row_condition='status != "cancelled"', condition_parser="pandas", **warn)],
+                    null(column="dep_delay", **departed, **warn)],
         "carrier_on_time_performance": [unique(column="carrier"), between(column="on_time_rate", min_value=0, max_value=1),
                                         null(column="airline_name")],
         "delay_vs_weather": [gxe.ExpectCompoundColumnsToBeUnique(column_list=["origin", "condition"]),

@@ -52,7 +52,7 @@ def carrier_on_time_performance(flights, airlines):
             "operations.flights", columns=["origin", "time_hour", "status", "dep_delay"],
             # What this product relies on; the operations domain's audit runs it before publishing.
             expectations=[Expectation("ExpectColumnValuesToNotBeNull", column="dep_delay", name="departed_have_delay",
-                                      row_condition='status != "cancelled"', condition_parser="pandas",
+                                      row_condition='col("status") != "cancelled"', condition_parser="great_expectations",
                                       description="dep_delay is known for every flight that departed")],
         ),
         "weather": "weather.hourly_observations",
