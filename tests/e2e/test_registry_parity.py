@@ -119,7 +119,7 @@ def break_rules_across_domains(repo) -> None:
     date; a consumer changes the expectation its producer's audits run."""
     operations, insights = repo / "domains" / "operations", repo / "domains" / "insights"
     edit(operations / "contracts.py", "air_time:", "air_minutes:")
-    edit(operations / "products.py", '"air_time": raw["air_time"]', '"air_minutes": raw["air_time"]')
+    edit(operations / "products.py", 'air_time="air_time"', 'air_minutes="air_time"')
     edit(repo / "domains" / "weather" / "products.py", 'access="public",', 'access="internal",')
     edit(insights / "products.py", '"airlines": "reference.airlines"', '"airlines": "reference.airlines@3"')
     edit(repo / "domains" / "fleet" / "products.py", 'access="public",',
