@@ -29,6 +29,7 @@ class Sample:
     seconds: float
     peak_mb: float
     stdout: str = ""
+    capped: bool = False  # stopped at BENCH_RSS_CAP_MB (bench/peak.py): peak_mb is where it was stopped
 
 
 def run(args: Sequence[str], *, env: dict | None = None, cwd: Path = REPO) -> Sample:
@@ -40,7 +41,7 @@ def run(args: Sequence[str], *, env: dict | None = None, cwd: Path = REPO) -> Sa
     seconds = time.perf_counter() - started
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} exited {child.returncode}:\n{out[-2000:]}\n{err[-4000:]}")
-    return Sample(seconds, _peak_of(err), out)
+    return Sample(seconds, _peak_of(err), out, capped="\nbench-capped " in err)
 
 
 # Peak RSS of one child: Python's resource module reports only the maximum over all children,
