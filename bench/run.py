@@ -1,11 +1,11 @@
 """`make bench`: every benchmark, each against its baseline in the same run, then one table.
 
-    python bench/run.py [names...]     names: mesh synthetic validation storage sharing (default: these five),
+    python bench/run.py [names...]     names: mesh synthetic validation storage sharing scale (default: these six),
                                        instance (Mesh's instance storage vs Dagster's; ~3 min),
                                        preview (`mesh preview` vs `mesh materialize` of the same products, 1x and 10x)
 
 BENCH_REPEATS (default 3) sets the repeats; BENCH_FULL=1 adds the long runs (10M-row validation,
-`mesh materialize` on 50 x 20). Numbers and the machine go in docs/performance.md.
+`mesh materialize` on 50 x 20, operations + insights at 100x flights). Numbers and the machine go in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import example_mesh  # noqa: E402
 import instance_storage  # noqa: E402
 import preview  # noqa: E402
+import scale  # noqa: E402
 import sharing  # noqa: E402
 import storage  # noqa: E402
 import synthetic  # noqa: E402
@@ -28,7 +29,7 @@ import validation  # noqa: E402
 from harness import REPEATS, Table  # noqa: E402
 
 BENCHMARKS = {"mesh": example_mesh.main, "synthetic": synthetic.main, "validation": validation.main,
-              "storage": storage.main, "sharing": sharing.main}
+              "storage": storage.main, "sharing": sharing.main, "scale": scale.main}
 EXTRA = {"instance": instance_storage.main, "preview": preview.main}  # only when named
 KNOWN = {**BENCHMARKS, **EXTRA}
 
