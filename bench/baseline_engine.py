@@ -110,24 +110,38 @@ def delay_vs_weather(flights: pl.LazyFrame, weather: pl.LazyFrame) -> pl.LazyFra
 
 
 def fleet_utilisation(flights: pl.LazyFrame, aircraft: pl.LazyFrame) -> pl.LazyFrame:
+    # One pass over the flights to a row per (tail number, carrier); everything after it is small.
+    # (Two aggregations of the same filtered flights would make Polars cache that whole frame.)
     flown = flights.filter(pl.col("tailnum").is_not_null() & (pl.col("status") != "cancelled"))
-    usage = flown.group_by("tailnum").agg(flights=pl.len(), distance_miles=pl.col("distance").sum(),
-                                          air_hours=pl.col("air_time").sum() / 60)
-    # The carrier that flew it most (ties: the first by code).
-    most = (flown.group_by("tailnum", "carrier").agg(size=pl.len())
-            .group_by("tailnum").agg(pl.col("carrier").sort_by(["size", "carrier"], descending=[True, False]).first()))
+    per_carrier = flown.group_by("tailnum", "carrier").agg(size=pl.len(), distance=pl.col("distance").sum(),
+                                                           air_minutes=pl.col("air_time").sum())
+    usage = per_carrier.group_by("tailnum").agg(
+        # The carrier that flew it most (ties: the first by code).
+        carrier=pl.col("carrier").sort_by(["size", "carrier"], descending=[True, False]).first(),
+        flights=pl.col("size").sum(), distance_miles=pl.col("distance").sum(),
+        air_hours=pl.col("air_minutes").sum() / 60)
     registry = aircraft.select("tailnum", "manufacturer", "model", "seats", in_fleet_registry=pl.lit(True))
-    return (usage.join(most, on="tailnum", how="left").join(registry, on="tailnum", how="left")
+    return (usage.join(registry, on="tailnum", how="left")
             .with_columns(pl.col("in_fleet_registry").fill_null(False))
             .select("tailnum", "carrier", "flights", "distance_miles", "air_hours", "manufacturer", "model", "seats",
                     "in_fleet_registry"))
 
 
 def route_performance(flights: pl.LazyFrame, airports: pl.LazyFrame) -> pl.LazyFrame:
-    routes = flights.group_by("origin", "dest").agg(
-        flights=pl.len(), cancelled_share=(pl.col("status") == "cancelled").mean(),
-        mean_arr_delay=pl.col("arr_delay").mean(), distance=pl.col("distance").median())
-    return routes.join(airports.select(dest="faa", dest_name="name"), on="dest", how="left").select(
+    # A median holds every value of its group; a route has a handful of distinct distances, so count
+    # each and take the middle of the counts: the same median, from a small table.
+    routes = flights.group_by("origin", "dest", "distance").agg(
+        n=pl.len(), cancelled=(pl.col("status") == "cancelled").sum(),
+        delay_sum=pl.col("arr_delay").sum(), delays=pl.col("arr_delay").count())
+    middle = pl.col("n").sum() / 2
+    upto, distance = pl.col("n").sort_by("distance").cum_sum(), pl.col("distance").sort()
+    lower = distance.filter(upto >= middle).first()  # the value at position ceil(n/2)
+    upper = distance.filter(upto >= middle + 0.5).first()  # at position floor(n/2) + 1
+    per_route = routes.group_by("origin", "dest").agg(
+        flights=pl.col("n").sum(), cancelled_share=pl.col("cancelled").sum() / pl.col("n").sum(),
+        mean_arr_delay=pl.when(pl.col("delays").sum() > 0).then(pl.col("delay_sum").sum() / pl.col("delays").sum()),
+        distance=(lower + upper) / 2)
+    return per_route.join(airports.select(dest="faa", dest_name="name"), on="dest", how="left").select(
         "origin", "dest", "dest_name", "flights", "cancelled_share", "mean_arr_delay", "distance")
 
 
