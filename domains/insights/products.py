@@ -1,8 +1,7 @@
-"""Insights products: joins of other domains' public products, in each style a product may take:
-SQL (carrier_on_time_performance), Polars (route_performance) and pandas (the others)."""
+"""Insights products: joins of other domains' public products, written in SQL
+(carrier_on_time_performance) and Polars (the others): the flights they read arrive as lazy scans,
+and nothing holds all of them in memory (the example's other domains show pandas)."""
 
-import numpy as np
-import pandas as pd
 import polars as pl
 
 from domains.insights import contracts, suites
@@ -13,7 +12,6 @@ DAILY = SLO(max_age_hours=26)  # refreshed after each day's upstream publishes, 
 DELAYED_MINUTES = 15
 # Readings above this are instrument faults (weather.hourly_observations warns on them).
 MAX_PLAUSIBLE_WIND_MPH = 150
-CONDITIONS = ["clear", "low_visibility", "no_observation", "precipitation", "strong_wind"]  # sorted
 
 
 @data_product(
@@ -58,26 +56,20 @@ def carrier_on_time_performance(flights, airlines):
         "weather": "weather.hourly_observations",
     },
 )
-def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    departed = flights.loc[flights["status"] != "cancelled", ["origin", "time_hour", "dep_delay"]]
+def delay_vs_weather(flights: pl.LazyFrame, weather: pl.LazyFrame) -> pl.LazyFrame:
+    departed = flights.filter(pl.col("status") != "cancelled").select("origin", "time_hour", "dep_delay")
     # Only the weather columns the conditions use: the join has one row per departed flight.
-    observed = weather[["origin", "time_hour", "precip", "visib", "wind_speed"]]
-    joined = departed.merge(observed, on=["origin", "time_hour"], how="left", indicator=True)
-    wind = joined["wind_speed"].where(joined["wind_speed"] <= MAX_PLAUSIBLE_WIND_MPH)
-    # A category per flight (codes, not one string per row); CONDITIONS is in sorted order, as groupby sorts.
-    codes = np.select(
-        [joined["_merge"] == "left_only", joined["precip"] > 0, joined["visib"] < 3, wind > 25],
-        [CONDITIONS.index(c) for c in ("no_observation", "precipitation", "low_visibility", "strong_wind")],
-        default=CONDITIONS.index("clear"),
-    )
-    per_flight = pd.DataFrame({
-        "origin": joined["origin"], "condition": pd.Categorical.from_codes(codes, categories=CONDITIONS),
-        "dep_delay": joined["dep_delay"], "is_delayed": joined["dep_delay"] > DELAYED_MINUTES,
-    })
-    del joined
-    summary = per_flight.groupby(["origin", "condition"], as_index=False, observed=True).agg(
-        flights=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean"), delayed_share=("is_delayed", "mean"))
-    return summary.astype({"condition": str})
+    observed = weather.select("origin", "time_hour", "precip", "visib", "wind_speed", observed=pl.lit(True))
+    wind = pl.when(pl.col("wind_speed") <= MAX_PLAUSIBLE_WIND_MPH).then(pl.col("wind_speed"))
+    condition = (pl.when(pl.col("observed").is_null()).then(pl.lit("no_observation"))
+                 .when(pl.col("precip") > 0).then(pl.lit("precipitation"))
+                 .when(pl.col("visib") < 3).then(pl.lit("low_visibility"))
+                 .when(wind > 25).then(pl.lit("strong_wind"))
+                 .otherwise(pl.lit("clear")))
+    return (departed.join(observed, on=["origin", "time_hour"], how="left")
+            .group_by("origin", condition=condition)
+            .agg(flights=pl.len(), mean_dep_delay=pl.col("dep_delay").mean(),
+                 delayed_share=(pl.col("dep_delay") > DELAYED_MINUTES).fill_null(False).mean()))
 
 
 @data_product(
@@ -94,21 +86,21 @@ def delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFra
     inputs={"flights": Input("operations.flights", columns=["carrier", "tailnum", "status", "distance", "air_time"]),
             "aircraft": Input("fleet.aircraft", columns=["tailnum", "manufacturer", "model", "seats"])},
 )
-def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataFrame:
-    flown = flights[flights["tailnum"].notna() & (flights["status"] != "cancelled")]
-    usage = flown.groupby("tailnum", as_index=False).agg(
-        flights=("carrier", "size"),
-        distance_miles=("distance", "sum"),
-        air_minutes=("air_time", "sum"),
-    )
-    # The carrier that flew it most (ties: the first by code), without a Python call per tail number.
-    counts = flown.groupby(["tailnum", "carrier"], as_index=False).size()
-    most = counts.sort_values(["tailnum", "size", "carrier"], ascending=[True, False, True]).drop_duplicates("tailnum")
-    usage = usage.merge(most[["tailnum", "carrier"]], on="tailnum", how="left")
-    usage["air_hours"] = usage.pop("air_minutes") / 60
-    joined = usage.merge(aircraft[["tailnum", "manufacturer", "model", "seats"]], on="tailnum", how="left", indicator=True)
-    joined["in_fleet_registry"] = joined.pop("_merge") == "both"
-    return joined[list(contracts.FleetUtilisationContract.to_schema().columns)]
+def fleet_utilisation(flights: pl.LazyFrame, aircraft: pl.LazyFrame) -> pl.LazyFrame:
+    # One pass over the flights to a row per (tail number, carrier); everything after it is small.
+    # (Two aggregations of the same filtered flights would make Polars hold that whole frame.)
+    flown = flights.filter(pl.col("tailnum").is_not_null() & (pl.col("status") != "cancelled"))
+    per_carrier = flown.group_by("tailnum", "carrier").agg(size=pl.len(), distance=pl.col("distance").sum(),
+                                                           air_minutes=pl.col("air_time").sum())
+    usage = per_carrier.group_by("tailnum").agg(
+        # The carrier that flew it most (ties: the first by code).
+        carrier=pl.col("carrier").sort_by(["size", "carrier"], descending=[True, False]).first(),
+        flights=pl.col("size").sum(), distance_miles=pl.col("distance").sum(),
+        air_hours=pl.col("air_minutes").sum() / 60)
+    registry = aircraft.select("tailnum", "manufacturer", "model", "seats", in_fleet_registry=pl.lit(True))
+    return (usage.join(registry, on="tailnum", how="left")
+            .with_columns(pl.col("in_fleet_registry").fill_null(False))
+            .select(list(contracts.FleetUtilisationContract.to_schema().columns)))
 
 
 @data_product(
@@ -128,11 +120,19 @@ def fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataF
 def route_performance(flights: pl.LazyFrame, airports: pl.LazyFrame) -> pl.LazyFrame:
     # Written in Polars: the inputs arrive as LazyFrames over the pinned versions, and the plan runs
     # in Polars' streaming engine as Mesh publishes it; nothing here collects.
-    routes = flights.group_by("origin", "dest").agg(
-        flights=pl.len(),
-        cancelled_share=(pl.col("status") == "cancelled").mean(),
-        mean_arr_delay=pl.col("arr_delay").mean(),
-        distance=pl.col("distance").median(),
+    # A median holds every value of its group in memory; a route has a handful of distinct distances,
+    # so count each and take the middle of the counts: the same median, from a small table.
+    per_distance = flights.group_by("origin", "dest", "distance").agg(
+        n=pl.len(), cancelled=(pl.col("status") == "cancelled").sum(),
+        delay_sum=pl.col("arr_delay").sum(), delays=pl.col("arr_delay").count())
+    middle = pl.col("n").sum() / 2
+    upto, distance = pl.col("n").sort_by("distance").cum_sum(), pl.col("distance").sort()
+    routes = per_distance.group_by("origin", "dest").agg(
+        flights=pl.col("n").sum(),
+        cancelled_share=pl.col("cancelled").sum() / pl.col("n").sum(),
+        mean_arr_delay=pl.when(pl.col("delays").sum() > 0).then(pl.col("delay_sum").sum() / pl.col("delays").sum()),
+        # the values at positions ceil(n/2) and floor(n/2) + 1: one value for odd n, two to average for even n
+        distance=(distance.filter(upto >= middle).first() + distance.filter(upto >= middle + 0.5).first()) / 2,
     )
     names = airports.select(dest="faa", dest_name="name")
     return routes.join(names, on="dest", how="left").select(list(contracts.RoutePerformanceContract.to_schema().columns))

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import needs_example, run_in_engine
 
-pytestmark = needs_example("operations", "reference", "insights")
+pytestmark = needs_example("operations", "reference", "fleet", "weather", "insights")
 
 
 # -- the pandas versions, as they were before the rewrite --------------------------------------
@@ -59,23 +59,64 @@ def pandas_route_performance(flights: pd.DataFrame, airports: pd.DataFrame) -> p
     return named[list(contracts.RoutePerformanceContract.to_schema().columns)]
 
 
+def pandas_delay_vs_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    import numpy as np
+
+    conditions = ["clear", "low_visibility", "no_observation", "precipitation", "strong_wind"]  # sorted
+    departed = flights.loc[flights["status"] != "cancelled", ["origin", "time_hour", "dep_delay"]]
+    observed = weather[["origin", "time_hour", "precip", "visib", "wind_speed"]]
+    joined = departed.merge(observed, on=["origin", "time_hour"], how="left", indicator=True)
+    wind = joined["wind_speed"].where(joined["wind_speed"] <= 150)
+    codes = np.select(
+        [joined["_merge"] == "left_only", joined["precip"] > 0, joined["visib"] < 3, wind > 25],
+        [conditions.index(c) for c in ("no_observation", "precipitation", "low_visibility", "strong_wind")],
+        default=conditions.index("clear"),
+    )
+    per_flight = pd.DataFrame({
+        "origin": joined["origin"], "condition": pd.Categorical.from_codes(codes, categories=conditions),
+        "dep_delay": joined["dep_delay"], "is_delayed": joined["dep_delay"] > 15,
+    })
+    summary = per_flight.groupby(["origin", "condition"], as_index=False, observed=True).agg(
+        flights=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean"), delayed_share=("is_delayed", "mean"))
+    return summary.astype({"condition": str})
+
+
+def pandas_fleet_utilisation(flights: pd.DataFrame, aircraft: pd.DataFrame) -> pd.DataFrame:
+    from domains.insights import contracts
+
+    flown = flights[flights["tailnum"].notna() & (flights["status"] != "cancelled")]
+    usage = flown.groupby("tailnum", as_index=False).agg(
+        flights=("carrier", "size"), distance_miles=("distance", "sum"), air_minutes=("air_time", "sum"))
+    counts = flown.groupby(["tailnum", "carrier"], as_index=False).size()
+    most = counts.sort_values(["tailnum", "size", "carrier"], ascending=[True, False, True]).drop_duplicates("tailnum")
+    usage = usage.merge(most[["tailnum", "carrier"]], on="tailnum", how="left")
+    usage["air_hours"] = usage.pop("air_minutes") / 60
+    joined = usage.merge(aircraft[["tailnum", "manufacturer", "model", "seats"]], on="tailnum", how="left", indicator=True)
+    joined["in_fleet_registry"] = joined.pop("_merge") == "both"
+    return joined[list(contracts.FleetUtilisationContract.to_schema().columns)]
+
+
 REWRITTEN = {  # product -> (its pandas version, the engine it is written in, the contract's key)
     "carrier_on_time_performance": (pandas_carrier_on_time_performance, "duckdb", ["carrier"]),
     "route_performance": (pandas_route_performance, "polars", ["origin", "dest"]),
+    "delay_vs_weather": (pandas_delay_vs_weather, "polars", ["origin", "condition"]),
+    "fleet_utilisation": (pandas_fleet_utilisation, "polars", ["tailnum"]),
 }
 
 
 @pytest.fixture(scope="module")
 def published():
     """The upstream products as their ports hold them: computed from the example data, coerced by their contracts."""
+    from domains.fleet.products import aircraft
     from domains.operations.products import flights
     from domains.reference.products import airlines, airports
+    from domains.weather.products import hourly_observations
 
     def frame(output):  # operations.flights is a Polars product: its LazyFrame, collected here (1x)
         return output.collect().to_pandas() if hasattr(output, "collect") else output
 
     return {str(product.ref): product.contract.validate(frame(product.fn()), lazy=True)
-            for product in (flights, airlines, airports)}
+            for product in (flights, airlines, airports, aircraft, hourly_observations)}
 
 
 @pytest.mark.parametrize("name", sorted(REWRITTEN))
