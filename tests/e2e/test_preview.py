@@ -89,9 +89,9 @@ def test_dropping_diverted_flights_names_the_rows_removed_and_the_changed_insigh
     published = DomainStorage(home / "data", "operations").read(FLIGHTS, columns=["status"])
     diverted = int((published["status"] == "diverted").sum())
     assert diverted > 0
-    edit('    return pd.DataFrame(\n        {\n            "carrier"', '    frame = pd.DataFrame(\n        {\n            "carrier"')
+    edit('    return raw.select(', '    frame = raw.select(')
     (repo / PRODUCTS).write_text((repo / PRODUCTS).read_text().rstrip("\n")
-                                 + '\n    return frame[frame["status"] != "diverted"].reset_index(drop=True)\n')
+                                 + '\n    return frame.filter(pl.col("status") != "diverted")\n')
     done, result, markdown = preview(mesh)
     assert done.returncode == 0, done.stdout + done.stderr
     products = by_product(result)
@@ -110,7 +110,7 @@ def test_dropping_diverted_flights_names_the_rows_removed_and_the_changed_insigh
 
 def test_renamed_codes_with_the_schema_kept_fail_a_consumer_check_and_exit_1(mesh, edit):
     # Carrier codes in lower case: still two letters (the flights contract holds), but no consumer joins them any more.
-    edit('"carrier": raw["carrier"],', '"carrier": raw["carrier"].str.lower(),')
+    edit('"carrier", "flight",', 'pl.col("carrier").str.to_lowercase(), "flight",')
     done, result, markdown = preview(mesh)
     assert done.returncode == 1, done.stdout + done.stderr
     consumer = by_product(result)["insights.carrier_on_time_performance"]
@@ -125,7 +125,7 @@ def test_renamed_codes_with_the_schema_kept_fail_a_consumer_check_and_exit_1(mes
 
 
 def test_a_no_op_change_gives_empty_diffs(mesh, edit):
-    edit('    raw = pd.read_csv(', '    # Read the flights of 2013 (a comment: no data changes).\n    raw = pd.read_csv(')
+    edit('    raw = scan_zipped_csv(', '    # Read the flights of 2013 (a comment: no data changes).\n    raw = scan_zipped_csv(')
     done, result, _ = preview(mesh)
     assert done.returncode == 0, done.stdout + done.stderr
     assert result["changed"] == [str(FLIGHTS)]

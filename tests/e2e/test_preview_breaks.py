@@ -63,7 +63,7 @@ def test_an_interrupted_preview_leaves_nothing_behind_and_no_verdict(mesh, edite
     if where == "base worktree":  # while the working tree loads (the base's worktree exists then)
         edited("ON_TIME_MINUTES = 15", f"ON_TIME_MINUTES = 15\nif __import__('os').environ.get('STALL'): {_stall(marker)}")
     else:  # in the flights product's code, in the sandbox's run
-        edited("    raw = pd.read_csv(", f"    {_stall(marker)}\n    raw = pd.read_csv(")
+        edited("    raw = scan_zipped_csv(", f"    {_stall(marker)}\n    raw = scan_zipped_csv(")
     env = {**mesh_env(home), "TMPDIR": str(tmp), **({"STALL": "1"} if where == "base worktree" else {})}
     process = subprocess.Popen([str(MESH), "preview"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -90,7 +90,7 @@ def test_a_killed_preview_s_worktree_and_sandbox_are_removed_by_the_next_preview
     if where == "base worktree":
         edited("ON_TIME_MINUTES = 15", f"ON_TIME_MINUTES = 15\nif __import__('os').environ.get('STALL'): {_stall(marker)}")
     else:
-        edited("    raw = pd.read_csv(", f"    {_stall(marker)}\n    raw = pd.read_csv(")
+        edited("    raw = scan_zipped_csv(", f"    {_stall(marker)}\n    raw = scan_zipped_csv(")
     env = {**mesh_env(home), "TMPDIR": str(tmp), **({"STALL": "1"} if where == "base worktree" else {})}
     process = subprocess.Popen([str(MESH), "preview"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)

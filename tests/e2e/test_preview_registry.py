@@ -132,7 +132,7 @@ def test_a_consumers_registered_expectation_fails_in_the_producers_own_repositor
     committed = (producer / "domains" / FLIGHTS.domain / "snapshots" / f"{FLIGHTS.domain}.consumers.yaml").read_text()
     assert NEW.name not in committed  # the producer's file is behind: only the registry knows the expectation
     # A unit change with the schema kept: the delay in seconds, still a float, null exactly when cancelled.
-    edit(f'"{DELAY}": raw["{DELAY}"],', f'"{DELAY}": raw["{DELAY}"] * 60,')
+    edit(f'{DELAY}="{DELAY}",', f'{DELAY}=pl.col("{DELAY}") * 60,')
     markdown = mesh["producer"].parent / "comment.md"
     done, comment = preview(mesh, "--json", "--markdown", str(markdown))
     assert done.returncode == 1, done.stdout + done.stderr
@@ -167,7 +167,7 @@ def test_a_consumers_registered_expectation_fails_in_the_producers_own_repositor
 
 
 def test_a_harmless_change_exits_0_and_lists_the_remote_consumers_as_affected_not_previewed(mesh, edit):
-    edit('    raw = pd.read_csv(', '    # Read the flights of 2013 (a comment: no data changes).\n    raw = pd.read_csv(')
+    edit('    raw = scan_zipped_csv(', '    # Read the flights of 2013 (a comment: no data changes).\n    raw = scan_zipped_csv(')
     done, _ = preview(mesh, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)

@@ -314,6 +314,11 @@ def broken(frame: pd.DataFrame, suite) -> pd.DataFrame:
         if item.type == "ExpectColumnValuesToNotBeNull":
             bad[item.column] = bad[item.column].astype(object)
             bad.loc[rows, item.column] = None
+        elif item.type == "ExpectColumnValuesToBeNull":  # a value where none may be: in rows null now, which its
+            rows = bad.index[bad[item.column].isna()][:2]  # row_condition (if any) selects on good data
+            numeric = pd.api.types.is_numeric_dtype(bad[item.column])
+            bad[item.column] = bad[item.column].astype(float if numeric else object)
+            bad.loc[rows, item.column] = 1.0 if numeric else "x"
         elif item.type == "ExpectColumnValuesToBeInSet":
             allowed = list(p["value_set"])
             outside = (not allowed[0]) if isinstance(allowed[0], bool) else \
