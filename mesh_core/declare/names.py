@@ -24,3 +24,8 @@ def quote_identifier(name: str) -> str:
             f"({NAME_PATTERN.pattern})."
         )
     return f'"{name}"'
+
+
+def quote_column(name: str) -> str:
+    """Quote any column name for DuckDB (a column is the data's, not a Mesh name: escaped, never trusted)."""
+    return '"' + name.replace('"', '""') + '"'

@@ -8,7 +8,6 @@ streamed in batches, a DuckDB relation through its Arrow reader.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections import Counter
 from typing import Any, Mapping
@@ -16,11 +15,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from mesh_core.declare.engine import Engine, sql_error
+from mesh_core.declare.names import quote_column
 from mesh_core.declare.product import DataProduct
-from mesh_core.errors import MeshError, ProductOutputError
+from mesh_core.errors import ProductOutputError
+from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV, limit_error
+from mesh_core.storage.duckdb_memory import memory_limit as limit_for
 
-MEMORY_LIMIT_ENV = "MESH_ENGINE_MEMORY_LIMIT"  # DuckDB's memory_limit for a step, e.g. "2GB"
-DEFAULT_MEMORY_LIMIT = "2GB"
 BATCH_ROWS = 128 * 1024  # rows per Arrow batch pulled from an engine
 RETURNABLE = ("a pandas DataFrame, a Polars DataFrame or LazyFrame, a DuckDB relation, or an Arrow stream "
               "(pyarrow.Table, pyarrow.RecordBatchReader, or any object with __arrow_c_stream__)")
@@ -31,7 +31,7 @@ class EngineSession:
 
     def __init__(self, product: DataProduct, *, memory_limit: str | None = None, spill_dir: str | None = None):
         self.product = product
-        self.memory_limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+        self.memory_limit = limit_for(memory_limit)
         self._spill_dir = spill_dir
         self._spill: tempfile.TemporaryDirectory | None = None
         self._duckdb = None
@@ -65,10 +65,7 @@ class EngineSession:
                 self._duckdb = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
                                                       "python_enable_replacements": False})
             except duckdb.Error as exc:
-                raise MeshError(
-                    f"{self.product.ref} cannot start DuckDB with memory limit {self.memory_limit!r} "
-                    f"(${MEMORY_LIMIT_ENV}): {' '.join(str(exc).split())}. Set it in DuckDB's syntax, e.g. "
-                    f"{MEMORY_LIMIT_ENV}=4GB, or unset it for {DEFAULT_MEMORY_LIMIT}.") from None
+                raise limit_error(str(self.product.ref), self.memory_limit, exc) from None
         return self._duckdb
 
     # -- inputs ---------------------------------------------------------------------------
@@ -93,7 +90,7 @@ class EngineSession:
         if engine is Engine.DUCKDB:
             if local:
                 self._read.extend(paths)
-                columns = ", ".join(_quoted(name) for name in value.schema.names)
+                columns = ", ".join(quote_column(name) for name in value.schema.names)
                 return self.duckdb.sql(f"select {columns} from read_parquet({_sql_list(paths)})")
             return self.duckdb.from_arrow(value)
         raise ValueError(f"unknown engine {engine!r}")
@@ -218,10 +215,6 @@ def _check_names(schema, ref) -> None:
     if problem:
         raise ProductOutputError(f"{ref} cannot be published: its output is not a table a reader can open: {problem}. "
                                  "Nothing was written; consumers keep the last version.")
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_list(paths) -> str:

@@ -18,8 +18,9 @@ from typing import Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from mesh_core.declare.names import quote_identifier
+from mesh_core.declare.names import quote_column, quote_identifier
 from mesh_core.errors import StorageError
+from mesh_core.storage.duckdb_memory import limit_error, memory_limit
 from mesh_core.storage.failpoints import failpoint
 
 META_SCHEMA = "mesh_meta"  # which port version each table holds
@@ -78,13 +79,18 @@ class Warehouse:
         record batch stream or dataset (e.g. files on S3): streamed, never copied into pandas.
         `constants`: text columns added to every row (e.g. the run a quarantined output came from)."""
         target = f"{quote_identifier(schema)}.{quote_identifier(name)}"
-        extra = "".join(f", ? AS {_quoted(column)}" for column in (constants or {}))
+        extra = "".join(f", ? AS {quote_column(column)}" for column in (constants or {}))
         if isinstance(data, (list, tuple)):
             source, registered = "read_parquet(?)", None
             parameters = [*(constants or {}).values(), list(data)]
         else:
             source, registered, parameters = "mesh_frame", data, list((constants or {}).values())
         with self.connect() as con:
+            limit = memory_limit()
+            try:  # beyond it DuckDB spills to the store's .tmp folder: a table larger than memory loads
+                con.execute("SET memory_limit = $1", [limit])
+            except Exception as exc:
+                raise limit_error(f"Loading {schema}.{name} into {self.path}", limit, exc) from None
             try:
                 con.execute("BEGIN TRANSACTION")
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
@@ -129,7 +135,7 @@ class Warehouse:
             with self.connect(read_only=True) as con:
                 tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
                 for schema, name in tables:  # DuckDB verifies block checksums as it reads them
-                    con.sql(f"SELECT * FROM {_quoted(schema)}.{_quoted(name)}").to_arrow_table()
+                    con.sql(f"SELECT * FROM {quote_column(schema)}.{quote_column(name)}").to_arrow_table()
         except StorageError as exc:
             if _is_corruption(str(exc)):
                 return str(exc)
@@ -175,8 +181,3 @@ def _is_lock_conflict(message: str) -> bool:
     """Another process holds the file: DuckDB's "Could not set lock" / "Conflicting lock"."""
     lowered = message.lower()
     return "could not set lock" in lowered or "conflicting lock" in lowered
-
-
-def _quoted(name: str) -> str:
-    """Quote a name read from the database itself (not a Mesh name, so escape, never trust)."""
-    return '"' + name.replace('"', '""') + '"'

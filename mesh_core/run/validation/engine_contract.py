@@ -23,6 +23,7 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.declare.expectation import Severity
+from mesh_core.declare.names import quote_column
 from mesh_core.errors import ContractConversionError
 from mesh_core.run.validation.contract import CHECK_NAME
 from mesh_core.run.validation.failures import (
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+CHUNK_BYTES = 64 * 2**20  # a chunk of rows Pandera checks at once, as collected: bounds the audit's memory
+_SAMPLE_ROWS = 4096  # rows read to size the chunks
+_MIN_CHUNK_ROWS = 10_000
+_WHOLE_COLUMN = {"unique_values_eq"}  # built-in checks of a column as a whole: never run per chunk
+_ROW = "__mesh_row"  # a row's position, beside columns a contract may name anything
 _CHECK_OUTPUT = "check_output"  # pandera.constants.CHECK_OUTPUT_KEY: the boolean a polars check returns per row
 _FIX = "express it as a built-in Field check (ge, le, isin, str_length, ...), as an Expectation in the product's suite, or keep the product in pandas"
 
@@ -123,13 +129,13 @@ def conform(reader: "pa.RecordBatchReader", contract, ref) -> "pa.RecordBatchRea
     return pa.RecordBatchReader.from_batches(out, batches())
 
 
-def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int) -> CheckOutcome:
+def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int, chunk_bytes: int = CHUNK_BYTES) -> CheckOutcome:
     """Validate `frame` with Pandera's polars backend, data-level checks on, every failure collected.
-    Same outcome as `run_contract` on the same rows (check name, problems, metadata keys), without
-    collecting the frame: rows are counted lazily, failure cases are samples, counts are exact."""
+    Same outcome as `run_contract` on the same rows (check name, problems, metadata keys), in memory
+    bounded whatever the frame's size: the types once on the plan, the row checks a chunk of about
+    `chunk_bytes` at a time, uniqueness counted in DuckDB (which spills). Counts are exact, failure
+    cases are samples."""
     import polars as pl
-    from pandera.config import ValidationDepth, config_context
-    from pandera.errors import SchemaError, SchemaErrors
 
     name = contract.__name__
     schema = contract.to_schema()
@@ -139,28 +145,20 @@ def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int) -> Ch
     if unsupported:  # fail closed: a check that cannot run must not pass by being skipped
         return _outcome(name, unsupported, metadata)
 
-    groups: list[FailureGroup] = []
-    cases: list[dict] = []
+    failures = _Failures([name, *schema.columns])
     present = frame.collect_schema()
     extras = [c for c in present.names() if c not in schema.columns]
     if schema.strict is True:
         for column in extras:
-            groups.append(FailureGroup(name, "column_in_schema", 1, [column]))
-            cases.append(_case("DataFrameSchema", name, "column_in_schema", column))
+            failures.add(FailureGroup(name, "column_in_schema", 1, [column]),
+                         [_case("DataFrameSchema", name, "column_in_schema", column)])
     elif schema.strict == "filter":
         frame = frame.drop(extras)
-    frame = _cast_lazily(frame, schema, _polars_schema(contract), present, groups, cases)
+    frame = _cast_lazily(frame, schema, _polars_schema(contract), present, failures)
+    _run_pandera(contract, frame, rows, chunk_bytes, failures)
+    _check_uniqueness(frame, schema, name, failures)
 
-    with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
-        try:
-            _pandera_schema(contract).validate(frame, lazy=True)
-        except SchemaErrors as exc:
-            for error in exc.schema_errors:
-                _read_error(error, name, groups, cases)
-        except SchemaError as exc:  # raised before lazy collection
-            _read_error(exc, name, groups, cases)
-    _check_uniqueness(frame, schema, name, groups, cases)
-
+    groups = failures.groups()
     value_sets = value_set_checks(schema)
     groups = [_with_value_counts(frame, schema, g) if (g.column, g.check) in value_sets else g for g in groups]
     problems, offending = describe_failures(groups)
@@ -168,11 +166,81 @@ def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int) -> Ch
         metadata["offending_values"] = dg.MetadataValue.json(offending)
     if groups:
         metadata["failure_count"] = sum(g.count for g in groups)
-    if cases:
-        metadata["failure_cases"] = failure_table(pd.DataFrame(cases))
+    if failures.cases:
+        metadata["failure_cases"] = failure_table(pd.DataFrame(failures.cases))
     if few := too_few_rows(rows, min_rows):
         problems.append(few)
     return _outcome(name, problems, metadata)
+
+
+class _Failures:
+    """Failure groups gathered over the chunks of a frame, one per (column, check): counts from a
+    check's output per row add up; a failure without one (a check that raised, a missing column)
+    is the same in every chunk and counts once. Failure cases are capped per group, and listed by
+    column in `order` (the frame's own failures first), whichever chunk found them first."""
+
+    def __init__(self, order: list[str]):
+        self._order = {name: i for i, name in enumerate(order)}
+        self._groups: dict[tuple[str, str], FailureGroup] = {}
+        self._per_row: dict[tuple[str, str], bool] = {}
+        self._cases: dict[tuple[str, str], list[dict]] = {}
+
+    def add(self, group: FailureGroup, cases: list[dict], *, per_row: bool = False) -> None:
+        key = (group.column, group.check)
+        seen = self._groups.get(key)
+        if seen is None:
+            self._groups[key], self._per_row[key], self._cases[key] = group, per_row, []
+        elif per_row and self._per_row[key]:
+            values = [*seen.values, *group.values][:MAX_FAILURE_ROWS]
+            self._groups[key] = FailureGroup(seen.column, seen.check, seen.count + group.count, values)
+        else:
+            return
+        shown = self._cases[key]
+        shown.extend(cases[:MAX_FAILURE_ROWS - len(shown)])
+
+    def groups(self) -> list[FailureGroup]:
+        return list(self._groups.values())
+
+    @property
+    def cases(self) -> list[dict]:
+        keys = sorted(self._cases, key=lambda key: self._order.get(key[0], len(self._order)))
+        return [case for key in keys for case in self._cases[key]]
+
+
+def _run_pandera(contract, frame: "pl.LazyFrame", rows: int, chunk_bytes: int, failures: _Failures) -> None:
+    """Pandera's polars backend: column presence and types once, on the plan (no data read); the
+    row-wise checks (nulls, ranges, sets, patterns) on one collected chunk at a time; a check over
+    a whole column (unique_values_eq) on the frame."""
+    from pandera.config import ValidationDepth, config_context
+
+    name = contract.__name__
+    with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
+        _validate(_pandera_schema(contract), frame, name, failures)
+    whole = _pandera_schema(contract, row_wise=False)
+    if whole is not None:
+        with config_context(validation_depth=ValidationDepth.DATA_ONLY):
+            _validate(whole, frame, name, failures)
+    by_row = _pandera_schema(contract, row_wise=True)
+    sample = frame.head(_SAMPLE_ROWS).collect(engine="streaming")
+    # rows per chunk from the width of the first rows: a wide table is checked in fewer rows at a time
+    chunk_rows = max(_MIN_CHUNK_ROWS, int(chunk_bytes / max(1.0, sample.estimated_size() / max(1, sample.height))))
+    with config_context(validation_depth=ValidationDepth.DATA_ONLY):
+        for offset in range(0, rows, chunk_rows):
+            # a slice of a Parquet scan reads only its row groups (leaner than Polars' collect_batches)
+            chunk = sample if rows <= sample.height else frame.slice(offset, chunk_rows).collect(engine="streaming")
+            _validate(by_row, chunk.lazy(), name, failures, offset)
+
+
+def _validate(pandera_schema, frame, name: str, failures: _Failures, offset: int = 0) -> None:
+    from pandera.errors import SchemaError, SchemaErrors
+
+    try:
+        pandera_schema.validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        for error in exc.schema_errors:
+            _read_error(error, name, failures, offset)
+    except SchemaError as exc:  # raised before lazy collection
+        _read_error(exc, name, failures, offset)
 
 
 def _outcome(name: str, problems: list[str], metadata: dict) -> CheckOutcome:
@@ -263,20 +331,28 @@ def _polars_schema(contract) -> dict:
     return dict(pl.from_arrow(arrow_schema(contract).empty_table()).schema)
 
 
-def _pandera_schema(contract):
+def _pandera_schema(contract, row_wise: bool | None = None):
     """The pandas model as a polars DataFrameSchema: its columns (types, nullable, required) and
     built-in checks, failure cases capped (the counts come from each check's boolean output).
-    Types are already cast and strictness and uniqueness are Mesh's (see run_contract_polars)."""
+    Types are already cast and strictness and uniqueness are Mesh's (see run_contract_polars).
+    `row_wise`: True keeps the checks decided row by row, False only those of a whole column
+    (None where there are none), None keeps every check."""
     import pandera.polars as pap
 
     schema = contract.to_schema()
     types = _polars_schema(contract)
+
+    def kept(checks) -> list:
+        return [_capped(c) for c in checks if row_wise is None or (c.name not in _WHOLE_COLUMN) == row_wise]
+
     columns = {
-        name: pap.Column(types[name], nullable=column.nullable, required=column.required, coerce=False,
-                         checks=[_capped(check) for check in column.checks], name=name)
+        name: pap.Column(types[name], nullable=column.nullable or row_wise is False, required=column.required,
+                         coerce=False, checks=kept(column.checks), name=name)
         for name, column in schema.columns.items()
     }
-    return pap.DataFrameSchema(columns, checks=[_capped(check) for check in schema.checks], name=contract.__name__)
+    if row_wise is False and not any(c.checks for c in columns.values()) and not kept(schema.checks):
+        return None
+    return pap.DataFrameSchema(columns, checks=kept(schema.checks), name=contract.__name__)
 
 
 def _capped(check):
@@ -285,7 +361,7 @@ def _capped(check):
     return check
 
 
-def _cast_lazily(frame, schema, types: dict, present, groups: list, cases: list):
+def _cast_lazily(frame, schema, types: dict, present, failures: "_Failures"):
     """Cast each contract column to its type, counting (in one streaming pass) the values the cast
     would not keep: the lossless rule of `conform`, for a frame that was not conformed."""
     import polars as pl
@@ -317,14 +393,14 @@ def _cast_lazily(frame, schema, types: dict, present, groups: list, cases: list)
             check = f"coerce_dtype('{schema.columns[name].dtype}')"
             sample = frame.with_row_index("_index").filter(lost[name]).select("_index", name).head(MAX_FAILURE_ROWS)
             sample = sample.collect(engine="streaming")
-            groups.append(FailureGroup(name, check, count, sample[name].to_list()))
-            cases.extend(_case("Column", name, check, v, i) for i, v in sample.iter_rows())
+            failures.add(FailureGroup(name, check, count, sample[name].to_list()),
+                         [_case("Column", name, check, v, i) for i, v in sample.iter_rows()])
     return frame.with_columns([expr.alias(name) for name, expr in converted.items()])
 
 
-def _read_error(error, name: str, groups: list, cases: list) -> None:
+def _read_error(error, name: str, failures: _Failures, offset: int = 0) -> None:
     """One Pandera SchemaError as a FailureGroup (exact count from the check's boolean output) and
-    its sampled failure cases."""
+    its sampled failure cases, their rows `offset` past the chunk's start."""
     import polars as pl
 
     check = error.check
@@ -337,21 +413,25 @@ def _read_error(error, name: str, groups: list, cases: list) -> None:
         values = failure.head(MAX_FAILURE_ROWS).to_series(0).to_list() if failure.width else []
         if isinstance(output, pl.DataFrame) and _CHECK_OUTPUT in output.columns:
             failed = output.with_row_index("_index").filter(~pl.col(_CHECK_OUTPUT))
-            count, index = failed.height, failed["_index"].head(len(values)).to_list()
+            count, index = failed.height, [offset + i for i in failed["_index"].head(len(values)).to_list()]
         else:
             count, index = failure.height, [None] * len(values)
     else:
         values, count, index = [failure], 1, [None]
     number = getattr(error, "check_index", None)
-    groups.append(FailureGroup(column, str(check_id), count, values))
     context = "DataFrameSchema" if frame_level else "Column"
-    cases.extend(_case(context, column, str(check_id), v, i, number) for v, i in zip(values, index))
+    failures.add(FailureGroup(column, str(check_id), count, values),
+                 [_case(context, column, str(check_id), v, i, number) for v, i in zip(values, index)],
+                 per_row=isinstance(failure, pl.DataFrame))
 
 
-def _check_uniqueness(frame, schema, name: str, groups: list, cases: list) -> None:
+def _check_uniqueness(frame, schema, name: str, failures: _Failures) -> None:
     """Unique columns and the contract's key (Config.unique), as Pandera reports them (every row of
-    a duplicated value; a key's failures once per key column), from a hash per row, never the frame."""
+    a duplicated value; a key's failures once per key column). The key columns stream into a DuckDB
+    group-by, which spills past its memory limit: never the frame, nor every key, in memory."""
     import polars as pl
+
+    from mesh_core.storage.duckdb_memory import bounded_connection
 
     present = frame.collect_schema().names()
     rules = [([column], "field_uniqueness", "Column") for column, spec in schema.columns.items()
@@ -362,30 +442,44 @@ def _check_uniqueness(frame, schema, name: str, groups: list, cases: list) -> No
         if keys:
             rules.append((keys, "multiple_fields_uniqueness", "DataFrameSchema"))
     for keys, check, context in rules:
-        # A group-by over every distinct key holds them all (~1 GB more at 10M rows); one 64-bit hash
-        # per row, sorted, finds the repeated ones in a tenth of that. The candidates are then grouped
-        # by their exact keys, so a hash collision is never a duplicate.
-        row_hash = pl.struct(keys).hash()
-        hashes = frame.select(row_hash.alias("_hash")).collect(engine="streaming").get_column("_hash").sort()
-        candidates = hashes.filter((hashes == hashes.shift(1)).fill_null(False)).unique()
-        del hashes
-        if candidates.is_empty():
-            continue
-        repeated = (frame.filter(row_hash.is_in(candidates)).group_by(keys).agg(pl.len().alias("_rows"))
-                    .filter(pl.col("_rows") > 1))
-        # Pandera (pandas) drops a null from the failure cases: a repeated row counts for each key column it has a value in
-        counts = repeated.select([pl.col("_rows").filter(pl.col(k).is_not_null()).sum().alias(k) for k in keys])
-        counts = counts.collect(engine="streaming").row(0, named=True)
-        if not any(counts.values()):
-            continue
-        sample = (frame.select(keys).with_row_index("_index")
-                  .join(repeated.select(keys), on=keys, how="semi", nulls_equal=True)
+        columns = frame.select(keys).with_row_index(_ROW)
+        with bounded_connection(f"The contract {name}") as con:
+            con.register("mesh_keys", _arrow_stream(columns))
+            listed = ", ".join(f'"{i}"' for i in range(len(keys)))
+            renamed = ", ".join(f"{quote_column(k)} AS \"{i}\"" for i, k in enumerate(keys))
+            # Pandera (pandas) drops a null from the failure cases: a repeated row counts for each key column it has a value in
+            counted = ", ".join(f'coalesce(sum(rows) FILTER (WHERE "{i}" IS NOT NULL), 0)' for i in range(len(keys)))
+            con.execute(f"""CREATE TEMP TABLE repeated AS
+                SELECT {listed}, count(*) AS rows, min({_ROW}) AS first FROM (SELECT {renamed}, {_ROW} FROM mesh_keys)
+                GROUP BY ALL HAVING count(*) > 1""")
+            counts = dict(zip(keys, con.sql(f"SELECT {counted} FROM repeated").fetchall()[0]))
+            if not any(counts.values()):
+                continue
+            # the repeated keys that occur first, for a sample of their rows
+            shown_keys = con.sql(f"SELECT {listed} FROM repeated ORDER BY first LIMIT {MAX_FAILURE_ROWS}").to_arrow_table()
+        shown_keys = pl.from_arrow(shown_keys).rename({str(i): k for i, k in enumerate(keys)})
+        sample = (frame.select(keys).with_row_index(_ROW)
+                  .join(shown_keys.lazy().cast(dict(frame.select(keys).collect_schema())), on=keys, how="semi",
+                        nulls_equal=True)
                   .head(MAX_FAILURE_ROWS).collect(engine="streaming"))
         for key in keys:
             if counts[key]:
-                shown = sample.select("_index", key).filter(pl.col(key).is_not_null())
-                groups.append(FailureGroup(key, check, counts[key], shown[key].to_list()))
-                cases.extend(_case(context, key, check, v, i) for i, v in shown.iter_rows())
+                shown = sample.select(_ROW, key).filter(pl.col(key).is_not_null())
+                failures.add(FailureGroup(key, check, int(counts[key]), shown[key].to_list()),
+                             [_case(context, key, check, v, i) for i, v in shown.iter_rows()])
+
+
+def _arrow_stream(frame: "pl.LazyFrame") -> "pa.RecordBatchReader":
+    """`frame` as an Arrow stream, computed by Polars' streaming engine a batch at a time."""
+    import itertools
+
+    import pyarrow as pa
+
+    batches = (b for chunk in frame.collect_batches(engine="streaming") for b in chunk.to_arrow().to_batches())
+    first = next(batches, None)
+    if first is None:
+        return frame.head(0).collect().to_arrow().to_reader()
+    return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
 
 
 def _with_value_counts(frame, schema, group: FailureGroup) -> FailureGroup:

@@ -13,6 +13,7 @@ import re
 from typing import Sequence
 
 from mesh_core.declare.expectation import Expectation
+from mesh_core.declare.names import quote_column
 from mesh_core.errors import StorageError
 from mesh_core.run.validation.outcome import CheckOutcome
 from mesh_core.run.validation.suite import SUITES, result_format, suite_outcomes
@@ -94,8 +95,8 @@ def run_suite_duckdb(suite_name: str, expectations: Sequence[Expectation], paths
                 described = connection.exec_driver_sql(f"DESCRIBE SELECT * FROM read_parquet([{files}])").fetchall()
                 # pandas (and so run_suite) reads a float NaN as missing; SQL would count it as a value
                 floats = [name for name, kind, *_ in described if kind in ("FLOAT", "DOUBLE")]
-                nan_as_null = (" REPLACE (" + ", ".join(f"CASE WHEN isnan({_quoted(c)}) THEN NULL ELSE {_quoted(c)} END "
-                                                        f"AS {_quoted(c)}" for c in floats) + ")") if floats else ""
+                nan_as_null = (" REPLACE (" + ", ".join(f"CASE WHEN isnan({quote_column(c)}) THEN NULL ELSE {quote_column(c)} END "
+                                                        f"AS {quote_column(c)}" for c in floats) + ")") if floats else ""
                 connection.exec_driver_sql(
                     f'CREATE OR REPLACE VIEW "{view}" AS SELECT *{nan_as_null} FROM read_parquet([{files}])')
                 columns = {name for name, *_ in described}
@@ -128,7 +129,3 @@ def _view_name(suite_name: str) -> str:
     """A table name for the suite's view: readable, and distinct for names that differ only in punctuation."""
     digest = hashlib.sha256(suite_name.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', suite_name)}_{digest}"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -76,3 +77,50 @@ def test_a_missing_parquet_file_fails_the_load_whole_and_names_the_store(tmp_pat
     with pytest.raises(StorageError, match=rf"Could not replace sales\.orders in the DuckDB store {store.path}: .*gone\.parquet"):
         store.replace("sales", "orders", [str(tmp_path / "gone.parquet")], port_version=1)
     assert store.recorded_version("orders") == 0  # one transaction: the old table and its version stay
+
+
+LOAD_PROBE = """
+import sys
+from pathlib import Path
+from mesh_core.storage.warehouse import Warehouse
+store = Warehouse(Path(sys.argv[1]) / "warehouse.duckdb")
+store.replace("shop", "big", sys.argv[2:], port_version=1)
+# VmHWM: this process's own peak (ru_maxrss would start from the forking test worker's)
+print(round(int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024))
+"""
+
+
+def test_the_store_loads_a_table_within_the_engine_memory_limit(tmp_path):
+    """3M rows (~190 MB) loaded under a 128 MB limit and under an 8 GB one: DuckDB spills instead of
+    holding the table, so the limited load peaks well below the other (~400 against ~660 MB here)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for number in range(3):
+        parts.append(str(tmp_path / f"part-{number}.parquet"))
+        pq.write_table(pa.table({f"v{i}": rng.random(1_000_000) for i in range(8)}), parts[-1])
+    peaks = {}
+    for limit in ("128MB", "8GB"):
+        (tmp_path / limit).mkdir()
+        probe = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(tmp_path / limit), *parts], capture_output=True,
+                               text=True, timeout=300, env={**os.environ, MEMORY_LIMIT_ENV: limit})
+        assert probe.returncode == 0, probe.stderr[-2000:]
+        peaks[limit] = int(probe.stdout.split()[-1])
+    print(f"store load of 3M rows (~190 MB): peak {peaks} MB")
+    assert peaks["128MB"] < peaks["8GB"] - 100, peaks
+
+
+def test_a_memory_limit_duckdb_cannot_read_names_the_setting_and_loses_nothing(tmp_path, monkeypatch):
+    from mesh_core.errors import MeshError
+    from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV
+
+    store = Warehouse(tmp_path / "warehouse.duckdb")
+    store.replace("sales", "orders", TABLE, port_version=0)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(MeshError, match=rf"cannot start DuckDB with memory limit 'lots' \(\${MEMORY_LIMIT_ENV}\).*e\.g\. {MEMORY_LIMIT_ENV}=4GB"):
+        store.replace("sales", "orders", pa.table({"n": [9]}), port_version=1)
+    assert store.recorded_version("orders") == 0

@@ -1,0 +1,49 @@
+"""How much memory Mesh's own DuckDB work may hold before it spills to disk: one setting for an
+engine step, the audit's uniqueness count and the load of a domain's store.
+
+DuckDB's default is 80% of the machine's memory, per connection; a table larger than that, or two
+steps at once, would take the machine. With a limit DuckDB spills joins, aggregations and sorts to
+a temporary folder instead, so a product larger than memory runs in bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+from mesh_core.errors import MeshError
+
+MEMORY_LIMIT_ENV = "MESH_ENGINE_MEMORY_LIMIT"  # in DuckDB's syntax, e.g. "2GB"
+DEFAULT_MEMORY_LIMIT = "512MB"  # beside a step's Python and Polars, within the 1.5 GB a step may take
+
+
+def memory_limit(explicit: str | None = None) -> str:
+    """The limit to use: `explicit`, else $MESH_ENGINE_MEMORY_LIMIT, else the default."""
+    return explicit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+
+
+def limit_error(what: str, limit: str, exc: Exception) -> MeshError:
+    """DuckDB refused the limit: say which setting and how to write it."""
+    return MeshError(f"{what} cannot start DuckDB with memory limit {limit!r} (${MEMORY_LIMIT_ENV}): "
+                     f"{' '.join(str(exc).split())}. Set it in DuckDB's syntax, e.g. {MEMORY_LIMIT_ENV}=4GB, "
+                     f"or unset it for {DEFAULT_MEMORY_LIMIT}.")
+
+
+@contextmanager
+def bounded_connection(what: str, *, limit: str | None = None, **config) -> Iterator:
+    """An in-memory DuckDB connection under the memory limit, spilling to a temporary folder that
+    is removed with it. `what` names the work in an error (e.g. the product)."""
+    import duckdb
+
+    limit = memory_limit(limit)
+    with tempfile.TemporaryDirectory(prefix="mesh-duckdb-spill-") as spill:
+        try:
+            con = duckdb.connect(config={"memory_limit": limit, "temp_directory": spill, **config})
+        except duckdb.Error as exc:
+            raise limit_error(what, limit, exc) from None
+        try:
+            yield con
+        finally:
+            con.close()
