@@ -58,7 +58,7 @@ def raw_flights() -> pl.LazyFrame:
     def batches(with_columns, predicate, n_rows, batch_size):
         names = with_columns or list(RAW)
         with zipfile.ZipFile(data("flights.csv.zip")) as archive, archive.open("flights.csv") as handle:
-            reader = pa_csv.open_csv(handle, read_options=pa_csv.ReadOptions(block_size=16 * 2**20),
+            reader = pa_csv.open_csv(handle, read_options=pa_csv.ReadOptions(block_size=4 * 2**20),
                                      convert_options=pa_csv.ConvertOptions(column_types=RAW, include_columns=names,
                                                                            strings_can_be_null=True))
             for batch in reader:

@@ -112,7 +112,7 @@ def main(table: Table) -> None:
     from mesh_core.run.validation.suite_sql import run_suite_duckdb
 
     def in_engine(path: str) -> bool:
-        outcomes = [run_contract_polars(Contract, pl.scan_parquet(path), min_rows=1),
+        outcomes = [run_contract_polars(Contract, [str(path)], min_rows=1),
                     *run_suite_duckdb("lab.readings", suite, [path], keys=["reading_id"])]
         return all(outcome.passed for outcome in outcomes)
 

@@ -18,7 +18,7 @@ from mesh_core.declare.engine import Engine, sql_error
 from mesh_core.declare.names import quote_column
 from mesh_core.declare.product import DataProduct
 from mesh_core.errors import ProductOutputError
-from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV, limit_error
+from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV, limit_error, quiet
 from mesh_core.storage.duckdb_memory import memory_limit as limit_for
 
 BATCH_ROWS = 128 * 1024  # rows per Arrow batch pulled from an engine
@@ -62,8 +62,8 @@ class EngineSession:
             spill = self._spill_dir or self._spill.name
             # No replacement scans: a query reads the step's inputs, never a Python variable that happens to share a name.
             try:
-                self._duckdb = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
-                                                      "python_enable_replacements": False})
+                self._duckdb = quiet(duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": spill,
+                                                            "python_enable_replacements": False}))
             except duckdb.Error as exc:
                 raise limit_error(str(self.product.ref), self.memory_limit, exc) from None
         return self._duckdb

@@ -31,6 +31,13 @@ def limit_error(what: str, limit: str, exc: Exception) -> MeshError:
                      f"or unset it for {DEFAULT_MEMORY_LIMIT}.")
 
 
+def quiet(con):
+    """`con` without DuckDB's progress bar, which it draws on stdout for a long query, into a run's log.
+    (A setting of the connection: DuckDB refuses it in the config at connect.)"""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 @contextmanager
 def bounded_connection(what: str, *, limit: str | None = None, **config) -> Iterator:
     """An in-memory DuckDB connection under the memory limit, spilling to a temporary folder that
@@ -40,7 +47,7 @@ def bounded_connection(what: str, *, limit: str | None = None, **config) -> Iter
     limit = memory_limit(limit)
     with tempfile.TemporaryDirectory(prefix="mesh-duckdb-spill-") as spill:
         try:
-            con = duckdb.connect(config={"memory_limit": limit, "temp_directory": spill, **config})
+            con = quiet(duckdb.connect(config={"memory_limit": limit, "temp_directory": spill, **config}))
         except duckdb.Error as exc:
             raise limit_error(what, limit, exc) from None
         try:

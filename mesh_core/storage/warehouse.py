@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mesh_core.declare.names import quote_column, quote_identifier
 from mesh_core.errors import StorageError
-from mesh_core.storage.duckdb_memory import limit_error, memory_limit
+from mesh_core.storage.duckdb_memory import limit_error, memory_limit, quiet
 from mesh_core.storage.failpoints import failpoint
 
 META_SCHEMA = "mesh_meta"  # which port version each table holds
@@ -88,7 +88,7 @@ class Warehouse:
         with self.connect() as con:
             limit = memory_limit()
             try:  # beyond it DuckDB spills to the store's .tmp folder: a table larger than memory loads
-                con.execute("SET memory_limit = $1", [limit])
+                quiet(con).execute("SET memory_limit = $1", [limit])
             except Exception as exc:
                 raise limit_error(f"Loading {schema}.{name} into {self.path}", limit, exc) from None
             try:

@@ -94,13 +94,11 @@ def audit_files(product: DataProduct, paths: Sequence[str]) -> tuple[CheckOutcom
     """The same audit, in the engines, of an output staged as Parquet files at `paths`: the contract
     with Pandera's polars backend over a lazy scan, the suite and the consumers' expectations with
     GX's SQL engine over DuckDB. Nothing is read into memory whole."""
-    import polars as pl
-
     from mesh_core.run.validation.engine_contract import run_contract_polars
     from mesh_core.run.validation.suite_sql import run_suite_duckdb, sql_problems
 
     keys = key_columns(product.contract)
-    outcomes = [run_contract_polars(product.contract, pl.scan_parquet(list(paths)), min_rows=product.min_rows),
+    outcomes = [run_contract_polars(product.contract, list(paths), min_rows=product.min_rows),
                 *run_suite_duckdb(product.suite_name, product.suite, list(paths), keys)]
     # A consumer's expectation that cannot run here fails alone, as a warning: never a reason to stop the producer.
     current = []

@@ -16,7 +16,7 @@ Pandera's collects every column of the frame for a multi-column key.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -129,14 +129,17 @@ def conform(reader: "pa.RecordBatchReader", contract, ref) -> "pa.RecordBatchRea
     return pa.RecordBatchReader.from_batches(out, batches())
 
 
-def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int, chunk_bytes: int = CHUNK_BYTES) -> CheckOutcome:
-    """Validate `frame` with Pandera's polars backend, data-level checks on, every failure collected.
-    Same outcome as `run_contract` on the same rows (check name, problems, metadata keys), in memory
-    bounded whatever the frame's size: the types once on the plan, the row checks a chunk of about
-    `chunk_bytes` at a time, uniqueness counted in DuckDB (which spills). Counts are exact, failure
-    cases are samples."""
+def run_contract_polars(contract, source: "pl.LazyFrame | Sequence[str]", *, min_rows: int,
+                        chunk_bytes: int = CHUNK_BYTES) -> CheckOutcome:
+    """Validate `source` (a LazyFrame, or the paths of Parquet files: a staged output) with Pandera's
+    polars backend, data-level checks on, every failure collected. Same outcome as `run_contract`
+    on the same rows (check name, problems, metadata keys), in memory bounded whatever the size:
+    the types once on the plan, the row checks a chunk of about `chunk_bytes` at a time, uniqueness
+    counted in DuckDB (which spills). Counts are exact, failure cases are samples."""
     import polars as pl
 
+    files = None if isinstance(source, pl.LazyFrame) else list(source)
+    frame = source if files is None else pl.scan_parquet(files)
     name = contract.__name__
     schema = contract.to_schema()
     rows = frame.select(pl.len()).collect(engine="streaming").item()
@@ -154,9 +157,11 @@ def run_contract_polars(contract, frame: "pl.LazyFrame", *, min_rows: int, chunk
                          [_case("DataFrameSchema", name, "column_in_schema", column)])
     elif schema.strict == "filter":
         frame = frame.drop(extras)
-    frame = _cast_lazily(frame, schema, _polars_schema(contract), present, failures)
+    cast = _cast_lazily(frame, schema, _polars_schema(contract), present, failures)
+    files = files if cast is frame else None  # DuckDB reads the files themselves only if no value needs a cast
+    frame = cast
     _run_pandera(contract, frame, rows, chunk_bytes, failures)
-    _check_uniqueness(frame, schema, name, failures)
+    _check_uniqueness(frame, schema, name, failures, files)
 
     groups = failures.groups()
     value_sets = value_set_checks(schema)
@@ -425,10 +430,11 @@ def _read_error(error, name: str, failures: _Failures, offset: int = 0) -> None:
                  per_row=isinstance(failure, pl.DataFrame))
 
 
-def _check_uniqueness(frame, schema, name: str, failures: _Failures) -> None:
+def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list[str] | None = None) -> None:
     """Unique columns and the contract's key (Config.unique), as Pandera reports them (every row of
-    a duplicated value; a key's failures once per key column). The key columns stream into a DuckDB
-    group-by, which spills past its memory limit: never the frame, nor every key, in memory."""
+    a duplicated value; a key's failures once per key column). A DuckDB group-by over the key
+    columns, which spills past its memory limit: never the frame, nor every key, in memory. It reads
+    `files` itself when given (leaner and faster than a stream from Polars), else `frame` streamed."""
     import polars as pl
 
     from mesh_core.storage.duckdb_memory import bounded_connection
@@ -442,16 +448,23 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures) -> None:
         if keys:
             rules.append((keys, "multiple_fields_uniqueness", "DataFrameSchema"))
     for keys, check, context in rules:
-        columns = frame.select(keys).with_row_index(_ROW)
         with bounded_connection(f"The contract {name}") as con:
-            con.register("mesh_keys", _arrow_stream(columns))
+            if files is not None:  # a row's place: its file's in the list, then its own in the file (< 2^40 rows)
+                rows = "read_parquet($files, filename = true, file_row_number = true)"
+                # one BIGINT (a list per row would be an aggregate state DuckDB cannot spill)
+                position = "list_position($files, filename)::BIGINT * 1099511627776 + file_row_number"
+                parameters = {"files": files}
+            else:
+                con.register("mesh_keys", _arrow_stream(frame.select(keys).with_row_index(_ROW)))
+                rows, position, parameters = "mesh_keys", _ROW, {}
             listed = ", ".join(f'"{i}"' for i in range(len(keys)))
             renamed = ", ".join(f"{quote_column(k)} AS \"{i}\"" for i, k in enumerate(keys))
             # Pandera (pandas) drops a null from the failure cases: a repeated row counts for each key column it has a value in
             counted = ", ".join(f'coalesce(sum(rows) FILTER (WHERE "{i}" IS NOT NULL), 0)' for i in range(len(keys)))
             con.execute(f"""CREATE TEMP TABLE repeated AS
-                SELECT {listed}, count(*) AS rows, min({_ROW}) AS first FROM (SELECT {renamed}, {_ROW} FROM mesh_keys)
-                GROUP BY ALL HAVING count(*) > 1""")
+                SELECT {listed}, count(*) AS rows, min(place) AS first
+                FROM (SELECT {renamed}, {position} AS place FROM {rows})
+                GROUP BY ALL HAVING count(*) > 1""", parameters)
             counts = dict(zip(keys, con.sql(f"SELECT {counted} FROM repeated").fetchall()[0]))
             if not any(counts.values()):
                 continue

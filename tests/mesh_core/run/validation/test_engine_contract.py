@@ -294,7 +294,7 @@ def compare(contract, frame: pd.DataFrame, tmp_path, min_rows: int) -> tuple[dic
     stream = conform(pyarrow.Table.from_pandas(frame, preserve_index=False).to_reader(max_chunksize=10), contract, "d.p")
     pq.write_table(stream.read_all(), path, coerce_timestamps="us")
     pandas_outcome, _ = run_contract(contract, frame, min_rows=min_rows)
-    polars_outcome = run_contract_polars(contract, pl.scan_parquet(path), min_rows=min_rows)
+    polars_outcome = run_contract_polars(contract, [str(path)], min_rows=min_rows)
     return [{"passed": o.passed, "failures": o.metadata.get("failure_count", 0),
              "problems": sorted(o.metadata.get("problems", "").splitlines()),
              "offending": getattr(o.metadata.get("offending_values"), "data", None)}
@@ -363,7 +363,7 @@ MEMORY_PROBE = textwrap.dedent(r"""
 
     run_contract_polars(Wide, pl.scan_parquet(sys.argv[1]).head(1000), min_rows=1)  # imports and warm-up
     before = rss_mb()
-    outcome = run_contract_polars(Wide, pl.scan_parquet(sys.argv[1]), min_rows=1, chunk_bytes=8 * 2**20)
+    outcome = run_contract_polars(Wide, [sys.argv[1]], min_rows=1, chunk_bytes=8 * 2**20)  # as a run audits staged files
     # VmHWM: this process's own peak (ru_maxrss would start from the forking test worker's)
     peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
     print(outcome.passed, outcome.metadata.get("failure_count", 0), outcome.metadata["dagster/row_count"], round(before), round(peak))
