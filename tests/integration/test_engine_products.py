@@ -11,31 +11,18 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pandera.pandas as pa
 import polars as pl
 import pyarrow
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 from dagster import AssetKey, DagsterEventType
-from pandera.typing import Series
 
 from mesh_core import DomainStorage, Expectation, ProductRef, data_product, domain_definitions
 from mesh_core.storage.domain_storage import resolve_data_dir
+from tests.integration.test_write_audit_publish import GOOD, KEY, LedgerContract  # the same one-product domain
 
 
-class LedgerContract(pa.DataFrameModel):
-    entry_id: Series[int] = pa.Field(unique=True, ge=1)
-    amount: Series[int] = pa.Field(ge=0)
-    memo: Series[str] = pa.Field(nullable=True)
-
-    class Config:
-        strict = True
-        coerce = True
-
-
-GOOD = pd.DataFrame({"entry_id": [1, 2, 3], "amount": [100, 200, 300], "memo": ["a", "b", None]})
-KEY = AssetKey(["bank", "ledger"])
 CHECKS = {("ledger", "contract"), ("ledger", "column_values_to_be_unique__entry_id"),
           ("ledger", "column_values_to_not_be_null__memo"),
           ("doubled", "contract"), ("doubled", "column_values_to_be_unique__entry_id")}
