@@ -450,9 +450,9 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
     for keys, check, context in rules:
         with bounded_connection(f"The contract {name}") as con:
             if files is not None:  # a row's place: its file's in the list, then its own in the file (< 2^40 rows)
-                rows = "read_parquet($files, filename = true, file_row_number = true)"
+                rows = "read_parquet($files, file_row_number = true)"
                 # one BIGINT (a list per row would be an aggregate state DuckDB cannot spill)
-                position = "list_position($files, filename)::BIGINT * 1099511627776 + file_row_number"
+                position = "file_index::BIGINT * 1099511627776 + file_row_number"
                 parameters = {"files": files}
             else:
                 con.register("mesh_keys", _arrow_stream(frame.select(keys).with_row_index(_ROW)))
