@@ -167,6 +167,7 @@ def run_contract_polars(contract, source: "pl.LazyFrame | Sequence[str]", *, min
     value_sets = value_set_checks(schema)
     groups = [_with_value_counts(frame, schema, g) if (g.column, g.check) in value_sets else g for g in groups]
     problems, offending = describe_failures(groups)
+    problems += failures.notes
     if offending:
         metadata["offending_values"] = dg.MetadataValue.json(offending)
     if groups:
@@ -189,6 +190,10 @@ class _Failures:
         self._groups: dict[tuple[str, str], FailureGroup] = {}
         self._per_row: dict[tuple[str, str], bool] = {}
         self._cases: dict[tuple[str, str], list[dict]] = {}
+        self.notes: list[str] = []  # problems that are not a count of failed rows
+
+    def note(self, problem: str) -> None:
+        self.notes.append(problem)
 
     def add(self, group: FailureGroup, cases: list[dict], *, per_row: bool = False) -> None:
         key = (group.column, group.check)
@@ -435,9 +440,10 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
     a duplicated value; a key's failures once per key column). A DuckDB group-by over the key
     columns, which spills past its memory limit: never the frame, nor every key, in memory. It reads
     `files` itself when given (leaner and faster than a stream from Polars), else `frame` streamed."""
+    import duckdb
     import polars as pl
 
-    from mesh_core.storage.duckdb_memory import bounded_connection
+    from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV, bounded_connection, memory_limit
 
     present = frame.collect_schema().names()
     rules = [([column], "field_uniqueness", "Column") for column, spec in schema.columns.items()
@@ -450,26 +456,34 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
     for keys, check, context in rules:
         with bounded_connection(f"The contract {name}") as con:
             if files is not None:  # a row's place: its file's in the list, then its own in the file (< 2^40 rows)
-                rows = "read_parquet($files, file_row_number = true)"
-                # one BIGINT (a list per row would be an aggregate state DuckDB cannot spill)
-                position = "file_index::BIGINT * 1099511627776 + file_row_number"
+                rows, position = "read_parquet($files, file_row_number = true)", "file_index::BIGINT * 1099511627776 + file_row_number"
                 parameters = {"files": files}
-            else:
-                con.register("mesh_keys", _arrow_stream(frame.select(keys).with_row_index(_ROW)))
+            else:  # a stream is read once: each query below registers it afresh
                 rows, position, parameters = "mesh_keys", _ROW, {}
             listed = ", ".join(f'"{i}"' for i in range(len(keys)))
             renamed = ", ".join(f"{quote_column(k)} AS \"{i}\"" for i, k in enumerate(keys))
+            repeated = (f"SELECT {listed}, count(*) AS rows{{first}} FROM (SELECT {renamed}, {position} AS place FROM {rows}) "
+                        "GROUP BY ALL HAVING count(*) > 1")
             # Pandera (pandas) drops a null from the failure cases: a repeated row counts for each key column it has a value in
             counted = ", ".join(f'coalesce(sum(rows) FILTER (WHERE "{i}" IS NOT NULL), 0)' for i in range(len(keys)))
-            con.execute(f"""CREATE TEMP TABLE repeated AS
-                SELECT {listed}, count(*) AS rows, min(place) AS first
-                FROM (SELECT {renamed}, {position} AS place FROM {rows})
-                GROUP BY ALL HAVING count(*) > 1""", parameters)
-            counts = dict(zip(keys, con.sql(f"SELECT {counted} FROM repeated").fetchall()[0]))
-            if not any(counts.values()):
+
+            def query(sql: str):
+                if files is None:
+                    con.register("mesh_keys", _arrow_stream(frame.select(keys).with_row_index(_ROW)))
+                return con.sql(sql, params=parameters)
+
+            try:
+                counts = dict(zip(keys, query(f"SELECT {counted} FROM ({repeated.format(first='')})").fetchall()[0]))
+                if not any(counts.values()):
+                    continue
+                # the repeated keys that occur first (a top-N: bounded), for a sample of their rows
+                shown_keys = query(f"SELECT {listed} FROM ({repeated.format(first=', min(place) AS first')}) "
+                                   f"ORDER BY first LIMIT {MAX_FAILURE_ROWS}").to_arrow_table()
+            except duckdb.OutOfMemoryException:  # fail closed, saying what to change
+                failures.note(f"{', '.join(keys)}: {check} could not be counted within DuckDB's memory limit "
+                              f"{memory_limit()} (${MEMORY_LIMIT_ENV}): too many repeated keys to hold. Nothing is "
+                              f"published; raise it, e.g. {MEMORY_LIMIT_ENV}=4GB")
                 continue
-            # the repeated keys that occur first, for a sample of their rows
-            shown_keys = con.sql(f"SELECT {listed} FROM repeated ORDER BY first LIMIT {MAX_FAILURE_ROWS}").to_arrow_table()
         shown_keys = pl.from_arrow(shown_keys).rename({str(i): k for i, k in enumerate(keys)})
         sample = (frame.select(keys).with_row_index(_ROW)
                   .join(shown_keys.lazy().cast(dict(frame.select(keys).collect_schema())), on=keys, how="semi",

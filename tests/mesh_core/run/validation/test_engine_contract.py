@@ -201,6 +201,33 @@ def test_a_frame_checked_in_chunks_reads_as_one_checked_whole():
     assert missing.metadata["failure_count"] == chunked.metadata["failure_count"] + 1
 
 
+def test_uniqueness_that_cannot_be_counted_within_the_memory_limit_fails_closed_naming_the_setting(tmp_path, monkeypatch):
+    """Every one of 400K rows repeated: DuckDB must hold each repeated key to count it. Under a limit too
+    small for that the contract fails (nothing would be published) and says which setting to raise; with
+    room, the same rows are counted exactly."""
+    class Keyed(pa.DataFrameModel):
+        code: Series[str]
+        n: Series[int]
+
+        class Config:
+            unique = ["code", "n"]
+
+    rows = 400_000
+    path = tmp_path / "keys.parquet"
+    pl.DataFrame({"code": [f"key-{i % (rows // 2):012d}" for i in range(rows)],
+                  "n": [i % (rows // 2) for i in range(rows)]}).write_parquet(path, row_group_size=50_000)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "8MB")
+    starved = run_contract_polars(Keyed, [str(path)], min_rows=1)
+    assert not starved.passed
+    assert starved.metadata["problems"] == (
+        f"code, n: multiple_fields_uniqueness could not be counted within DuckDB's memory limit 8MB (${MEMORY_LIMIT_ENV}): "
+        f"too many repeated keys to hold. Nothing is published; raise it, e.g. {MEMORY_LIMIT_ENV}=4GB")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "256MB")
+    counted = run_contract_polars(Keyed, [str(path)], min_rows=1)
+    assert counted.metadata["problems"].splitlines() == ["code: multiple_fields_uniqueness (400000 failures)",
+                                                         "n: multiple_fields_uniqueness (400000 failures)"]
+
+
 # --- parity over the example contracts -------------------------------------------------------------
 
 
