@@ -8,9 +8,11 @@ with Pandera's polars backend, data-level checks on (`run_contract_polars`). The
 `run_contract`'s does: same check name, same problems, same metadata. What of a contract the polars
 backend cannot run is said at load (`engine_problems`), never skipped silently.
 
-Memory: nothing here collects the frame. Pandera's polars backend checks one column at a time
-(a boolean per row, failure cases capped); uniqueness is Mesh's, from a 64-bit hash per row, since
-Pandera's collects every column of the frame for a multi-column key.
+Memory: nothing here collects the frame. Pandera's polars backend collects what it checks, so it
+gets one slice of rows at a time (`CHUNK_BYTES`; a slice of a Parquet scan reads only its row
+groups, a slice of any other plan re-runs it: give a scan). Uniqueness is Mesh's, a DuckDB
+group-by that spills under `MESH_ENGINE_MEMORY_LIMIT`, since Pandera's collects every column of
+the frame for a multi-column key.
 """
 
 from __future__ import annotations
