@@ -161,7 +161,7 @@ class EngineSession:
                                              "Cast the column to a type Arrow and Delta Lake hold.") from None
                 reader = table.to_reader(max_chunksize=BATCH_ROWS)
             elif isinstance(output, pl.LazyFrame):
-                reader = _polars_stream(output, ref)
+                reader = polars_stream(output, ref)
         elif module.startswith(("duckdb", "_duckdb")) and hasattr(output, "fetch_record_batch"):
             try:
                 reader = output.fetch_record_batch(BATCH_ROWS)
@@ -204,8 +204,9 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _polars_stream(frame, ref):
-    """A LazyFrame's result in batches, computed by Polars' streaming engine as they are read."""
+def polars_stream(frame, ref):
+    """A LazyFrame's result in batches, computed by Polars' streaming engine as they are read.
+    `ref` names what the frame is (a product, a contract) in the error of a plan that does not resolve."""
     import polars as pl
     import pyarrow as pa
 

@@ -39,15 +39,15 @@ def quiet(con):
 
 
 @contextmanager
-def bounded_connection(what: str, *, limit: str | None = None, **config) -> Iterator:
+def bounded_connection(what: str) -> Iterator:
     """An in-memory DuckDB connection under the memory limit, spilling to a temporary folder that
     is removed with it. `what` names the work in an error (e.g. the product)."""
     import duckdb
 
-    limit = memory_limit(limit)
+    limit = memory_limit()
     with tempfile.TemporaryDirectory(prefix="mesh-duckdb-spill-") as spill:
         try:
-            con = quiet(duckdb.connect(config={"memory_limit": limit, "temp_directory": spill, **config}))
+            con = quiet(duckdb.connect(config={"memory_limit": limit, "temp_directory": spill}))
         except duckdb.Error as exc:
             raise limit_error(what, limit, exc) from None
         try:

@@ -445,6 +445,7 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
     import duckdb
     import polars as pl
 
+    from mesh_core.run.engines import polars_stream
     from mesh_core.storage.duckdb_memory import MEMORY_LIMIT_ENV, bounded_connection, memory_limit
 
     present = frame.collect_schema().names()
@@ -471,7 +472,7 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
 
             def query(sql: str):
                 if files is None:
-                    con.register("mesh_keys", _arrow_stream(frame.select(keys).with_row_index(_ROW)))
+                    con.register("mesh_keys", polars_stream(frame.select(keys).with_row_index(_ROW), f"The contract {name}"))
                 return con.sql(sql, params=parameters)
 
             try:
@@ -496,19 +497,6 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
                 shown = sample.select(_ROW, key).filter(pl.col(key).is_not_null())
                 failures.add(FailureGroup(key, check, int(counts[key]), shown[key].to_list()),
                              [_case(context, key, check, v, i) for i, v in shown.iter_rows()])
-
-
-def _arrow_stream(frame: "pl.LazyFrame") -> "pa.RecordBatchReader":
-    """`frame` as an Arrow stream, computed by Polars' streaming engine a batch at a time."""
-    import itertools
-
-    import pyarrow as pa
-
-    batches = (b for chunk in frame.collect_batches(engine="streaming") for b in chunk.to_arrow().to_batches())
-    first = next(batches, None)
-    if first is None:
-        return frame.head(0).collect().to_arrow().to_reader()
-    return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
 
 
 def _with_value_counts(frame, schema, group: FailureGroup) -> FailureGroup:
