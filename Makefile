@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 HOME_ENV := DAGSTER_HOME=$(CURDIR)/dagster_home
 
-# Debian packages the tests start for real (Chromium for the UI tests, PostgreSQL and Redis for tests/deploy);
+# Debian packages the tests start for real (Chromium for the UI tests, PostgreSQL and Redis for tests/deploy,
+# Java 17 for the local Spark of the Spark products);
 # `make test` installs them as root.
-SYSTEM_PACKAGES := chromium postgresql redis-server
+SYSTEM_PACKAGES := chromium postgresql redis-server openjdk-17-jre-headless
 
 .PHONY: run materialize test bench lock clean system-packages
 
@@ -48,7 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH)
 
 ## Re-pin requirements.lock after changing pyproject.toml
-# (the test extra holds mesh-core's deploy and example extras, and uv itself)
+# (the test extra holds mesh-core's deploy, example and spark extras, and uv itself)
 lock: $(STAMP)
 	$(BIN)/uv --version >/dev/null 2>&1 || $(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra deploy --python-version 3.11 --generate-hashes -o requirements.lock
