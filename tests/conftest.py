@@ -35,3 +35,12 @@ def dagster_home(tmp_path, monkeypatch) -> Path:
 def instance(dagster_home):
     with dg.DagsterInstance.get() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def spark_server():
+    """One real Spark Connect server per test worker (Spark from the pyspark wheel, on Java 17)."""
+    from tests.spark_server import spark_connect_server
+
+    with spark_connect_server() as server:
+        yield server
