@@ -27,6 +27,7 @@ class Engine(str, enum.Enum):
     POLARS = "polars"  # a polars LazyFrame over the pinned port version
     DUCKDB = "duckdb"  # a DuckDB relation over the pinned port version
     ARROW = "arrow"  # a pyarrow.dataset.Dataset over the pinned port version
+    SPARK = "spark"  # a pyspark DataFrame over the pinned port version, on the domain's Spark (run/spark.py)
 
 
 # The annotation each engine is recognised by: "<module prefix>.<class name>" (as imported, or as
@@ -36,12 +37,16 @@ _ANNOTATIONS = {
     Engine.POLARS: ("polars.LazyFrame", "pl.LazyFrame", "polars.lazyframe.frame.LazyFrame"),
     Engine.DUCKDB: ("duckdb.DuckDBPyRelation", "_duckdb.DuckDBPyRelation", "duckdb.duckdb.DuckDBPyRelation"),
     Engine.ARROW: ("pyarrow.dataset.Dataset", "ds.Dataset", "pyarrow._dataset.Dataset", "pa.dataset.Dataset"),
+    # pyspark.sql.DataFrame is the parent of the classic and the Spark Connect frames (pyspark 4)
+    Engine.SPARK: ("pyspark.sql.DataFrame", "pyspark.sql.dataframe.DataFrame", "pyspark.sql.connect.dataframe.DataFrame",
+                   "pyspark.sql.classic.dataframe.DataFrame", "SparkDataFrame", "ps.DataFrame"),
 }
 # A bare class name counts only alone or under its own library: polars.DataFrame is no pandas frame.
 _BARE = {"DataFrame": (Engine.PANDAS, "pandas"), "LazyFrame": (Engine.POLARS, "polars"),
          "DuckDBPyRelation": (Engine.DUCKDB, "duckdb"), "Dataset": (Engine.ARROW, "arrow")}
-ANNOTATION_HELP = ("annotate the parameter with pd.DataFrame (the default), pl.LazyFrame, duckdb.DuckDBPyRelation or "
-                   "pyarrow.dataset.Dataset, or declare Input(..., as_='pandas' | 'polars' | 'duckdb' | 'arrow')")
+ANNOTATION_HELP = ("annotate the parameter with pd.DataFrame (the default), pl.LazyFrame, duckdb.DuckDBPyRelation, "
+                   "pyarrow.dataset.Dataset or pyspark.sql.DataFrame, or declare "
+                   "Input(..., as_='pandas' | 'polars' | 'duckdb' | 'arrow' | 'spark')")
 
 
 def engine_of(annotation: Any) -> Engine | None:
@@ -56,6 +61,8 @@ def engine_of(annotation: Any) -> Engine | None:
         if name in names:
             return engine
     bare = name.rsplit(".", 1)[-1]
+    if bare == "DataFrame" and "pyspark" in name:
+        return Engine.SPARK
     if bare in _BARE and (name == bare or _BARE[bare][1] in name):
         return _BARE[bare][0]
     raise ValueError(f"annotation {name!r} is not a type Mesh can hand an input as")

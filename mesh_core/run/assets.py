@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.declare.cadence import automation_condition
+from mesh_core.declare.engine import Engine
 from mesh_core.declare.contract import (classifications, column_checks, column_schema, contract_fingerprint,
                                         contract_rules, table_checks, table_key)
 from mesh_core.declare.expectation import Severity
@@ -20,6 +21,7 @@ from mesh_core.errors import BreakingChangeError, MeshError, ProductOutputError,
 from mesh_core.run.engines import EngineSession
 from mesh_core.run.io_manager import IO_MANAGER_KEY, READ_AS, Committed
 from mesh_core.run.lineage import ProductLineage
+from mesh_core.run.spark import SPARK_RESOURCE_KEY, is_spark_frame
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported, versions_in_use
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
 from mesh_core.run.validation.outcome import CheckOutcome
@@ -105,7 +107,8 @@ def build_product_asset(product: DataProduct, *, today: date | None = None, snap
         # so the IO manager never sees bad data.
         output_required=False,
         io_manager_key=IO_MANAGER_KEY,
-        required_resource_keys={IO_MANAGER_KEY},
+        # A product that may run on Spark (written for it, or SQL) gets the domain's SparkEngine.
+        required_resource_keys={IO_MANAGER_KEY} | ({SPARK_RESOURCE_KEY} if may_use_spark(product) else set()),
     )
     def _product(context, **inputs):  # no annotation: Dagster reads it, and annotations are strings here
         lineage, outcomes = ProductLineage(product, context), []
@@ -122,6 +125,11 @@ def build_product_asset(product: DataProduct, *, today: date | None = None, snap
         lineage.complete(outcomes, read.rows, read.versions, _written(context, product))
 
     return _product
+
+
+def may_use_spark(product: DataProduct) -> bool:
+    """Whether a run of `product` may need the domain's Spark: it reads an input as Spark, or is SQL."""
+    return product.sql is not None or Engine.SPARK in (product.engine, *product.read_as.values())
 
 
 @dataclass(frozen=True)
@@ -142,12 +150,14 @@ def _write_audit_publish(context, product: DataProduct, previous, inputs, outcom
         )
     _refuse_breaking_change(context, product, snapshots)
     _reconcile(context, product)
-    with EngineSession(product) as session:
+    with EngineSession(product, spark=getattr(context.resources, SPARK_RESOURCE_KEY, None)) as session:
         handed = {name: session.hand_over(value, product.read_as[name]) for name, value in inputs.items()}
         if product.sql is not None:
             frame = session.run_sql(handed)
         else:
             frame = product.fn(context=context, **handed) if product.wants_context else product.fn(**handed)
+        if is_spark_frame(frame) and not previous:  # written by Spark's executors, audited on Spark
+            return (yield from _publish_spark(context, product, session, frame, outcomes))
         if not isinstance(frame, pd.DataFrame):  # an engine's output: streamed, staged, audited in the engine
             if previous:
                 raise ProductOutputError(
@@ -186,27 +196,74 @@ def _publish_stream(context, product: DataProduct, stream, outcomes: list):
     """Write-audit-publish of an engine's output: stage it as Parquet files in the port (no version
     yet), audit the files in the engines, then commit them as one Delta version, or quarantine
     and delete them. The publish lock is held throughout, so no other publish tidies the staged files."""
+    from mesh_core.errors import ContractConversionError
     from mesh_core.run.validation.audit import audit_files
     from mesh_core.run.validation.engine_contract import conform
-    from mesh_core.errors import ContractConversionError
 
     key = product.ref.asset_key
-    storage = getattr(context.resources, IO_MANAGER_KEY).storage()
-    with storage.publishing(product.name) as publisher:
+
+    def stage(publisher):
         try:
-            staged = publisher.stage(conform(stream, product.contract, product.ref), access=product.access.value)
+            return publisher.stage(conform(stream, product.contract, product.ref), access=product.access.value)
         except ContractConversionError as exc:  # a value the contract's type cannot hold: nothing was staged
             failed = CheckOutcome(CONTRACT_CHECK, False, Severity.ERROR,
                                   f"Contract {product.contract.__name__} failed: {exc}",
                                   {"contract": product.contract.__name__, "problems": str(exc)})
             outcomes.append(failed)
-            yield failed.to_check_result(key)
-            raise PublishBlockedError(
-                f"{product.ref} was not published: its contract failed while the output was written "
-                f"({exc}). Consumers keep the last good version. Nothing was kept.") from None
+            raise _Refused(failed, f"{product.ref} was not published: its contract failed while the output was written "
+                                   f"({exc}). Consumers keep the last good version. Nothing was kept.") from None
+
+    def audit(publisher, staged):
         with publisher.local_paths(staged) as paths:  # the engines read files by path: a copy when on S3
             report = audit_files(product, paths)
-            summary = staged_health(product, paths, _StagedReport(tuple(report)))
+            return report, staged_health(product, paths, _StagedReport(tuple(report)))
+
+    return (yield from _publish_staged(context, product, stage, audit, outcomes))
+
+
+def _publish_spark(context, product: DataProduct, session, frame, outcomes: list):
+    """Write-audit-publish of a Spark DataFrame: the executors write the output, conformed to the
+    contract, into a staging folder of the port; Mesh takes those files as staged (hashed, renamed),
+    audits them on Spark (Pandera's pyspark backend, GX's Spark engine), then commits them as one Delta
+    version or quarantines and deletes them, as for every engine. Nothing is collected to the driver."""
+    from mesh_core.run.spark_io import conform_spark, spark_health, spark_uri, write_files
+    from mesh_core.run.validation.audit import audit_spark
+
+    local = getattr(context.resources, IO_MANAGER_KEY).storage().port(product.ref).is_local
+
+    def stage(publisher):
+        with publisher.engine_writes(access=product.access.value) as write:
+            write_files(conform_spark(frame, product.contract, product.ref), spark_uri(write.folder, local), product.ref)
+            return write.adopt()
+
+    def audit(publisher, staged):
+        written = session.spark.read.parquet(*[spark_uri(path, local) for path in staged.paths()])
+        report = audit_spark(product, written)
+        return report, spark_health(product, written, len(report), sum(o.passed for o in report), staged.rows)
+
+    return (yield from _publish_staged(context, product, stage, audit, outcomes))
+
+
+class _Refused(Exception):
+    """The output was refused while it was staged, with the failed check that says why."""
+
+    def __init__(self, outcome: CheckOutcome, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def _publish_staged(context, product: DataProduct, stage, audit, outcomes: list):
+    """Stage (`stage(publisher) -> StagedFiles`), audit (`audit(publisher, staged) -> (outcomes, health
+    metadata)`), then commit or quarantine and discard, under the product's publish lock."""
+    key = product.ref.asset_key
+    storage = getattr(context.resources, IO_MANAGER_KEY).storage()
+    with storage.publishing(product.name) as publisher:
+        try:
+            staged = stage(publisher)
+        except _Refused as refused:
+            yield refused.outcome.to_check_result(key)
+            raise PublishBlockedError(str(refused)) from None
+        report, summary = audit(publisher, staged)
         outcomes.extend(report)
         blocking = [o for o in report if o.blocks_publish]
         if blocking:
@@ -252,14 +309,14 @@ def staged_health(product: DataProduct, paths, report) -> dict:
     shares = scan.select([pl.col(c).null_count().alias(c) for c in nullable] + [pl.len().alias("__rows")]).collect().row(0, named=True) \
         if nullable else {"__rows": 0}
     rows = shares.pop("__rows")
-    preview = _preview(head.columns, [[str(v) for v in row] for row in head.iter_rows()])
+    preview = preview_table(head.columns, [[str(v) for v in row] for row in head.iter_rows()])
     return {"mesh/preview": dg.MetadataValue.md(preview),
             "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),
             "mesh/checks_run": len(report.outcomes),
             **{f"mesh/null_share/{column}": (count / rows if rows else 0.0) for column, count in shares.items()}}
 
 
-def _preview(columns, rows) -> str:
+def preview_table(columns, rows) -> str:
     return "\n".join(["| " + " | ".join(map(str, columns)) + " |", "|" + " --- |" * len(columns),
                       *("| " + " | ".join(v.replace("|", "/") for v in row) + " |" for row in rows)])
 
@@ -295,7 +352,7 @@ def health(product: DataProduct, report) -> dict:
     frame = report.frame
     nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable][:NULL_SHARE_COLUMNS]
     head = frame.head(PREVIEW_ROWS).astype(str)
-    preview = _preview(head.columns, head.itertuples(index=False))
+    preview = preview_table(head.columns, head.itertuples(index=False))
     return {
         "mesh/preview": dg.MetadataValue.md(preview),
         "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),

@@ -22,6 +22,7 @@ from mesh_core.governance.policies import DomainScope, Policy
 from mesh_core.run.assets import build_product_asset
 from mesh_core.run.executor import mesh_executor
 from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
+from mesh_core.run.spark import SPARK_RESOURCE_KEY, SparkEngine
 from mesh_core.run.notify import JsonLinesNotifier, Notifier, failure_sensor
 
 
@@ -80,7 +81,8 @@ def domain_definitions(
         schedules=schedules(domain, products, cadence),
         sensors=[*automation_sensor(domain, products), failure_sensor(domain, products, notifier or JsonLinesNotifier())],
         executor=mesh_executor,  # in process unless the deployment picks Celery (mesh_core.run.executor)
-        resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), **(resources or {})},
+        resources={IO_MANAGER_KEY: io_manager or MeshIOManager(domain=domain), SPARK_RESOURCE_KEY: SparkEngine(),
+                   **(resources or {})},
         # Warnings and waived findings: the load goes on, `mesh lint` shows them.
         metadata={"mesh/governance": dg.MetadataValue.json([finding.as_dict() for finding in findings]),
                   **({"mesh/snapshots": dg.MetadataValue.path(str(folder))} if folder else {})},

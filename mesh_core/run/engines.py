@@ -37,8 +37,11 @@ RETURNABLE = ("a pandas DataFrame, a Polars DataFrame or LazyFrame, a DuckDB rel
 class EngineSession:
     """The engines of one step. Use as a context manager; closing it ends every relation made in it."""
 
-    def __init__(self, product: DataProduct, *, memory_limit: str | None = None, spill_dir: str | None = None):
+    def __init__(self, product: DataProduct, *, memory_limit: str | None = None, spill_dir: str | None = None,
+                 spark=None):
         self.product = product
+        self._spark_engine = spark  # the domain's SparkEngine (run/spark.py); its session is made on first use
+        self._spark = None
         self.memory_limit = limit_for(memory_limit)
         self._spill_dir = spill_dir
         self._spill: tempfile.TemporaryDirectory | None = None
@@ -56,6 +59,13 @@ class EngineSession:
         self.close()
 
     def close(self) -> None:
+        if self._spark is not None:
+            from contextlib import suppress
+
+            with suppress(Exception):  # a Spark Connect session ends on the server; a local one is only dropped
+                if hasattr(self._spark, "client"):
+                    self._spark.stop()
+            self._spark = None
         if self._read_ahead_set:
             os.environ.pop(POLARS_READ_AHEAD_ENV, None)
             self._read_ahead_set = False
@@ -83,6 +93,22 @@ class EngineSession:
                 raise limit_error(str(self.product.ref), self.memory_limit, exc) from None
         return self._duckdb
 
+    @property
+    def spark(self):
+        """The step's Spark session (made on first use, from the domain's SparkEngine)."""
+        if self._spark is None:
+            from mesh_core.run.spark import SparkEngine
+
+            self._spark = (self._spark_engine or SparkEngine()).session(self.product.ref)
+        return self._spark
+
+    @property
+    def sql_on_spark(self) -> bool:
+        """Whether this SQL product runs in Spark SQL: when the domain has a Spark configured."""
+        from mesh_core.run.spark import SparkEngine
+
+        return (self._spark_engine or SparkEngine()).runs_sql
+
     # -- inputs ---------------------------------------------------------------------------
 
     def hand_over(self, value: Any, engine: Engine) -> Any:
@@ -102,6 +128,10 @@ class EngineSession:
             if local:
                 return pl.scan_parquet(paths).select(value.schema.names)
             return pl.scan_pyarrow_dataset(value)
+        if engine is Engine.SPARK or (engine is Engine.DUCKDB and self.product.sql is not None and self.sql_on_spark):
+            from mesh_core.run.spark_io import spark_read
+
+            return spark_read(self.spark, value, paths, local)
         if engine is Engine.DUCKDB:
             if local:
                 self._read.extend(paths)
@@ -117,6 +147,10 @@ class EngineSession:
         import duckdb
 
         product = self.product
+        if self.sql_on_spark:
+            from mesh_core.run.spark_io import spark_sql
+
+            return spark_sql(self.spark, product, inputs)
         con = self.duckdb
         for name, relation in inputs.items():
             con.register(name, relation)

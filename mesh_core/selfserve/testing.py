@@ -28,6 +28,7 @@ from mesh_core.declare.product import DataProduct
 from mesh_core.errors import DefinitionError, Violation
 from mesh_core.run.materialize import CheckSummary, _product_results
 from mesh_core.run.provenance import PORT_VERSION
+from mesh_core.run.spark import SPARK_RESOURCE_KEY, SparkEngine
 from mesh_core.storage.domain_storage import DomainStorage
 
 
@@ -70,7 +71,8 @@ def run_product(product: DataProduct, inputs: Mapping[str, pd.DataFrame] | None 
             io_manager = MeshIOManager(domain=product.domain, data_dir=str(root), ports_uri=str(root))
             # The product alone, its inputs (of any domain, its own included) as stubs: the frames above.
             stubs = [dg.AssetSpec(spec.ref.asset_key).with_io_manager_key(IO_MANAGER_KEY) for spec in product.inputs.values()]
-            defs = dg.Definitions(assets=[build_product_asset(product), *stubs], resources={IO_MANAGER_KEY: io_manager},
+            defs = dg.Definitions(assets=[build_product_asset(product), *stubs],
+                                  resources={IO_MANAGER_KEY: io_manager, SPARK_RESOURCE_KEY: SparkEngine()},
                                   executor=dg.in_process_executor)
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=instance, asset_selection=[product.ref.asset_key], raise_on_error=False,

@@ -358,6 +358,18 @@ class DomainStorage:
         return table.to_pandas(coerce_temporal_nanoseconds=True, types_mapper=strings)
 
 
+class EngineWrite:
+    """One engine job's output folder in a port (see `Publisher.engine_writes`)."""
+
+    def __init__(self, publisher: "Publisher", folder: str, access: str):
+        self.publisher, self.folder, self.access = publisher, folder, access
+
+    def adopt(self) -> StagedFiles:
+        staged = self.publisher.port.adopt(self.folder, access=self.access)
+        self.publisher._open[id(staged)] = staged
+        return staged
+
+
 class Publisher:
     """One product's publish in steps, inside `DomainStorage.publishing` (under its publish lock):
     stage the output as data files, audit them, then commit them or quarantine and discard them."""
@@ -377,6 +389,17 @@ class Publisher:
         staged = self.port.stage(data, access=access, target_file_size=target_file_size)
         self._open[id(staged)] = staged
         return staged
+
+    @contextmanager
+    def engine_writes(self, *, access: str) -> Iterator["EngineWrite"]:
+        """A staging folder in the port for an engine's own writers (Spark's executors): write the output's
+        Parquet files to `folder`, then `adopt()` them as staged files (see `OutputPort.adopt`). The folder
+        is deleted when the block is left, whatever happened."""
+        write = EngineWrite(self, self.port.staging_folder(), access)
+        try:
+            yield write
+        finally:
+            self.port.drop_staging(write.folder)
 
     def commit(self, staged: StagedFiles, *, version: str, access: str, run_id: str, contract_fingerprint: str = "",
                in_use: Iterable[int] = (), lifecycle: Lifecycle = Lifecycle()) -> Publication:

@@ -53,6 +53,7 @@ _LOG_DIR = "_delta_log"
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 _PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600  # an internal product's local port: its domain's OS user only
 _SET_ASIDE_DIR = "_mesh_set_aside"  # Delta Lake's vacuum skips folders starting with "_"
+_STAGING_DIR = "_mesh_staging"  # where an engine's own writers (Spark's executors) write an output before `adopt`
 _CULPRIT_SEARCH = 20  # older versions tried, on an error path only, to find which commit Delta Lake fails at
 TARGET_FILE_SIZE = 128 * 2**20  # bytes per staged data file: big enough for engines, small enough for memory
 ROW_GROUP_BYTES = 64 * 2**20  # at most, in-memory bytes of one Parquet row group (a quarter of the target below that)
@@ -528,6 +529,87 @@ class OutputPort:
         failpoint("port:after-commit")
         return self.latest()  # outside the try: once committed, no error may call the commit failed
 
+    def staging_folder(self) -> str:
+        """A new folder in the port (its location: a path, or s3://...) for an engine's own writers (Spark's
+        executors) to write an output's Parquet files into; `adopt` makes them staged files. Invisible to
+        readers; a folder left by a killed publish is deleted by the next one's clean-up."""
+        self._check_writable("publish")
+        check_write(self.ref.domain, f"{self.ref}'s port")
+        fs, root = self._filesystem()
+        try:
+            fs.create_dir(root, recursive=True)
+        except OSError as exc:
+            raise StorageError(f"Could not create the port of {self.ref} at {self.uri}: {_cause(exc)}") from exc
+        return f"{self.uri}/{_STAGING_DIR}/{uuid.uuid4().hex}"
+
+    def adopt(self, folder: str, *, access: str) -> StagedFiles:
+        """The Parquet files a finished engine job wrote into `folder` (from `staging_folder`), as staged
+        files of this port: each is hashed (streamed), its footer read (rows, schema: every file the
+        same, one Delta can store), and moved into the port under its checksum's name; the folder is
+        then deleted. A job that did not finish (no _SUCCESS marker), an unreadable file or a schema
+        that differs deletes the folder and what was moved, and raises naming the product."""
+        self._check_writable("publish")
+        check_write(self.ref.domain, f"{self.ref}'s port")
+        fs, root = self._filesystem()
+        prefix = f"{self.uri}/{_STAGING_DIR}/"
+        if not folder.startswith(prefix) or "/" in folder[len(prefix):]:
+            raise StorageError(f"Cannot adopt {folder} into the port of {self.ref}: adopt only a folder from its staging_folder().")
+        where = f"{root}/{_STAGING_DIR}/{folder[len(prefix):]}"
+        moved: list[str] = []
+        try:
+            entries = fs.get_file_info(pafs.FileSelector(where, allow_not_found=True))
+            names = {info.base_name: info for info in entries}
+            if "_SUCCESS" not in names:
+                raise ProductOutputError(f"{self.ref}'s engine job did not finish writing its output into {folder} "
+                                         "(no _SUCCESS marker). Nothing was published; consumers keep the last version.")
+            data = sorted(n for n, info in names.items()
+                          if info.type == pafs.FileType.File and n.endswith(".parquet") and not n.startswith(("_", ".")))
+            if not data:
+                raise ProductOutputError(f"{self.ref}'s engine job wrote no Parquet file into {folder}. Nothing was published.")
+            files, sizes, file_rows, schema, rows = {}, {}, {}, None, 0
+            for name in data:
+                path = f"{where}/{name}"
+                sha256, size, count, found = _inspect_parquet(fs, path, self.ref)
+                found = found.remove_metadata()
+                if schema is None:
+                    schema = _delta_schema(found, self.ref)[0]
+                    if not found.equals(schema):
+                        raise ProductOutputError(
+                            f"{self.ref}'s engine wrote columns Delta Lake readers cannot take as they are ({found}); "
+                            "write timestamps in microseconds and integers signed. Nothing was published.")
+                elif not found.equals(schema):
+                    raise ProductOutputError(f"{self.ref}'s engine wrote files with different schemas ({name}). Nothing was published.")
+                target = f"part-{uuid.uuid4().hex[:16]}-{sha256}.parquet"
+                fs.move(path, f"{root}/{target}")
+                moved.append(target)
+                if access != "public" and isinstance(fs, pafs.LocalFileSystem):
+                    os.chmod(f"{root}/{target}", _PRIVATE_FILE)
+                files[target], sizes[target], file_rows[target] = sha256, size, count
+                rows += count
+        except BaseException as exc:
+            for name in moved:
+                with suppress(OSError):
+                    fs.delete_file(f"{root}/{name}")
+            with suppress(OSError):
+                fs.delete_dir(where)
+            if isinstance(exc, (ProductOutputError, StorageError)) or not isinstance(exc, Exception):
+                raise
+            raise self._error("take the engine's output files into", exc) from exc
+        with suppress(OSError):
+            fs.delete_dir(where)
+        if access != "public":
+            with suppress(StorageError):
+                self.keep_private()
+        return StagedFiles(self.ref, self.uri, files, sizes, rows, schema, file_rows)
+
+    def drop_staging(self, folder: str) -> None:
+        """Delete a folder from `staging_folder` and what is in it (an engine job that failed)."""
+        prefix = f"{self.uri}/{_STAGING_DIR}/"
+        if folder.startswith(prefix) and "/" not in folder[len(prefix):]:
+            fs, root = self._filesystem()
+            with suppress(OSError):
+                fs.delete_dir(f"{root}/{_STAGING_DIR}/{folder[len(prefix):]}")
+
     def discard(self, staged: StagedFiles) -> None:
         """Delete staged files. A file the port's current version holds is kept: a commit that
         raised may still have landed, and a committed file is never deleted here."""
@@ -677,6 +759,9 @@ class OutputPort:
                 if info.type == pafs.FileType.File and _DATA_FILE.match(info.base_name) and info.base_name not in committed:
                     fs.delete_file(info.path)
                     removed.append(info.base_name)
+            if any(info.base_name == _STAGING_DIR for info in entries):  # engine writes of killed publishes
+                fs.delete_dir(f"{root}/{_STAGING_DIR}")
+                removed.append(f"{_STAGING_DIR}/")
             for info in log_entries:  # staged writes: delta-rs's _commit_<uuid>.json.tmp, object_store's <name>#<n>
                 if info.type == pafs.FileType.File and (info.base_name.endswith(".tmp") or "#" in info.base_name):
                     fs.delete_file(info.path)
@@ -844,6 +929,22 @@ class _Parts:
             with suppress(OSError):
                 self.fs.delete_file(f"{self.root}/{name}")
         self.files.clear()
+
+
+def _inspect_parquet(fs: pafs.FileSystem, path: str, ref: ProductRef) -> tuple[str, int, int, pa.Schema]:
+    """(SHA-256, bytes, rows, Arrow schema) of a Parquet file, read once in chunks (never whole in memory)."""
+    digest, size = hashlib.sha256(), 0
+    with fs.open_input_stream(path) as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    try:
+        with fs.open_input_file(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+            return digest.hexdigest(), size, metadata.num_rows, metadata.schema.to_arrow_schema()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ProductOutputError(f"{ref}'s engine wrote {path}, which is not a readable Parquet file: {_cause(exc)}. "
+                                 "Nothing was published.") from None
 
 
 def _as_reader(data: object, ref: ProductRef) -> pa.RecordBatchReader:

@@ -115,3 +115,29 @@ def audit_files(product: DataProduct, paths: Sequence[str]) -> tuple[CheckOutcom
     if current:
         outcomes += run_suite_duckdb(f"{product.suite_name}.consumers", current, list(paths), keys)
     return tuple(outcomes)
+
+
+def audit_spark(product: DataProduct, frame) -> tuple[CheckOutcome, ...]:
+    """The same audit, on Spark, of an output its executors wrote (`frame` reads the staged files): the
+    contract with Pandera's pyspark backend, the suite and the consumers' expectations with GX's Spark
+    execution engine. Nothing is collected to the driver but counts and bounded failure samples."""
+    from mesh_core.run.validation.spark_contract import run_contract_spark
+    from mesh_core.run.validation.suite_spark import run_suite_spark, spark_problems
+
+    keys = key_columns(product.contract)
+    outcomes = [run_contract_spark(product.contract, frame, min_rows=product.min_rows),
+                *run_suite_spark(product.suite_name, product.suite, frame, keys)]
+    current = []
+    for major, item in product.relied_on:  # as in audit_files: a consumer's expectation that cannot run warns alone
+        if major is not None and major != product.major:
+            problem = f"major {major} was not derived in this run"
+        else:
+            problem = "; ".join(spark_problems([item])) or None
+        if problem:
+            outcomes.append(CheckOutcome(item.name, False, Severity.WARNING,
+                                         f"{item.description}: could not be evaluated: {problem}"))
+        else:
+            current.append(item)
+    if current:
+        outcomes += run_suite_spark(f"{product.suite_name}.consumers", current, frame, keys)
+    return tuple(outcomes)

@@ -1,0 +1,143 @@
+"""A Spark product's data in and out: inputs as Spark DataFrames over the pinned, verified files of
+each port version; SQL over its inputs only; the output conformed to the contract in Spark and
+written by the executors into a staging folder of the product's port (`OutputPort.adopt` then
+makes those files a version). Nothing is collected to the driver.
+
+Spark reads and writes the port's location itself: local folders as file:// URIs (a local Spark,
+or a Spark Connect server on the same machine or a shared mount), object storage as s3a:// URIs
+(its credentials are the cluster's, as for any Spark job).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from mesh_core.errors import ProductOutputError
+
+# Widening casts only: what a Spark expression made narrower than the contract (an int count, a
+# float) is widened; anything that could change a value is left for the contract to report.
+_WIDENS = {("int", "bigint"), ("smallint", "bigint"), ("tinyint", "bigint"), ("smallint", "int"), ("tinyint", "int"),
+           ("float", "double"), ("int", "double"), ("bigint", "double"), ("timestamp_ntz", "timestamp")}
+
+
+def spark_uri(path: str, local: bool) -> str:
+    """A port file or folder as Spark names it: file:///... locally, s3a://bucket/key on object storage."""
+    if local:
+        return "file://" + path if path.startswith("/") else path
+    if path.startswith("s3://"):
+        return "s3a://" + path[len("s3://"):]
+    return path if "://" in path else "s3a://" + path  # a pyarrow S3 dataset names files "bucket/key"
+
+
+def spark_read(spark, dataset, paths: Sequence[str], local: bool):
+    """The input version as a Spark DataFrame: the verified files of the pinned version, the declared columns only."""
+    columns = list(dataset.schema.names)
+    frame = spark.read.parquet(*[spark_uri(path, local) for path in paths])
+    return frame.select(*[frame[name] for name in columns])
+
+
+def spark_sql(spark, product, inputs: Mapping[str, Any]):
+    """The SQL product's query in Spark SQL, its relations the step's inputs (session temp views)."""
+    for name, frame in inputs.items():
+        frame.createOrReplaceTempView(name)
+    try:
+        result = spark.sql(product.sql)
+        result.schema  # analysed now: an unknown column or table fails here, naming the product
+    except Exception as exc:
+        where = f" ({product.sql_file})" if product.sql_file else ""
+        raise ProductOutputError(
+            f"The SQL of {product.ref}{where} failed in Spark SQL: {_first_line(exc)}. Its relations are its inputs: "
+            f"{', '.join(inputs) or 'none'}; write SQL both DuckDB and Spark run, or keep the domain on DuckDB "
+            "(unset MESH_SPARK_REMOTE).") from None
+    return result
+
+
+def conform_spark(frame, contract, ref):
+    """The output in the contract's column order, each column widened to the contract's type where that
+    cannot change a value; extra columns kept for the contract to report (strict=True) or dropped
+    ("filter"). Lazy: a Spark plan."""
+    from pyspark.sql import functions as F
+
+    
+
+    schema = contract.to_schema()
+    try:
+        present = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
+    except Exception as exc:
+        raise ProductOutputError(f"{ref}'s Spark DataFrame does not resolve: {_first_line(exc)}") from None
+    wanted = spark_type_names(contract)
+    columns = []
+    for name in schema.columns:
+        if name not in present:
+            continue  # the contract reports a missing column
+        have, want = present[name], wanted.get(name)
+        coerce = schema.coerce or schema.columns[name].coerce
+        if want and have != want and coerce and (have, want) in _WIDENS:
+            columns.append(F.col(_column(name)).cast(want).alias(name))
+        else:
+            columns.append(F.col(_column(name)))
+    if schema.strict != "filter":
+        columns += [F.col(_column(name)) for name in present if name not in schema.columns]
+    return frame.select(*columns)
+
+
+def write_files(frame, folder_uri: str, ref) -> None:
+    """The executors write the frame as Parquet files into `folder_uri` (a new folder)."""
+    try:
+        frame.write.mode("error").option("compression", "snappy").parquet(folder_uri)
+    except Exception as exc:
+        raise ProductOutputError(f"{ref} failed while Spark computed and wrote its output: {_first_line(exc)}. "
+                                 "Nothing was published; consumers keep the last version.") from None
+
+
+def _column(name: str) -> str:
+    """A column name for Spark's col(): backquoted, any backquote doubled (the data's name, never trusted)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(("JVM stacktrace", "at "))]
+    return " ".join((lines[0] if lines else type(exc).__name__).split())[:400].rstrip(".")
+
+
+def spark_type_names(contract) -> dict[str, str]:
+    """{column: the Spark SQL type (simpleString) of the contract's Arrow type}, for the types Spark has."""
+    import pyarrow as pa
+
+    from mesh_core.run.validation.engine_contract import arrow_schema
+
+    kinds = [(pa.types.is_int64, "bigint"), (pa.types.is_int32, "int"), (pa.types.is_int16, "smallint"),
+             (pa.types.is_int8, "tinyint"), (pa.types.is_float64, "double"), (pa.types.is_float32, "float"),
+             (pa.types.is_boolean, "boolean"), (pa.types.is_string, "string"), (pa.types.is_large_string, "string"),
+             (pa.types.is_date32, "date")]
+    names = {}
+    for field in arrow_schema(contract):
+        if pa.types.is_timestamp(field.type):
+            names[field.name] = "timestamp" if field.type.tz else "timestamp_ntz"
+        else:
+            name = next((spark for check, spark in kinds if check(field.type)), None)
+            if name:
+                names[field.name] = name
+    return names
+
+
+def spark_health(product, frame, checks_run: int, checks_passed: int, rows: int) -> dict:
+    """What the product page shows of a Spark-published output (as `staged_health`), computed on Spark:
+    five rows and the null shares of the first nullable columns, one small job each."""
+    import dagster as dg
+    from pyspark.sql import functions as F
+
+    from mesh_core.run.assets import NULL_SHARE_COLUMNS, PREVIEW_ROWS, preview_table
+
+    names = set(frame.columns)
+    nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable and c in names]
+    nullable = nullable[:NULL_SHARE_COLUMNS]
+    head = frame.limit(PREVIEW_ROWS).collect()
+    shares = {}
+    if nullable and rows:
+        counts = frame.select([F.count(F.when(F.col(_column(c)).isNull(), 1)).alias(f"n{i}")
+                               for i, c in enumerate(nullable)]).collect()[0]
+        shares = {c: counts[f"n{i}"] / rows for i, c in enumerate(nullable)}
+    return {"mesh/preview": dg.MetadataValue.md(preview_table(frame.columns, [[str(v) for v in row] for row in head])),
+            "mesh/checks_passed": checks_passed, "mesh/checks_run": checks_run,
+            **{f"mesh/null_share/{column}": shares.get(column, 0.0) for column in nullable}}
