@@ -75,7 +75,7 @@ def engine_problems(contract) -> list[str]:
         if column.parsers:
             problems.append(f"{where}: parser(s) run on pandas only; do the transformation in the product, "
                             "or keep the product in pandas")
-        if _arrow_type(column.dtype) is None:
+        if arrow_type(column.dtype) is None:
             problems.append(f"{where}: type {column.dtype} has no Arrow/Polars equivalent; declare str, int, "
                             "float, bool, a pandas nullable integer or a timestamp, or keep the product in pandas")
         for check in column.checks:
@@ -90,7 +90,7 @@ def arrow_schema(contract) -> "pa.Schema":
 
     fields = []
     for name, column in contract.to_schema().columns.items():
-        kind = _arrow_type(column.dtype)
+        kind = arrow_type(column.dtype)
         if kind is None:
             raise ValueError(f"{contract.__name__}.{name}: type {column.dtype} has no Arrow equivalent "
                              "(engine_problems says so at load)")
@@ -148,15 +148,15 @@ def run_contract_polars(contract, source: "pl.LazyFrame | Sequence[str]", *, min
     metadata: dict = {"dagster/row_count": rows, "contract": name}
     unsupported = engine_problems(contract)
     if unsupported:  # fail closed: a check that cannot run must not pass by being skipped
-        return _outcome(name, unsupported, metadata)
+        return contract_outcome(name, unsupported, metadata)
 
-    failures = _Failures([name, *schema.columns])
+    failures = Failures([name, *schema.columns])
     present = frame.collect_schema()
     extras = [c for c in present.names() if c not in schema.columns]
     if schema.strict is True:
         for column in extras:
             failures.add(FailureGroup(name, "column_in_schema", 1, [column]),
-                         [_case("DataFrameSchema", name, "column_in_schema", column)])
+                         [failure_case("DataFrameSchema", name, "column_in_schema", column)])
     elif schema.strict == "filter":
         frame = frame.drop(extras)
     cast = _cast_lazily(frame, schema, _polars_schema(contract), present, failures)
@@ -178,10 +178,10 @@ def run_contract_polars(contract, source: "pl.LazyFrame | Sequence[str]", *, min
         metadata["failure_cases"] = failure_table(pd.DataFrame(failures.cases))
     if few := too_few_rows(rows, min_rows):
         problems.append(few)
-    return _outcome(name, problems, metadata)
+    return contract_outcome(name, problems, metadata)
 
 
-class _Failures:
+class Failures:
     """Failure groups gathered over the chunks of a frame, one per (column, check): counts from a
     check's output per row add up; a failure without one (a check that raised, a missing column)
     is the same in every chunk and counts once. Failure cases are capped per group, and listed by
@@ -219,7 +219,7 @@ class _Failures:
         return [case for key in keys for case in self._cases[key]]
 
 
-def _run_pandera(contract, frame: "pl.LazyFrame", rows: int, chunk_bytes: int, failures: _Failures) -> None:
+def _run_pandera(contract, frame: "pl.LazyFrame", rows: int, chunk_bytes: int, failures: Failures) -> None:
     """Pandera's polars backend: column presence and types once, on the plan (no data read); the
     row-wise checks (nulls, ranges, sets, patterns) on one collected chunk at a time; a check over
     a whole column (unique_values_eq) on the frame."""
@@ -243,7 +243,7 @@ def _run_pandera(contract, frame: "pl.LazyFrame", rows: int, chunk_bytes: int, f
             _validate(by_row, chunk.lazy(), name, failures, offset)
 
 
-def _validate(pandera_schema, frame, name: str, failures: _Failures, offset: int = 0) -> None:
+def _validate(pandera_schema, frame, name: str, failures: Failures, offset: int = 0) -> None:
     from pandera.errors import SchemaError, SchemaErrors
 
     try:
@@ -255,7 +255,7 @@ def _validate(pandera_schema, frame, name: str, failures: _Failures, offset: int
         _read_error(exc, name, failures, offset)
 
 
-def _outcome(name: str, problems: list[str], metadata: dict) -> CheckOutcome:
+def contract_outcome(name: str, problems: list[str], metadata: dict) -> CheckOutcome:
     if problems:
         metadata["problems"] = "\n".join(problems)
         return CheckOutcome(CHECK_NAME, False, Severity.ERROR,
@@ -263,7 +263,7 @@ def _outcome(name: str, problems: list[str], metadata: dict) -> CheckOutcome:
     return CheckOutcome(CHECK_NAME, True, Severity.ERROR, f"Contract {name} passed.", metadata)
 
 
-def _arrow_type(dtype) -> "pa.DataType | None":
+def arrow_type(dtype) -> "pa.DataType | None":
     """The Arrow type of a Pandera (pandas) dtype: text as string, the rest as pyarrow reads an
     empty pandas column of it. None where there is no such type (object, no dtype)."""
     import pyarrow as pa
@@ -373,7 +373,7 @@ def _capped(check):
     return check
 
 
-def _cast_lazily(frame, schema, types: dict, present, failures: "_Failures"):
+def _cast_lazily(frame, schema, types: dict, present, failures: "Failures"):
     """Cast each contract column to its type, counting (in one streaming pass) the values the cast
     would not keep: the lossless rule of `conform`, for a frame that was not conformed."""
     import polars as pl
@@ -406,11 +406,11 @@ def _cast_lazily(frame, schema, types: dict, present, failures: "_Failures"):
             sample = frame.with_row_index("_index").filter(lost[name]).select("_index", name).head(MAX_FAILURE_ROWS)
             sample = sample.collect(engine="streaming")
             failures.add(FailureGroup(name, check, count, sample[name].to_list()),
-                         [_case("Column", name, check, v, i) for i, v in sample.iter_rows()])
+                         [failure_case("Column", name, check, v, i) for i, v in sample.iter_rows()])
     return frame.with_columns([expr.alias(name) for name, expr in converted.items()])
 
 
-def _read_error(error, name: str, failures: _Failures, offset: int = 0) -> None:
+def _read_error(error, name: str, failures: Failures, offset: int = 0) -> None:
     """One Pandera SchemaError as a FailureGroup (exact count from the check's boolean output) and
     its sampled failure cases, their rows `offset` past the chunk's start."""
     import polars as pl
@@ -433,11 +433,11 @@ def _read_error(error, name: str, failures: _Failures, offset: int = 0) -> None:
     number = getattr(error, "check_index", None)
     context = "DataFrameSchema" if frame_level else "Column"
     failures.add(FailureGroup(column, str(check_id), count, values),
-                 [_case(context, column, str(check_id), v, i, number) for v, i in zip(values, index)],
+                 [failure_case(context, column, str(check_id), v, i, number) for v, i in zip(values, index)],
                  per_row=isinstance(failure, pl.DataFrame))
 
 
-def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list[str] | None = None) -> None:
+def _check_uniqueness(frame, schema, name: str, failures: Failures, files: list[str] | None = None) -> None:
     """Unique columns and the contract's key (Config.unique), as Pandera reports them (every row of
     a duplicated value; a key's failures once per key column). A DuckDB group-by over the key
     columns, which spills past its memory limit: never the frame, nor every key, in memory. It reads
@@ -496,7 +496,7 @@ def _check_uniqueness(frame, schema, name: str, failures: _Failures, files: list
             if counts[key]:
                 shown = sample.select(_ROW, key).filter(pl.col(key).is_not_null())
                 failures.add(FailureGroup(key, check, int(counts[key]), shown[key].to_list()),
-                             [_case(context, key, check, v, i) for i, v in shown.iter_rows()])
+                             [failure_case(context, key, check, v, i) for i, v in shown.iter_rows()])
 
 
 def _with_value_counts(frame, schema, group: FailureGroup) -> FailureGroup:
@@ -520,7 +520,7 @@ def _with_value_counts(frame, schema, group: FailureGroup) -> FailureGroup:
     return FailureGroup(group.column, group.check, group.count, group.values, counts)
 
 
-def _case(context: str, column: str, check: str, value, index=None, number=None) -> dict:
+def failure_case(context: str, column: str, check: str, value, index=None, number=None) -> dict:
     """One failure case in the shape of Pandera's failure-case table."""
     return {"schema_context": context, "column": column, "check": check, "check_number": number,
             "failure_case": value, "index": index}
