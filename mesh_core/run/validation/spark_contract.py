@@ -73,7 +73,7 @@ def engine_problems_spark(contract) -> list[str]:
         for check in column.checks:
             if not _is_spark_builtin(check):
                 problems.append(f"{where}: check '{check.name}' is written for pandas; {_FIX}")
-            elif spark is not None and not spark.startswith(_SPARK_CHECKS[check.name]):
+            elif spark is not None and spark.split("(")[0] not in _SPARK_CHECKS[check.name]:  # decimal(p,s) is decimal
                 fix = ("declare the column with a time zone (pd.DatetimeTZDtype('ns', 'UTC'))" if spark == "timestamp_ntz"
                        else "declare a type it accepts")
                 problems.append(f"{where}: check '{check.error}' does not run on Spark type {spark} in Pandera's pyspark "
