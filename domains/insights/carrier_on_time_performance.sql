@@ -1,6 +1,6 @@
--- insights.carrier_on_time_performance (DuckDB SQL): one row per carrier.
+-- insights.carrier_on_time_performance: one row per carrier.
 -- Its relations are the product's inputs: flights (operations.flights) and airlines (reference.airlines).
--- Completed flights are those that arrived: on time, or delayed.
+-- Written in SQL that DuckDB and Spark SQL both run. Completed flights are those that arrived: on time, or delayed.
 with per_carrier as (
     select
         carrier,
@@ -19,7 +19,7 @@ select
     flights,
     cancelled,
     diverted,
-    on_time / completed as on_time_rate,
+    on_time / nullif(completed, 0) as on_time_rate,
     mean_arr_delay
 from per_carrier
 left join airlines on airlines.carrier = per_carrier.carrier

@@ -29,6 +29,7 @@ from mesh_core.storage.acting import acting_for
 from mesh_core.storage.domain_storage import check_columns
 
 KINDS = {"pandas", "duckdb", "delta"}
+ENGINE_METADATA, SPARK_METADATA = "mesh/engine", "mesh/spark"  # where a Spark-published version was computed
 
 
 def check_specs(product: DataProduct, previous: tuple[PreviousMajor, ...] = ()) -> list[dg.AssetCheckSpec]:
@@ -239,7 +240,8 @@ def _publish_spark(context, product: DataProduct, session, frame, outcomes: list
     def audit(publisher, staged):
         written = session.spark.read.parquet(*[spark_uri(path, local) for path in staged.paths()])
         report = audit_spark(product, written)
-        return report, spark_health(product, written, len(report), sum(o.passed for o in report), staged.rows)
+        return report, {**spark_health(product, written, len(report), sum(o.passed for o in report), staged.rows),
+                        ENGINE_METADATA: "spark", SPARK_METADATA: session.spark_location}
 
     return (yield from _publish_staged(context, product, stage, audit, outcomes))
 

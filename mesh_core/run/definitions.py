@@ -142,7 +142,8 @@ def _domain_violations(domain: str, products: Sequence[DataProduct]):
 
 def _engine_violations(domain: str, product: DataProduct):
     """A product declared in an engine (SQL, or its return annotation) must have a contract Pandera's
-    polars backend can run and a suite GX's SQL engine can run: said at load, not found at run time."""
+    polars backend can run and a suite GX's SQL engine can run (on Spark: Pandera's pyspark backend, GX's
+    Spark engine; a SQL product too once the domain has a Spark): said at load, not found at run time."""
     if product.engine is Engine.PANDAS or product.contract is None:
         return
     from mesh_core.run.validation.engine_contract import engine_problems
@@ -155,9 +156,19 @@ def _engine_violations(domain: str, product: DataProduct):
                         f"{', '.join(str(item.major) for item in product.previous_majors)}: adapt() derives an older major "
                         "from a pandas DataFrame.",
                         "return a pandas DataFrame (annotate -> pd.DataFrame) until the older majors end, or drop them.")
-    for problem in engine_problems(product.contract):
-        yield Violation(domain, product.name, "engine-contract",
-                        f"its contract cannot run in {product.engine.value}: {problem}.", fix)
-    for problem in sql_problems(product.suite):
-        yield Violation(domain, product.name, "engine-suite",
-                        f"its suite cannot run in {product.engine.value} (GX's SQL engine over DuckDB): {problem}.", fix)
+    if product.engine is not Engine.SPARK:
+        for problem in engine_problems(product.contract):
+            yield Violation(domain, product.name, "engine-contract",
+                            f"its contract cannot run in {product.engine.value}: {problem}.", fix)
+        for problem in sql_problems(product.suite):
+            yield Violation(domain, product.name, "engine-suite",
+                            f"its suite cannot run in {product.engine.value} (GX's SQL engine over DuckDB): {problem}.", fix)
+    if product.engine is Engine.SPARK or (product.sql is not None and SparkEngine().runs_sql):
+        from mesh_core.run.validation.spark_contract import engine_problems_spark
+        from mesh_core.run.validation.suite_spark import spark_problems
+
+        for problem in engine_problems_spark(product.contract):
+            yield Violation(domain, product.name, "engine-contract", f"its contract cannot run on Spark: {problem}.", fix)
+        for problem in spark_problems(product.suite):
+            yield Violation(domain, product.name, "engine-suite",
+                            f"its suite cannot run on Spark (GX's Spark engine): {problem}.", fix)

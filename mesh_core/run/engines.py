@@ -103,6 +103,13 @@ class EngineSession:
         return self._spark
 
     @property
+    def spark_location(self) -> str:
+        """The Spark this step runs on, as it may be shown (a token masked)."""
+        from mesh_core.run.spark import LOCAL_DEFAULT, SparkEngine, shown
+
+        return shown((self._spark_engine or SparkEngine()).resolved() or LOCAL_DEFAULT)
+
+    @property
     def sql_on_spark(self) -> bool:
         """Whether this SQL product runs in Spark SQL: when the domain has a Spark configured."""
         from mesh_core.run.spark import SparkEngine

@@ -58,14 +58,14 @@ def conform_spark(frame, contract, ref):
     ("filter"). Lazy: a Spark plan."""
     from pyspark.sql import functions as F
 
-    
+    from mesh_core.run.validation.spark_contract import spark_type_name
 
     schema = contract.to_schema()
     try:
         present = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
     except Exception as exc:
         raise ProductOutputError(f"{ref}'s Spark DataFrame does not resolve: {_first_line(exc)}") from None
-    wanted = spark_type_names(contract)
+    wanted = {name: spark_type_name(column.dtype) for name, column in schema.columns.items()}
     columns = []
     for name in schema.columns:
         if name not in present:
@@ -98,27 +98,6 @@ def _column(name: str) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(("JVM stacktrace", "at "))]
     return " ".join((lines[0] if lines else type(exc).__name__).split())[:400].rstrip(".")
-
-
-def spark_type_names(contract) -> dict[str, str]:
-    """{column: the Spark SQL type (simpleString) of the contract's Arrow type}, for the types Spark has."""
-    import pyarrow as pa
-
-    from mesh_core.run.validation.engine_contract import arrow_schema
-
-    kinds = [(pa.types.is_int64, "bigint"), (pa.types.is_int32, "int"), (pa.types.is_int16, "smallint"),
-             (pa.types.is_int8, "tinyint"), (pa.types.is_float64, "double"), (pa.types.is_float32, "float"),
-             (pa.types.is_boolean, "boolean"), (pa.types.is_string, "string"), (pa.types.is_large_string, "string"),
-             (pa.types.is_date32, "date")]
-    names = {}
-    for field in arrow_schema(contract):
-        if pa.types.is_timestamp(field.type):
-            names[field.name] = "timestamp" if field.type.tz else "timestamp_ntz"
-        else:
-            name = next((spark for check, spark in kinds if check(field.type)), None)
-            if name:
-                names[field.name] = name
-    return names
 
 
 def spark_health(product, frame, checks_run: int, checks_passed: int, rows: int) -> dict:
