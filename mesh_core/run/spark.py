@@ -25,6 +25,8 @@ SPARK_RESOURCE_KEY = "mesh_spark"
 REMOTE_ENV = "MESH_SPARK_REMOTE"
 LOCAL_DEFAULT = "local[*]"
 PROBE_RETRIES = 3  # a Spark Connect server that does not answer these is unreachable (gRPC's default waits 10 min)
+# During a step: a server that went away (its driver killed) fails the step within about 15 s, not 10 minutes.
+RUN_RETRIES, RUN_MAX_BACKOFF_MS = 5, 8000
 # Every session Mesh hands a product: timestamps written as Parquet's TIMESTAMP_MICROS (what Delta
 # readers expect, not INT96), instants in UTC, and SQL that cannot read a file by path (only its inputs).
 SESSION_CONF = {
@@ -90,18 +92,15 @@ def _connect_session(remote: str, ref: object):
     try:
         session = SparkSession.builder.remote(remote).create()
         client = session.client
-        defaults = client.get_retry_policies()
         client.set_retry_policies([DefaultPolicy(max_retries=PROBE_RETRIES, max_backoff=2000)])
-        try:
-            with warnings.catch_warnings():  # gRPC's own "retries exceeded" warning: the error below says it
-                warnings.simplefilter("ignore")
-                session.version  # the first call to the server
-        finally:
-            client.set_retry_policies(defaults)  # a long job keeps gRPC's patience with a busy server
+        with warnings.catch_warnings():  # gRPC's own "retries exceeded" warning: the error below says it
+            warnings.simplefilter("ignore")
+            session.version  # the first call to the server
+        client.set_retry_policies([DefaultPolicy(max_retries=RUN_RETRIES, max_backoff=RUN_MAX_BACKOFF_MS)])
         for key, value in SESSION_CONF.items():
             session.conf.set(key, value)
     except Exception as exc:
-        raise SparkUnavailableError(f"{ref}: cannot reach Spark at {shown(remote)}: {_cause(exc)}. Check the URL in "
+        raise SparkUnavailableError(f"{ref}: cannot reach Spark at {shown(remote)}: {spark_cause(exc)}. Check the URL in "
                                     f"{REMOTE_ENV} (or the domain's SparkEngine resource) and that the server runs.") from None
     return session
 
@@ -116,13 +115,15 @@ def _local_session(master: str, ref: object):
             session.conf.set(key, value)
         return session
     except Exception as exc:
-        raise SparkUnavailableError(f"{ref}: cannot start a local Spark ({master}): {_cause(exc)}. A local Spark "
+        raise SparkUnavailableError(f"{ref}: cannot start a local Spark ({master}): {spark_cause(exc)}. A local Spark "
                                     "needs Java 17 (Debian: openjdk-17-jre-headless) and mesh-core[spark].") from None
 
 
-def _cause(exc: BaseException) -> str:
-    """What Spark or gRPC said, on one line: the first line of the message, without the JVM stack."""
+def spark_cause(exc: BaseException) -> str:
+    """What Spark or gRPC said, on one line: gRPC's details, else the message's first line, without
+    the JVM stack."""
     text = str(exc)
     found = re.search(r'details = "([^"]+)"', text) or re.search(r"(failed to connect to all addresses[^\n]*)", text)
-    line = found.group(1) if found else next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    return " ".join(line.split())[:300]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("JVM stacktrace", "at "))]
+    line = found.group(1) if found else (lines[0] if lines else type(exc).__name__)
+    return " ".join(line.split())[:400].rstrip(".")

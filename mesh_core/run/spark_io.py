@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from mesh_core.errors import ProductOutputError
+from mesh_core.run.spark import spark_cause
 
 # Widening casts only: what a Spark expression made narrower than the contract (an int count, a
 # float) is widened; anything that could change a value is left for the contract to report.
@@ -46,7 +47,7 @@ def spark_sql(spark, product, inputs: Mapping[str, Any]):
     except Exception as exc:
         where = f" ({product.sql_file})" if product.sql_file else ""
         raise ProductOutputError(
-            f"The SQL of {product.ref}{where} failed in Spark SQL: {_first_line(exc)}. Its relations are its inputs: "
+            f"The SQL of {product.ref}{where} failed in Spark SQL: {spark_cause(exc)}. Its relations are its inputs: "
             f"{', '.join(inputs) or 'none'}; write SQL both DuckDB and Spark run, or keep the domain on DuckDB "
             "(unset MESH_SPARK_REMOTE).") from None
     return result
@@ -64,7 +65,7 @@ def conform_spark(frame, contract, ref):
     try:
         present = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
     except Exception as exc:
-        raise ProductOutputError(f"{ref}'s Spark DataFrame does not resolve: {_first_line(exc)}") from None
+        raise ProductOutputError(f"{ref}'s Spark DataFrame does not resolve: {spark_cause(exc)}") from None
     wanted = {name: spark_type_name(column.dtype) for name, column in schema.columns.items()}
     columns = []
     for name in schema.columns:
@@ -86,18 +87,13 @@ def write_files(frame, folder_uri: str, ref) -> None:
     try:
         frame.write.mode("error").option("compression", "snappy").parquet(folder_uri)
     except Exception as exc:
-        raise ProductOutputError(f"{ref} failed while Spark computed and wrote its output: {_first_line(exc)}. "
+        raise ProductOutputError(f"{ref} failed while Spark computed and wrote its output: {spark_cause(exc)}. "
                                  "Nothing was published; consumers keep the last version.") from None
 
 
 def _column(name: str) -> str:
     """A column name for Spark's col(): backquoted, any backquote doubled (the data's name, never trusted)."""
     return "`" + name.replace("`", "``") + "`"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(("JVM stacktrace", "at "))]
-    return " ".join((lines[0] if lines else type(exc).__name__).split())[:400].rstrip(".")
 
 
 def spark_health(product, frame, checks_run: int, checks_passed: int, rows: int) -> dict:
