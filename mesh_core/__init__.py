@@ -23,6 +23,7 @@ from mesh_core.errors import (
     ProductOutputError as ProductOutputError,
     ProductRetiredError as ProductRetiredError,
     PublishBlockedError as PublishBlockedError,
+    SparkUnavailableError as SparkUnavailableError,
     StorageError as StorageError,
     VersionNotFoundError as VersionNotFoundError,
     Violation as Violation,
@@ -60,6 +61,7 @@ from mesh_core.governance.policies import (
 from mesh_core.run.definitions import domain_definitions as domain_definitions
 from mesh_core.run.executor import mesh_executor as mesh_executor
 from mesh_core.run.io_manager import MeshIOManager as MeshIOManager
+from mesh_core.run.spark import SparkEngine as SparkEngine
 from mesh_core.run.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
 from mesh_core.run.stream import (
     OffsetRange as OffsetRange,
@@ -117,6 +119,8 @@ __all__ = [
     "Rule",
     "SLO",
     "Severity",
+    "SparkEngine",
+    "SparkUnavailableError",
     "Status",
     "StorageError",
     "VersionNotFoundError",

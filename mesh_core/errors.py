@@ -122,3 +122,8 @@ class ContractConversionError(ProductOutputError):
 
     def __reduce__(self):
         return (type(self), (self.product, self.column, self.dtype, self.problem))
+
+
+
+class SparkUnavailableError(MeshError):
+    """The Spark a domain configured (MESH_SPARK_REMOTE or its SparkEngine resource) could not be reached or started."""

@@ -10,9 +10,9 @@ import dagster as dg
 import pandas as pd
 
 from mesh_core.declare.cadence import automation_condition
-from mesh_core.declare.engine import Engine
 from mesh_core.declare.contract import (classifications, column_checks, column_schema, contract_fingerprint,
                                         contract_rules, table_checks, table_key)
+from mesh_core.declare.engine import Engine
 from mesh_core.declare.expectation import Severity
 from mesh_core.declare.lifecycle import Status
 from mesh_core.declare.majors import PreviousMajor
@@ -21,8 +21,8 @@ from mesh_core.errors import BreakingChangeError, MeshError, ProductOutputError,
 from mesh_core.run.engines import EngineSession
 from mesh_core.run.io_manager import IO_MANAGER_KEY, READ_AS, Committed
 from mesh_core.run.lineage import ProductLineage
-from mesh_core.run.spark import SPARK_RESOURCE_KEY, is_spark_frame
 from mesh_core.run.provenance import MAJOR_VERSIONS, pinned_read, record_unreported, versions_in_use
+from mesh_core.run.spark import SPARK_RESOURCE_KEY, is_spark_frame
 from mesh_core.run.validation.contract import CHECK_NAME as CONTRACT_CHECK
 from mesh_core.run.validation.outcome import CheckOutcome
 from mesh_core.storage.acting import acting_for
@@ -227,14 +227,16 @@ def _publish_spark(context, product: DataProduct, session, frame, outcomes: list
     contract, into a staging folder of the port; Mesh takes those files as staged (hashed, renamed),
     audits them on Spark (Pandera's pyspark backend, GX's Spark engine), then commits them as one Delta
     version or quarantines and deletes them, as for every engine. Nothing is collected to the driver."""
-    from mesh_core.run.spark_io import conform_spark, spark_health, spark_uri, write_files
+    from mesh_core.run.spark_io import conform_spark, spark_uri, write_files
     from mesh_core.run.validation.audit import audit_spark
+    from mesh_core.run.validation.spark_contract import spark_type_name
 
     local = getattr(context.resources, IO_MANAGER_KEY).storage().port(product.ref).is_local
 
     def stage(publisher):
         with publisher.engine_writes(access=product.access.value) as write:
-            write_files(conform_spark(frame, product.contract, product.ref), spark_uri(write.folder, local), product.ref)
+            types = {name: spark_type_name(column.dtype) for name, column in product.contract.to_schema().columns.items()}
+            write_files(conform_spark(frame, product.contract, product.ref, types), spark_uri(write.folder, local), product.ref)
             return write.adopt()
 
     def audit(publisher, staged):
@@ -316,6 +318,27 @@ def staged_health(product: DataProduct, paths, report) -> dict:
             "mesh/checks_passed": sum(outcome.passed for outcome in report.outcomes),
             "mesh/checks_run": len(report.outcomes),
             **{f"mesh/null_share/{column}": (count / rows if rows else 0.0) for column, count in shares.items()}}
+
+
+def spark_health(product, frame, checks_run: int, checks_passed: int, rows: int) -> dict:
+    """What the product page shows of a Spark-published output (as `staged_health`), computed on Spark:
+    five rows and the null shares of the first nullable columns, one small job each."""
+    from pyspark.sql import functions as F
+
+    from mesh_core.run.spark_io import spark_column
+
+    names = set(frame.columns)
+    nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable and c in names]
+    nullable = nullable[:NULL_SHARE_COLUMNS]
+    head = frame.limit(PREVIEW_ROWS).collect()
+    shares = {}
+    if nullable and rows:
+        counts = frame.select([F.count(F.when(F.col(spark_column(c)).isNull(), 1)).alias(f"n{i}")
+                               for i, c in enumerate(nullable)]).collect()[0]
+        shares = {c: counts[f"n{i}"] / rows for i, c in enumerate(nullable)}
+    return {"mesh/preview": dg.MetadataValue.md(preview_table(frame.columns, [[str(v) for v in row] for row in head])),
+            "mesh/checks_passed": checks_passed, "mesh/checks_run": checks_run,
+            **{f"mesh/null_share/{column}": shares.get(column, 0.0) for column in nullable}}
 
 
 def preview_table(columns, rows) -> str:

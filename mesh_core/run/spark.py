@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_core.errors import MeshError
+from mesh_core.errors import SparkUnavailableError
 
 SPARK_RESOURCE_KEY = "mesh_spark"
 REMOTE_ENV = "MESH_SPARK_REMOTE"
@@ -36,10 +36,6 @@ SESSION_CONF = {
 }
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$")
 _SECRET = re.compile(r"(;\s*token=)[^;/]*", re.IGNORECASE)
-
-
-class SparkUnavailableError(MeshError):
-    """The configured Spark could not be reached or started."""
 
 
 class SparkEngine(dg.ConfigurableResource):

@@ -53,20 +53,17 @@ def spark_sql(spark, product, inputs: Mapping[str, Any]):
     return result
 
 
-def conform_spark(frame, contract, ref):
-    """The output in the contract's column order, each column widened to the contract's type where that
-    cannot change a value; extra columns kept for the contract to report (strict=True) or dropped
-    ("filter"). Lazy: a Spark plan."""
+def conform_spark(frame, contract, ref, wanted: Mapping[str, str | None]):
+    """The output in the contract's column order, each column widened to the contract's type (`wanted`:
+    column -> Spark type name) where that cannot change a value; extra columns kept for the contract to
+    report (strict=True) or dropped ("filter"). Lazy: a Spark plan."""
     from pyspark.sql import functions as F
-
-    from mesh_core.run.validation.spark_contract import spark_type_name
 
     schema = contract.to_schema()
     try:
         present = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
     except Exception as exc:
         raise ProductOutputError(f"{ref}'s Spark DataFrame does not resolve: {spark_cause(exc)}") from None
-    wanted = {name: spark_type_name(column.dtype) for name, column in schema.columns.items()}
     columns = []
     for name in schema.columns:
         if name not in present:
@@ -74,11 +71,11 @@ def conform_spark(frame, contract, ref):
         have, want = present[name], wanted.get(name)
         coerce = schema.coerce or schema.columns[name].coerce
         if want and have != want and coerce and (have, want) in _WIDENS:
-            columns.append(F.col(_column(name)).cast(want).alias(name))
+            columns.append(F.col(spark_column(name)).cast(want).alias(name))
         else:
-            columns.append(F.col(_column(name)))
+            columns.append(F.col(spark_column(name)))
     if schema.strict != "filter":
-        columns += [F.col(_column(name)) for name in present if name not in schema.columns]
+        columns += [F.col(spark_column(name)) for name in present if name not in schema.columns]
     return frame.select(*columns)
 
 
@@ -91,28 +88,6 @@ def write_files(frame, folder_uri: str, ref) -> None:
                                  "Nothing was published; consumers keep the last version.") from None
 
 
-def _column(name: str) -> str:
+def spark_column(name: str) -> str:
     """A column name for Spark's col(): backquoted, any backquote doubled (the data's name, never trusted)."""
     return "`" + name.replace("`", "``") + "`"
-
-
-def spark_health(product, frame, checks_run: int, checks_passed: int, rows: int) -> dict:
-    """What the product page shows of a Spark-published output (as `staged_health`), computed on Spark:
-    five rows and the null shares of the first nullable columns, one small job each."""
-    import dagster as dg
-    from pyspark.sql import functions as F
-
-    from mesh_core.run.assets import NULL_SHARE_COLUMNS, PREVIEW_ROWS, preview_table
-
-    names = set(frame.columns)
-    nullable = [c for c, column in product.contract.to_schema().columns.items() if column.nullable and c in names]
-    nullable = nullable[:NULL_SHARE_COLUMNS]
-    head = frame.limit(PREVIEW_ROWS).collect()
-    shares = {}
-    if nullable and rows:
-        counts = frame.select([F.count(F.when(F.col(_column(c)).isNull(), 1)).alias(f"n{i}")
-                               for i, c in enumerate(nullable)]).collect()[0]
-        shares = {c: counts[f"n{i}"] / rows for i, c in enumerate(nullable)}
-    return {"mesh/preview": dg.MetadataValue.md(preview_table(frame.columns, [[str(v) for v in row] for row in head])),
-            "mesh/checks_passed": checks_passed, "mesh/checks_run": checks_run,
-            **{f"mesh/null_share/{column}": shares.get(column, 0.0) for column in nullable}}

@@ -51,8 +51,17 @@ def test_input_as_sets_the_engine_without_an_annotation_and_the_output_engine_fo
 
 
 def test_an_unknown_engine_in_input_as_is_refused_naming_the_engines():
-    with pytest.raises(ValueError, match="as_='spark'.*pandas, polars, duckdb, arrow"):
-        Input("ops.flights", as_="spark")
+    with pytest.raises(ValueError, match="as_='dask'.*pandas, polars, duckdb, arrow, spark"):
+        Input("ops.flights", as_="dask")
+
+
+def test_a_pyspark_dataframe_annotation_or_as_spark_hands_the_input_over_on_spark():
+    @data_product(**BASE, inputs={"flights": "ops.flights", "airlines": Input("ref.airlines", as_="spark")})
+    def counts(flights: "pyspark.sql.DataFrame", airlines) -> "pyspark.sql.connect.dataframe.DataFrame":
+        return flights
+
+    assert counts.read_as == {"flights": Engine.SPARK, "airlines": Engine.SPARK}
+    assert counts.engine is Engine.SPARK
 
 
 def test_an_annotation_no_engine_matches_fails_at_load_naming_the_parameter_and_the_types():
