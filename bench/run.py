@@ -2,7 +2,8 @@
 
     python bench/run.py [names...]     names: mesh synthetic validation storage sharing scale (default: these six),
                                        instance (Mesh's instance storage vs Dagster's; ~3 min),
-                                       preview (`mesh preview` vs `mesh materialize` of the same products, 1x and 10x)
+                                       preview (`mesh preview` vs `mesh materialize` of the same products, 1x and 10x),
+                                       spark (insights on a local Spark Connect server at 10x flights vs a plain PySpark script; ~10 min)
 
 BENCH_REPEATS (default 3) sets the repeats; BENCH_FULL=1 adds the long runs (10M-row validation,
 `mesh materialize` on 50 x 20, operations + insights at 100x flights). Numbers and the machine go in docs/performance.md.
@@ -23,6 +24,7 @@ import instance_storage  # noqa: E402
 import preview  # noqa: E402
 import scale  # noqa: E402
 import sharing  # noqa: E402
+import spark  # noqa: E402
 import storage  # noqa: E402
 import synthetic  # noqa: E402
 import validation  # noqa: E402
@@ -30,7 +32,7 @@ from harness import REPEATS, Table  # noqa: E402
 
 BENCHMARKS = {"mesh": example_mesh.main, "synthetic": synthetic.main, "validation": validation.main,
               "storage": storage.main, "sharing": sharing.main, "scale": scale.main}
-EXTRA = {"instance": instance_storage.main, "preview": preview.main}  # only when named
+EXTRA = {"instance": instance_storage.main, "preview": preview.main, "spark": spark.main}  # only when named
 KNOWN = {**BENCHMARKS, **EXTRA}
 
 
