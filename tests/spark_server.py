@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +43,9 @@ def spark_connect_server(threads: int = 2) -> Iterator["SparkServer"]:
     port = free_port()
     log = folder / "server.log"
     home = spark_home()
+    # The executors' Python is this interpreter (pyarrow and the rest installed), not the system's python3.
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_DIRS": str(folder / "local"),
-           "SPARK_LOCAL_IP": "127.0.0.1"}
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     command = [str(home / "bin" / "spark-submit"), "--class", CONNECT_SERVER, "--master", f"local[{threads}]",
                "--driver-memory", "1g",
                "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
