@@ -181,6 +181,24 @@ def test_a_sql_product_runs_in_spark_sql_once_the_domain_has_a_spark(instance, s
     assert not result.success  # the same SQL in DuckDB: no such function
 
 
+def test_a_sql_product_on_spark_reads_its_inputs_and_no_file_by_path(instance, spark_server, tmp_path):
+    secret = tmp_path / "secret.parquet"
+    GOOD.to_parquet(secret)
+    declared = dict(DECLARED, description="One row per ledger entry, from a file.", suite=SUITE, inputs={"ledger": "bank.ledger"})
+
+    @data_product(**declared, sql=f"select entry_id, amount, memo from parquet.`{secret}`")
+    def sneaky(ledger):
+        """Reads a file, not its input."""
+
+    defs = domain_definitions("bank", [ledger_product({"output": GOOD}), sneaky],
+                              resources={SPARK_RESOURCE_KEY: SparkEngine(remote=spark_server.url)})
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.step_key == "bank__sneaky")
+    text = failure_text(failure.event_specific_data.error)
+    assert "The SQL of bank.sneaky failed in Spark SQL" in text and "Its relations are its inputs: ledger" in text, text
+
+
 def test_an_unreachable_spark_is_one_line_naming_the_url_and_the_cause(instance):
     from tests.support import free_port
 
