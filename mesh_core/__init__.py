@@ -61,8 +61,8 @@ from mesh_core.governance.policies import (
 from mesh_core.run.definitions import domain_definitions as domain_definitions
 from mesh_core.run.executor import mesh_executor as mesh_executor
 from mesh_core.run.io_manager import MeshIOManager as MeshIOManager
-from mesh_core.run.spark import SparkEngine as SparkEngine
 from mesh_core.run.notify import JsonLinesNotifier as JsonLinesNotifier, Notification as Notification, Notifier as Notifier
+from mesh_core.run.spark import SparkEngine as SparkEngine
 from mesh_core.run.stream import (
     OffsetRange as OffsetRange,
     kafka_consumer as kafka_consumer,

@@ -22,8 +22,8 @@ from mesh_core.governance.policies import DomainScope, Policy
 from mesh_core.run.assets import build_product_asset
 from mesh_core.run.executor import mesh_executor
 from mesh_core.run.io_manager import IO_MANAGER_KEY, MeshIOManager
-from mesh_core.run.spark import SPARK_RESOURCE_KEY, SparkEngine
 from mesh_core.run.notify import JsonLinesNotifier, Notifier, failure_sensor
+from mesh_core.run.spark import SPARK_RESOURCE_KEY, SparkEngine
 
 
 def domain_definitions(
