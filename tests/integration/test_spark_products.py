@@ -24,6 +24,7 @@ from mesh_core.run.spark import REMOTE_ENV, SPARK_RESOURCE_KEY, SparkEngine
 from mesh_core.storage.domain_storage import resolve_data_dir
 from tests.integration.test_engine_products import CHECKS, as_engine, assert_same, evaluations, port_files
 from tests.integration.test_write_audit_publish import GOOD, LedgerContract
+from tests.support import needs_example
 
 SUITE = [Expectation("ExpectColumnValuesToBeUnique", column="entry_id")]
 DECLARED = dict(domain="bank", owners=["team:bank"], contract=LedgerContract)
@@ -197,6 +198,53 @@ def test_a_sql_product_on_spark_reads_its_inputs_and_no_file_by_path(instance, s
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.step_key == "bank__sneaky")
     text = failure_text(failure.event_specific_data.error)
     assert "The SQL of bank.sneaky failed in Spark SQL" in text and "Its relations are its inputs: ledger" in text, text
+
+
+
+@needs_example("operations", "reference", "fleet", "weather", "insights")
+def test_the_insights_domain_on_spark_by_configuration_alone_publishes_what_its_pandas_versions_do(spark_server, tmp_path):
+    """The whole example mesh in its default engines, then `mesh materialize -d insights` with only
+    MESH_SPARK_REMOTE set: every insights product is computed and audited on the Spark Connect server,
+    and publishes, frame by frame after sorting, what its pandas version computes from the same pinned inputs."""
+    import json
+
+    from dagster import AssetKey, DagsterInstance
+
+    from tests.domains.test_insights import REWRITTEN
+    from tests.support import make_dagster_home, run_mesh
+
+    home = make_dagster_home(tmp_path)
+    mesh = run_mesh("materialize", "--json", home=home)
+    assert mesh.returncode == 0, mesh.stdout[-3000:] + mesh.stderr[-3000:]
+    on_spark = run_mesh("materialize", "--json", "-d", "insights", home=home, env_extra={"MESH_SPARK_REMOTE": spark_server.url})
+    assert on_spark.returncode == 0, on_spark.stdout[-3000:] + on_spark.stderr[-3000:]
+    [domain] = json.loads(on_spark.stdout)["domains"]
+    assert {p["product"] for p in domain["products"] if p["status"] == "published"} == {f"insights.{n}" for n in REWRITTEN}
+
+    from domains.insights import products
+
+    data = home / "data"
+    with DagsterInstance.from_config(str(home)) as instance:
+        for name, (pandas_version, _, key) in sorted(REWRITTEN.items()):
+            product = getattr(products, name)
+            event = instance.get_latest_materialization_event(AssetKey(["insights", name]))
+            meta = event.asset_materialization.metadata
+            assert meta["mesh/engine"].value == "spark" and meta["mesh/spark"].value == spark_server.url, name
+            inputs = meta["mesh/input_versions"].value
+            frames = {}
+            for param, spec in product.inputs.items():  # the versions the Spark run pinned
+                frames[param] = DomainStorage(data, spec.ref.domain).read(spec.ref, version=inputs[str(spec)],
+                                                                          columns=spec.columns)
+            expected = product.contract.validate(pandas_version(**frames), lazy=True)
+            got = product.contract.validate(DomainStorage(data, "insights").read(ProductRef("insights", name)), lazy=True)
+
+            def ordered(frame):
+                frame = frame.sort_values(key).reset_index(drop=True)
+                return frame.astype({c: object for c in frame.select_dtypes(object)}).where(frame.notna(), None)
+
+            assert len(got) == len(expected) > 0, name
+            pd.testing.assert_frame_equal(ordered(got), ordered(expected), check_exact=False, rtol=1e-12, check_dtype=False)
+            print(f"insights.{name}: {len(got)} rows on Spark, equal to pandas")
 
 
 def test_an_unreachable_spark_is_one_line_naming_the_url_and_the_cause(instance):
