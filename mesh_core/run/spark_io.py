@@ -16,7 +16,8 @@ from mesh_core.errors import ProductOutputError
 from mesh_core.run.spark import spark_cause
 
 # Widening casts only: what a Spark expression made narrower than the contract (an int count, a
-# float) is widened; anything that could change a value is left for the contract to report.
+# float) is widened; anything else is left for the contract to report. bigint to double is exact
+# below 2**53 only (a count, a number of seats); larger integers would round, as pandas' coercion does.
 _WIDENS = {("int", "bigint"), ("smallint", "bigint"), ("tinyint", "bigint"), ("smallint", "int"), ("tinyint", "int"),
            ("float", "double"), ("int", "double"), ("bigint", "double"), ("timestamp_ntz", "timestamp")}
 
