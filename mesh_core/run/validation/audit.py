@@ -98,23 +98,29 @@ def audit_files(product: DataProduct, paths: Sequence[str]) -> tuple[CheckOutcom
     from mesh_core.run.validation.suite_sql import run_suite_duckdb, sql_problems
 
     keys = key_columns(product.contract)
-    outcomes = [run_contract_polars(product.contract, list(paths), min_rows=product.min_rows),
-                *run_suite_duckdb(product.suite_name, product.suite, list(paths), keys)]
-    # A consumer's expectation that cannot run here fails alone, as a warning: never a reason to stop the producer.
-    current = []
+    return (run_contract_polars(product.contract, list(paths), min_rows=product.min_rows),
+            *run_suite_duckdb(product.suite_name, product.suite, list(paths), keys),
+            *_consumers_in_engine(product, sql_problems, lambda name, items: run_suite_duckdb(name, items, list(paths), keys)))
+
+
+def _consumers_in_engine(product: DataProduct, problems_of, run) -> list[CheckOutcome]:
+    """The consumers' expectations of an engine's output, with `run(suite_name, expectations)`. One that
+    cannot run there (`problems_of([item])`), or reads an older major (only a pandas product derives
+    those), fails alone, as a warning: never a reason to stop the producer."""
+    outcomes, current = [], []
     for major, item in product.relied_on:
-        if major is not None and major != product.major:  # an older major: only a pandas product derives those
+        if major is not None and major != product.major:
             problem = f"major {major} was not derived in this run"
         else:
-            problem = "; ".join(sql_problems([item])) or None
+            problem = "; ".join(problems_of([item])) or None
         if problem:
             outcomes.append(CheckOutcome(item.name, False, Severity.WARNING,
                                          f"{item.description}: could not be evaluated: {problem}"))
         else:
             current.append(item)
     if current:
-        outcomes += run_suite_duckdb(f"{product.suite_name}.consumers", current, list(paths), keys)
-    return tuple(outcomes)
+        outcomes += run(f"{product.suite_name}.consumers", current)
+    return outcomes
 
 
 def audit_spark(product: DataProduct, frame) -> tuple[CheckOutcome, ...]:
@@ -125,19 +131,6 @@ def audit_spark(product: DataProduct, frame) -> tuple[CheckOutcome, ...]:
     from mesh_core.run.validation.suite_spark import run_suite_spark, spark_problems
 
     keys = key_columns(product.contract)
-    outcomes = [run_contract_spark(product.contract, frame, min_rows=product.min_rows),
-                *run_suite_spark(product.suite_name, product.suite, frame, keys)]
-    current = []
-    for major, item in product.relied_on:  # as in audit_files: a consumer's expectation that cannot run warns alone
-        if major is not None and major != product.major:
-            problem = f"major {major} was not derived in this run"
-        else:
-            problem = "; ".join(spark_problems([item])) or None
-        if problem:
-            outcomes.append(CheckOutcome(item.name, False, Severity.WARNING,
-                                         f"{item.description}: could not be evaluated: {problem}"))
-        else:
-            current.append(item)
-    if current:
-        outcomes += run_suite_spark(f"{product.suite_name}.consumers", current, frame, keys)
-    return tuple(outcomes)
+    return (run_contract_spark(product.contract, frame, min_rows=product.min_rows),
+            *run_suite_spark(product.suite_name, product.suite, frame, keys),
+            *_consumers_in_engine(product, spark_problems, lambda name, items: run_suite_spark(name, items, frame, keys)))

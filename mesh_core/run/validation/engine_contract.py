@@ -164,10 +164,17 @@ def run_contract_polars(contract, source: "pl.LazyFrame | Sequence[str]", *, min
     frame = cast
     _run_pandera(contract, frame, rows, chunk_bytes, failures)
     _check_uniqueness(frame, schema, name, failures, files)
+    return failures_outcome(name, schema, failures, metadata, rows, min_rows,
+                            lambda group: _with_value_counts(frame, schema, group))
 
+
+def failures_outcome(name: str, schema, failures: "Failures", metadata: dict, rows: int, min_rows: int,
+                     with_value_counts) -> CheckOutcome:
+    """The contract's outcome from what an engine found: problems in run_contract's words, failure counts,
+    offending values (`with_value_counts(group)` adds a value-set check's counts) and cases, and too few rows."""
     groups = failures.groups()
     value_sets = value_set_checks(schema)
-    groups = [_with_value_counts(frame, schema, g) if (g.column, g.check) in value_sets else g for g in groups]
+    groups = [with_value_counts(g) if (g.column, g.check) in value_sets else g for g in groups]
     problems, offending = describe_failures(groups)
     problems += failures.notes
     if offending:

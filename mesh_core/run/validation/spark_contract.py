@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import dagster as dg
-import pandas as pd
 
-from mesh_core.run.validation.engine_contract import Failures, arrow_type, contract_outcome, failure_case
-from mesh_core.run.validation.failures import FailureGroup, describe_failures, too_few_rows, value_set_checks
-from mesh_core.run.validation.outcome import MAX_FAILURE_ROWS, failure_table, shown_value
+from mesh_core.run.validation.engine_contract import (Failures, arrow_type, contract_outcome, failure_case,
+                                                      failures_outcome)
+from mesh_core.run.validation.failures import FailureGroup
+from mesh_core.run.validation.outcome import MAX_FAILURE_ROWS, shown_value
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -145,21 +144,8 @@ def run_contract_spark(contract, df: "DataFrame", *, min_rows: int):
             failures.add(FailureGroup(key[0], key[1], 1, [message]),
                          [failure_case("Column", key[0], key[1], message)])
     _check_uniqueness(df, schema, failures)
-
-    groups = failures.groups()
-    value_sets = value_set_checks(schema)
-    groups = [_with_value_counts(df, schema, g) if (g.column, g.check) in value_sets else g for g in groups]
-    problems, offending = describe_failures(groups)
-    problems += failures.notes
-    if offending:
-        metadata["offending_values"] = dg.MetadataValue.json(offending)
-    if groups:
-        metadata["failure_count"] = sum(g.count for g in groups)
-    if failures.cases:
-        metadata["failure_cases"] = failure_table(pd.DataFrame(failures.cases))
-    if few := too_few_rows(rows, min_rows):
-        problems.append(few)
-    return contract_outcome(name, problems, metadata)
+    return failures_outcome(name, schema, failures, metadata, rows, min_rows,
+                            lambda group: _with_value_counts(df, schema, group))
 
 
 def _is_spark_builtin(check) -> bool:
